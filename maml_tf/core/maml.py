@@ -1,0 +1,372 @@
+"""MAML as a ``keras.Model``: ``train_step`` is one meta-update, ``test_step`` adapts
+and evaluates (Finn, Abbeel & Levine 2017, Algorithm 2).
+
+Data is a meta-batch of episodes, ``{"support": (x, y), "query": (x, y)}`` with a
+leading task axis. Each task starts from the meta-parameters, takes ``inner_steps``
+functional gradient steps on its support set and is scored on its query set; the
+mean query loss is differentiated w.r.t. the meta-parameters through the inner
+steps (second order) or treating the inner gradients as constants (first order).
+"""
+import re
+
+import keras
+import tensorflow as tf
+
+from maml_tf.core import episodes as episode_utils
+from maml_tf.core import inner as inner_rules
+from maml_tf.core.functional import FunctionalModel
+
+_CONV_LAYERS = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D,
+                keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D)
+TASK_PARALLELISM = ("auto", "vectorized", "loop", "unrolled")
+LOSS_REDUCTIONS = ("mean", "sum_over_shots")
+
+
+class MAML(keras.Model):
+    """Meta-learns the initial weights of any built Keras model.
+
+    Args:
+        model: the network to meta-train (Sequential, functional or subclassed; built).
+        inner_lr: inner step size alpha (initial value when the rule learns it).
+        inner_steps: gradient steps per task during meta-training.
+        eval_inner_steps: steps at meta-test (``evaluate``); defaults to ``inner_steps``.
+        first_order: drop the second-order terms (first-order MAML, Section 5.2).
+        adapt: which weights the inner loop changes: ``"all"`` (paper), ``"head"``
+            (the last layer with weights, ANIL), ``"no_batch_norm"`` (all but BN
+            scale/offset, as the authors' code), a list of regexes matched against
+            variable paths, or a predicate ``f(variable) -> bool``.
+        inner_rule: ``"sgd"`` (paper), ``"meta-sgd"`` (learned per-parameter rates) or
+            ``"lslr"`` (learned per-layer-per-step rates, MAML++), or an ``InnerSGD``.
+        multi_step_loss: MAML++ multi-step loss: the outer loss weights the query loss
+            after every inner step, annealing towards the last step over
+            ``multi_step_loss_iterations`` meta-iterations.
+        batch_norm: ``"transductive"`` (default; batch statistics everywhere, as the
+            authors' code) or ``"inductive"`` (Keras' standard train/test behaviour).
+        loss_reduction: ``"mean"`` over examples (paper) or ``"sum_over_shots"``: summed
+            over examples and divided by the shots K, as the authors' code does for
+            cross-entropy (equals the mean times the number of classes).
+        task_parallelism: how tasks of a meta-batch run: ``"vectorized"``
+            (``tf.vectorized_map``), ``"loop"`` (``tf.while_loop`` that sums per-task
+            gradients, least memory), ``"unrolled"`` (one graph copy per task) or
+            ``"auto"`` (vectorized for models without convolutions, loop otherwise:
+            measured fastest on CPU, see benchmarks/README.md).
+    """
+
+    def __init__(self, model, inner_lr=0.01, inner_steps=1, eval_inner_steps=None,
+                 first_order=False, adapt="all", inner_rule="sgd", multi_step_loss=False,
+                 multi_step_loss_iterations=10000, batch_norm="transductive",
+                 loss_reduction="mean", task_parallelism="auto", **kwargs):
+        super().__init__(**kwargs)
+        if int(inner_steps) < 0 or (eval_inner_steps is not None and int(eval_inner_steps) < 0):
+            raise ValueError("inner_steps and eval_inner_steps must be >= 0.")
+        if loss_reduction not in LOSS_REDUCTIONS:
+            raise ValueError(f"loss_reduction must be one of {LOSS_REDUCTIONS}, got {loss_reduction!r}.")
+        if task_parallelism not in TASK_PARALLELISM:
+            raise ValueError(f"task_parallelism must be one of {TASK_PARALLELISM}, got {task_parallelism!r}.")
+        self.functional = FunctionalModel(model, batch_norm=batch_norm)
+        self.model = model
+        self.inner_steps = int(inner_steps)
+        self.eval_inner_steps = self.inner_steps if eval_inner_steps is None else int(eval_inner_steps)
+        self.first_order = bool(first_order)
+        self.multi_step_loss = bool(multi_step_loss)
+        self.multi_step_loss_iterations = int(multi_step_loss_iterations)
+        self.batch_norm = batch_norm
+        self.loss_reduction = loss_reduction
+        self.adapt_spec = adapt
+        self._adapted = _select_adapted(model, adapt)
+        self.inner_rule = inner_rules.get(inner_rule, inner_lr)
+        self.inner_rule.build_for([model.trainable_variables[i] for i in self._adapted], self.inner_steps)
+        self.inner_lr = self.inner_rule.learning_rate
+        self.task_parallelism = task_parallelism
+        self.task_loss = None
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.accuracy_tracker = keras.metrics.Mean(name="accuracy")
+        # Compiled evaluation functions; stored past Keras' attribute tracking.
+        self.__dict__["_evaluate_fns"] = {}
+        self.built = True
+
+    # ------------------------------------------------------------------ Keras API
+    def compile(self, optimizer="adam", loss="mse", metrics=None, jit_compile="auto", **kwargs):
+        """Like ``keras.Model.compile``; ``loss`` is the per-task loss (inner and outer).
+
+        ``jit_compile="auto"`` means off: on CPU, XLA made conv nets slower and slow to
+        compile, and with ``tf.vectorized_map`` it recompiles at every weight update
+        (benchmarks/README.md). Pass ``jit_compile=True`` to try it on a GPU.
+        """
+        loss_fn = keras.losses.get(loss)
+        if loss_fn is None:
+            raise ValueError("compile() needs a per-task loss, e.g. loss='mse' or "
+                             "keras.losses.SparseCategoricalCrossentropy(from_logits=True).")
+        if not isinstance(loss_fn, keras.losses.Loss):
+            per_example = loss_fn
+            loss_fn = lambda y, p: tf.reduce_mean(per_example(y, p))  # noqa: E731
+        self.task_loss = loss_fn
+        if jit_compile == "auto":
+            jit_compile = False
+        super().compile(optimizer=optimizer, metrics=metrics, jit_compile=jit_compile, **kwargs)
+
+    def call(self, inputs, training=False):
+        """The meta-learned model itself (no adaptation)."""
+        return self.model(inputs, training=training)
+
+    def train_step(self, data):
+        support, query = episode_utils.unpack(data, self.model)
+        variables = self.trainable_variables
+        loss, accuracy, query_predictions, grads = self._meta_objective(support, query, variables)
+        # Keras sums gradients across replicas; average instead (one device: no-op).
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        if replicas > 1:
+            grads = [None if g is None else g / replicas for g in grads]
+        self.optimizer.apply(grads, variables)
+        return self._update_metrics(loss, accuracy, query, query_predictions)
+
+    def test_step(self, data):
+        support, query = episode_utils.unpack(data, self.model)
+        out = self._map_tasks(support, query, self.eval_inner_steps, training=False, per_step=False)
+        return self._update_metrics(tf.reduce_mean(out["loss"]), out.get("accuracy"), query,
+                                    out["predictions"])
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "model": keras.saving.serialize_keras_object(self.model),
+            "inner_lr": self.inner_lr, "inner_steps": self.inner_steps,
+            "eval_inner_steps": self.eval_inner_steps, "first_order": self.first_order,
+            "adapt": self.adapt_spec if not callable(self.adapt_spec) else "custom",
+            "inner_rule": {v: k for k, v in inner_rules.INNER_RULES.items()}.get(type(self.inner_rule), "custom"),
+            "multi_step_loss": self.multi_step_loss,
+            "multi_step_loss_iterations": self.multi_step_loss_iterations,
+            "batch_norm": self.batch_norm, "loss_reduction": self.loss_reduction,
+            "task_parallelism": self.task_parallelism,
+        }
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        config["model"] = keras.saving.deserialize_keras_object(config["model"], custom_objects=custom_objects)
+        return cls(**config)
+
+    # ------------------------------------------------------------------ public helpers
+    def adapt(self, support_x, support_y, steps=None, training=False):
+        """Adapted weights for one task (a list in ``model.trainable_variables`` order)."""
+        self._require_compiled()
+        steps = self.eval_inner_steps if steps is None else int(steps)
+        values = [v.value for v in self.model.trainable_variables]
+        return self._adapt(values, support_x, support_y, steps, training, per_step=False)[0]
+
+    def predict_with(self, weights, x, training=False):
+        """Run the model with weights from ``adapt`` (a list in model variable order)."""
+        return self.functional(weights, x, training=training)[0]
+
+    def evaluate_tasks(self, episodes, steps=None):
+        """Per-task query loss (and accuracy for integer labels) after 0..steps inner steps.
+
+        Returns a dict of ``[num_tasks, steps + 1]`` tensors; the basis of
+        ``maml_tf.evaluation.meta_test``.
+        """
+        self._require_compiled()
+        steps = self.eval_inner_steps if steps is None else int(steps)
+        support, query = episode_utils.unpack(episodes, self.model)
+        key = (steps,) + tuple(tuple(t.shape) for t in support + query)
+        if key not in self._evaluate_fns:
+            self._evaluate_fns[key] = tf.function(
+                lambda s, q: self._map_tasks(s, q, steps, training=False, per_step=True),
+                jit_compile=bool(self.jit_compile))
+        out = self._evaluate_fns[key](support, query)
+        out.pop("predictions")
+        return out
+
+    # ------------------------------------------------------------------ internals
+    def _require_compiled(self):
+        if self.task_loss is None:
+            raise RuntimeError("Call compile(optimizer=..., loss=...) before adapting: "
+                               "the per-task loss comes from compile().")
+
+    def _has_convolutions(self):
+        return any(isinstance(l, _CONV_LAYERS) for l in self.model._flatten_layers(include_self=False))
+
+    def _resolved_parallelism(self):
+        if self.task_parallelism != "auto":
+            return self.task_parallelism
+        return "loop" if self._has_convolutions() else "vectorized"
+
+    def _task_loss(self, y, predictions):
+        loss = self.task_loss(y, predictions)
+        if self.loss_reduction == "sum_over_shots":
+            loss = loss * tf.cast(tf.shape(predictions)[-1], loss.dtype)
+        return loss
+
+    def _accuracy(self, y, predictions):
+        if not y.dtype.is_integer:
+            return None
+        hits = tf.equal(tf.argmax(predictions, axis=-1, output_type=y.dtype), y)
+        return tf.reduce_mean(tf.cast(hits, predictions.dtype))
+
+    def _adapt(self, meta_values, x, y, steps, training, per_step, query=None):
+        """Inner loop on one task. Returns (full weight list, query record per step)."""
+        fast = [meta_values[i] for i in self._adapted]
+        record = []
+
+        def full(fast_values):
+            values = list(meta_values)
+            for i, v in zip(self._adapted, fast_values):
+                values[i] = v
+            return values
+
+        def score(fast_values):
+            preds, _ = self.functional(full(fast_values), query[0], training=training)
+            return self._task_loss(query[1], preds), self._accuracy(query[1], preds), preds
+
+        if query is not None and steps == 0:
+            record.append(score(fast))
+        for step in range(steps):
+            if query is not None and step == 0 and per_step:
+                record.append(score(fast))
+            with tf.GradientTape(watch_accessed_variables=False) as tape:
+                tape.watch(fast)
+                preds, _ = self.functional(full(fast), x, training=training)
+                loss = self._task_loss(y, preds)
+            grads = tape.gradient(loss, fast, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+            if self.first_order:
+                grads = [tf.stop_gradient(g) for g in grads]
+            fast = self.inner_rule.update(fast, grads, step)
+            if query is not None and (per_step or step == steps - 1):
+                record.append(score(fast))
+        return full(fast), record
+
+    def _task(self, meta_values, episode, steps, training, per_step):
+        """One task: adapt on support, score on query. Returns a dict of tensors."""
+        sx, sy, qx, qy = episode
+        _, record = self._adapt(meta_values, sx, sy, steps, training, per_step, query=(qx, qy))
+        losses = tf.stack([r[0] for r in record])
+        out = {"predictions": record[-1][2]}
+        if per_step:
+            out["loss"] = losses
+        elif self.multi_step_loss and training and steps > 1:
+            out["loss"] = tf.reduce_sum(self._multi_step_weights(steps, losses.dtype) * losses)
+        else:
+            out["loss"] = losses[-1]
+        if record[-1][1] is not None:
+            accuracies = tf.stack([r[1] for r in record])
+            out["accuracy"] = accuracies if per_step else accuracies[-1]
+        return out
+
+    def _multi_step_weights(self, steps, dtype):
+        """MAML++ importance weights: uniform at first, annealed to the last step."""
+        progress = tf.minimum(
+            tf.cast(self.optimizer.iterations, dtype) / float(max(self.multi_step_loss_iterations, 1)), 1.0)
+        early = tf.maximum((1.0 - progress) / steps, 0.03 / steps) * tf.ones([steps - 1], dtype)
+        return tf.concat([early, [1.0 - tf.reduce_sum(early)]], axis=0)
+
+    def _map_tasks(self, support, query, steps, training, per_step):
+        """Run every task of the meta-batch (forward only)."""
+        meta_values = [v.value for v in self.model.trainable_variables]
+        episodes = (support[0], support[1], query[0], query[1])
+        fn = lambda ep: self._task(meta_values, ep, steps, training, per_step)
+        mode = self._resolved_parallelism()
+        if mode == "vectorized":
+            return tf.vectorized_map(fn, episodes)
+        if mode == "unrolled":
+            outs = [fn(tuple(t[i] for t in episodes)) for i in range(support[0].shape[0])]
+            return {k: tf.stack([o[k] for o in outs]) for k in outs[0]}
+        signature = self._output_signature(episodes, steps, training, per_step)
+        return tf.map_fn(fn, episodes, fn_output_signature=signature)
+
+    def _output_signature(self, episodes, steps, training, per_step):
+        """Trace one task abstractly to get map_fn's output signature."""
+        spec = tf.nest.map_structure(lambda t: tf.TensorSpec(t.shape[1:], t.dtype), episodes)
+        meta_values = [v.value for v in self.model.trainable_variables]
+        graph = tf.function(lambda *ep: self._task(meta_values, ep, steps, training, per_step))
+        out = graph.get_concrete_function(*spec).structured_outputs
+        return tf.nest.map_structure(lambda t: tf.TensorSpec(t.shape, t.dtype), out)
+
+    def _meta_objective(self, support, query, variables):
+        """Mean post-adaptation query loss over tasks and its meta-gradient."""
+        mode = self._resolved_parallelism()
+        if mode == "loop":
+            return self._meta_objective_loop(support, query, variables)
+        with tf.GradientTape() as tape:
+            out = self._map_tasks(support, query, self.inner_steps, training=True, per_step=False)
+            loss = tf.reduce_mean(out["loss"])
+        grads = tape.gradient(loss, variables)
+        accuracy = tf.reduce_mean(out["accuracy"]) if "accuracy" in out else None
+        return _check_finite(loss), accuracy, out["predictions"], grads
+
+    def _meta_objective_loop(self, support, query, variables):
+        """Sum per-task meta-gradients in a ``tf.while_loop``: one task's graph, one
+        task's activations in memory at a time."""
+        episodes = (support[0], support[1], query[0], query[1])
+        num_tasks = tf.shape(support[0])[0]
+        signature = self._output_signature(episodes, self.inner_steps, True, False)
+        predictions = tf.TensorArray(signature["predictions"].dtype, size=num_tasks,
+                                     element_shape=signature["predictions"].shape)
+        zero = tf.zeros([], variables[0].dtype)
+
+        def body(i, grads, loss_sum, acc_sum, predictions):
+            episode = tuple(t[i] for t in episodes)
+            with tf.GradientTape() as tape:
+                meta_values = [v.value for v in self.model.trainable_variables]
+                out = self._task(meta_values, episode, self.inner_steps, True, False)
+            task_grads = tape.gradient(out["loss"], variables,
+                                       unconnected_gradients=tf.UnconnectedGradients.ZERO)
+            grads = [g + t for g, t in zip(grads, task_grads)]
+            acc = out.get("accuracy", zero)
+            return (i + 1, grads, loss_sum + out["loss"], acc_sum + tf.cast(acc, zero.dtype),
+                    predictions.write(i, out["predictions"]))
+
+        init = (tf.constant(0), [tf.zeros_like(v) for v in variables], zero, zero, predictions)
+        _, grads, loss_sum, acc_sum, predictions = tf.while_loop(
+            lambda i, *_: i < num_tasks, body, init, parallel_iterations=2)
+        n = tf.cast(num_tasks, zero.dtype)
+        grads = [g / tf.cast(n, g.dtype) for g in grads]
+        accuracy = acc_sum / n if "accuracy" in signature else None
+        return _check_finite(loss_sum / n), accuracy, predictions.stack(), grads
+
+    def _update_metrics(self, loss, accuracy, query, predictions):
+        self.loss_tracker.update_state(loss)
+        if accuracy is not None:
+            self.accuracy_tracker.update_state(accuracy)
+        if self._compile_metrics is not None:
+            y, p = query[1], predictions
+            self._compile_metrics.update_state(
+                tf.reshape(y, [-1] + y.shape[2:].as_list()), tf.reshape(p, [-1] + p.shape[2:].as_list()))
+        logs = {"loss": self.loss_tracker.result()}
+        if accuracy is not None:
+            logs["accuracy"] = self.accuracy_tracker.result()
+        if self._compile_metrics is not None:
+            logs.update(self._compile_metrics.result())
+        return logs
+
+
+def _check_finite(loss):
+    return tf.debugging.check_numerics(
+        loss, "MAML meta-loss became NaN or Inf: lower inner_lr or the outer learning "
+              "rate, or check the episodes for NaN inputs")
+
+
+def _select_adapted(model, adapt):
+    """Indices into ``model.trainable_variables`` of the weights the inner loop adapts."""
+    variables = model.trainable_variables
+    if not variables:
+        raise ValueError("The model has no trainable weights to meta-learn.")
+    if adapt == "all":
+        chosen = list(range(len(variables)))
+    elif adapt == "head":
+        last = [l for l in model._flatten_layers(include_self=False) if l.trainable_weights][-1]
+        ids = {id(w) for w in last.trainable_weights}
+        chosen = [i for i, v in enumerate(variables) if id(v) in ids]
+    elif adapt == "no_batch_norm":
+        bn = {id(w) for l in model._flatten_layers(include_self=False)
+              if isinstance(l, keras.layers.BatchNormalization) for w in l.trainable_weights}
+        chosen = [i for i, v in enumerate(variables) if id(v) not in bn]
+    elif callable(adapt):
+        chosen = [i for i, v in enumerate(variables) if adapt(v)]
+    elif isinstance(adapt, (list, tuple)):
+        chosen = [i for i, v in enumerate(variables) if any(re.search(p, v.path) for p in adapt)]
+    else:
+        raise ValueError("adapt must be 'all', 'head', 'no_batch_norm', a list of regexes "
+                         f"or a predicate, got {adapt!r}.")
+    if not chosen:
+        paths = ", ".join(v.path for v in variables)
+        raise ValueError(f"adapt={adapt!r} selects no trainable weight. Weights are: {paths}")
+    return chosen

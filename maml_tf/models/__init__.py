@@ -1,0 +1,2 @@
+"""The paper's networks (Section 5), as plain Keras models."""
+from maml_tf.models.networks import conv4, fully_connected, mlp

@@ -1,0 +1,48 @@
+"""Networks of Section 5 (and the authors' code), built with stock Keras layers."""
+import keras
+
+
+def mlp(input_dim=1, output_dim=1, hidden=(40, 40), activation="relu", name="mlp"):
+    """Regression MLP; the sinusoid network is 1-40-40-1 ReLU (Section 5.1)."""
+    inputs = keras.Input((input_dim,))
+    h = inputs
+    for i, units in enumerate(hidden):
+        h = keras.layers.Dense(units, activation=activation, name=f"hidden_{i}")(h)
+    return keras.Model(inputs, keras.layers.Dense(output_dim, name="head")(h), name=name)
+
+
+def conv4(num_classes, input_shape=(28, 28, 1), filters=64, downsample="stride",
+          batch_norm=True, name="conv4"):
+    """Four 3x3 conv blocks + linear head (Section 5.2).
+
+    ``downsample="stride"``: stride-2 convolutions and a spatial mean before the head
+    (the Omniglot network); ``"maxpool"``: stride 1 then 2x2 max-pool and flatten
+    (the MiniImagenet network, 32 filters in the paper).
+    """
+    if downsample not in ("stride", "maxpool"):
+        raise ValueError(f"downsample must be 'stride' or 'maxpool', got {downsample!r}.")
+    inputs = keras.Input(input_shape)
+    h = inputs
+    for i in range(4):
+        strides = 2 if downsample == "stride" else 1
+        h = keras.layers.Conv2D(filters, 3, strides=strides, padding="same", name=f"conv_{i}")(h)
+        if batch_norm:
+            h = keras.layers.BatchNormalization(name=f"bn_{i}")(h)
+        h = keras.layers.ReLU()(h)
+        if downsample == "maxpool":
+            h = keras.layers.MaxPooling2D(2, name=f"pool_{i}")(h)
+    h = keras.layers.GlobalAveragePooling2D()(h) if downsample == "stride" else keras.layers.Flatten()(h)
+    return keras.Model(inputs, keras.layers.Dense(num_classes, name="head")(h), name=name)
+
+
+def fully_connected(num_classes, input_shape=(28, 28, 1), hidden=(256, 128, 64, 64),
+                    batch_norm=True, name="fc"):
+    """The paper's fully connected Omniglot network: 256-128-64-64, BN, ReLU."""
+    inputs = keras.Input(input_shape)
+    h = keras.layers.Flatten()(inputs)
+    for i, units in enumerate(hidden):
+        h = keras.layers.Dense(units, name=f"dense_{i}")(h)
+        if batch_norm:
+            h = keras.layers.BatchNormalization(name=f"bn_{i}")(h)
+        h = keras.layers.ReLU()(h)
+    return keras.Model(inputs, keras.layers.Dense(num_classes, name="head")(h), name=name)

@@ -1,0 +1,63 @@
+"""Sinusoid regression tasks (Section 5.1): y = A sin(x - phase)."""
+import math
+
+import numpy as np
+import tensorflow as tf
+
+from maml_tf.core.episodes import make as make_episodes
+
+
+class SinusoidTasks:
+    """The paper's distribution: A ~ U[0.1, 5], phase ~ U[0, pi], x ~ U[-5, 5].
+
+    Args:
+        support_shots: K points per task to adapt on.
+        query_shots: points per task to score the adapted model on.
+        oracle: append (amplitude, phase) to every input (the paper's oracle baseline).
+    """
+
+    def __init__(self, support_shots=10, query_shots=10, amplitude_range=(0.1, 5.0),
+                 phase_range=(0.0, math.pi), input_range=(-5.0, 5.0), oracle=False,
+                 dtype="float32"):
+        if support_shots < 1 or query_shots < 1:
+            raise ValueError("support_shots and query_shots must be >= 1.")
+        self.support_shots = int(support_shots)
+        self.query_shots = int(query_shots)
+        self.amplitude_range = tuple(amplitude_range)
+        self.phase_range = tuple(phase_range)
+        self.input_range = tuple(input_range)
+        self.oracle = oracle
+        self.dtype = tf.as_dtype(dtype)
+
+    @property
+    def input_dim(self):
+        return 3 if self.oracle else 1
+
+    def sample(self, num_tasks, seed):
+        """A meta-batch of ``num_tasks`` episodes from a stateless seed (pair of ints).
+
+        Returns ``(episodes, params)`` where ``params`` = {"amplitude", "phase"}.
+        """
+        seed = tf.convert_to_tensor(seed, tf.int64)
+        seeds = tf.random.experimental.stateless_split(seed, 4)
+        n, k = num_tasks, self.support_shots + self.query_shots
+        amplitude = tf.random.stateless_uniform([n, 1, 1], seeds[0], *self.amplitude_range, dtype=self.dtype)
+        phase = tf.random.stateless_uniform([n, 1, 1], seeds[1], *self.phase_range, dtype=self.dtype)
+        x = tf.random.stateless_uniform([n, k, 1], seeds[2], *self.input_range, dtype=self.dtype)
+        y = amplitude * tf.sin(x - phase)
+        if self.oracle:
+            x = tf.concat([x, tf.broadcast_to(amplitude, [n, k, 1]), tf.broadcast_to(phase, [n, k, 1])], -1)
+        s = self.support_shots
+        episodes = make_episodes(x[:, :s], y[:, :s], x[:, s:], y[:, s:])
+        return episodes, {"amplitude": amplitude[:, 0, 0], "phase": phase[:, 0, 0]}
+
+    def dataset(self, meta_batch_size, seed=0):
+        """Endless ``tf.data`` stream of meta-batches, deterministic in ``seed``."""
+        return (tf.data.Dataset.counter()
+                .map(lambda i: self.sample(meta_batch_size, tf.stack([tf.cast(seed, tf.int64), i]))[0],
+                     num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+                .prefetch(tf.data.AUTOTUNE))
+
+    def curve(self, amplitude, phase, x):
+        """The true function of a task (for plots)."""
+        return amplitude * np.sin(np.asarray(x) - phase)

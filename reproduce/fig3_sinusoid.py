@@ -1,0 +1,153 @@
+"""Figure 2 / Figure 3 (Section 5.1): sinusoid regression, MAML vs pretrained vs oracle.
+
+    python reproduce/fig3_sinusoid.py                 # the paper's budget (70,000 iterations)
+    python reproduce/fig3_sinusoid.py --preset quick  # the demo (5,000 iterations)
+
+Writes results/fig3_sinusoid/ (metrics.json, table.md, fig3_curves.png,
+fig2_examples.png). Training checkpoints go to --run-dir; an interrupted run resumes.
+"""
+import os
+import sys
+import time
+
+import click
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from maml_tf import presets, reporting  # noqa: E402
+
+PAPER = {  # Section 5.1, K = 5, MSE after 1 / 5 / 10 gradient steps
+    "maml": {"K5": {"1": 0.67, "5": 0.38, "10": 0.35}},
+    "pretrained": {"K5": {"1": 2.41, "5": 2.23, "10": 2.19}},
+}
+COLORS = {"maml": "tab:blue", "pretrained": "tab:orange", "oracle": "tab:green"}
+
+
+@click.command()
+@click.option("--preset", type=click.Choice(sorted(presets.SINUSOID)), default="paper",
+              show_default=True, help="Budget and settings (maml_tf/presets.py).")
+@click.option("--out", type=click.Path(file_okay=False), default="results/fig3_sinusoid",
+              show_default=True, help="Where metrics.json, table.md and the PNGs go.")
+@click.option("--run-dir", type=click.Path(file_okay=False), default=None,
+              help="Checkpoints and logs (default runs/fig3_sinusoid/<preset>); reused to resume.")
+@click.option("--verbose", type=click.IntRange(0, 2), default=2, show_default=True,
+              help="Keras progress: 0 silent, 1 bar, 2 one line per epoch.")
+def main(preset, out, run_dir, verbose):
+    """Reproduce Figures 2 and 3 of Finn et al. (2017)."""
+    from maml_tf.experiments import sinusoid
+
+    config = presets.get(presets.SINUSOID, preset)
+    run_dir = run_dir or os.path.join("runs", "fig3_sinusoid", preset)
+    os.makedirs(run_dir, exist_ok=True)
+    started = time.time()
+    learners, seconds = {}, {}
+    for method in sinusoid.METHODS:
+        click.echo(f"[{method}] training {config.iterations} iterations, meta-batch "
+                   f"{config.meta_batch_size} (checkpoints in {run_dir})")
+        learners[method], seconds[method] = sinusoid.train(config, method, run_dir, verbose)
+    click.echo(f"meta-test: {config.eval_tasks} tasks per K in {config.eval_shots}, "
+               f"{config.eval_inner_steps} steps")
+    curves, ci95 = sinusoid.meta_test(config, learners)
+    examples = sinusoid.example_fits(config, learners)
+    metrics = {
+        "command": reporting.command(), "preset": preset, "iterations": config.iterations,
+        "meta_batch_size": config.meta_batch_size, "settings": _settings(config),
+        "seconds": round(time.time() - started, 1),
+        "train_seconds": {k: round(v, 1) for k, v in seconds.items()},
+        "machine": reporting.machine(), "curves": curves, "ci95": ci95, "paper": PAPER,
+    }
+    os.makedirs(out, exist_ok=True)
+    reporting.write_json(os.path.join(out, "metrics.json"), metrics)
+    with open(os.path.join(out, "table.md"), "w") as f:
+        f.write(table(metrics))
+    plot_curves(metrics, os.path.join(out, "fig3_curves.png"))
+    plot_examples(examples, os.path.join(out, "fig2_examples.png"))
+    click.echo(table(metrics))
+    click.echo(f"wrote {out}/")
+
+
+def _settings(config):
+    import dataclasses
+    return {k: v for k, v in dataclasses.asdict(config).items() if k != "name"}
+
+
+def table(metrics):
+    """Markdown: ours beside the paper, K=5 after 1/5/10 steps, plus all K."""
+    c, ci = metrics["curves"], metrics["ci95"]
+    lines = [
+        "# Sinusoid regression (Figure 3), MSE after 1 / 5 / 10 gradient steps",
+        "",
+        f"Command: `{metrics['command']}`  ",
+        f"Budget: {metrics['iterations']:,} meta-iterations (paper: 70,000), meta-batch "
+        f"{metrics['meta_batch_size']}; {metrics['settings']['eval_tasks']} test tasks per K, "
+        f"{metrics['settings']['eval_query_points']} query points each; ±: 95% CI.  ",
+        f"Machine: {metrics['machine']['cpu']}, {metrics['machine']['cores']} cores, no GPU; "
+        f"{metrics['seconds']:.0f} s in total.",
+        "",
+        "| K | method | ours: 1 step | 5 steps | 10 steps | paper: 1 / 5 / 10 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for k in metrics["settings"]["eval_shots"]:
+        for method in ("maml", "pretrained", "oracle"):
+            row = c[method][f"K{k}"]
+            err = ci[method][f"K{k}"]
+            cells = [f"{row[s]:.3f} ± {err[s]:.3f}" if s < len(row) else "—" for s in (1, 5, 10)]
+            paper = PAPER.get(method, {}).get(f"K{k}")
+            paper_cell = " / ".join(f"{paper[s]:.2f}" for s in ("1", "5", "10")) if paper else "—"
+            lines.append(f"| {k} | {method} | " + " | ".join(cells) + f" | {paper_cell} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_curves(metrics, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    shots = metrics["settings"]["eval_shots"]
+    fig, axes = plt.subplots(1, len(shots), figsize=(4.2 * len(shots), 3.4), sharey=True)
+    for ax, k in zip(np.atleast_1d(axes), shots):
+        for method, color in COLORS.items():
+            mean = np.array(metrics["curves"][method][f"K{k}"])
+            err = np.array(metrics["ci95"][method][f"K{k}"])
+            steps = np.arange(len(mean))
+            ax.plot(steps, mean, "o-", ms=3, color=color, label=method)
+            ax.fill_between(steps, mean - err, mean + err, color=color, alpha=0.2)
+        paper = PAPER["maml"].get(f"K{k}")
+        if paper:
+            ax.plot([1, 5, 10], [paper["1"], paper["5"], paper["10"]], "x", color="k", label="paper MAML")
+        ax.set_title(f"K = {k}")
+        ax.set_xlabel("gradient steps at meta-test")
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+    np.atleast_1d(axes)[0].set_ylabel("mean squared error")
+    np.atleast_1d(axes)[0].legend()
+    fig.suptitle(f"Sinusoid, {metrics['iterations']:,} meta-iterations ({metrics['preset']} preset)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_examples(examples, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(examples), 2, figsize=(9, 3.2 * len(examples)), squeeze=False)
+    for row, ex in zip(axes, examples):
+        for ax, method in zip(row, ("maml", "pretrained")):
+            ax.plot(ex["x"], ex["true"], "r-", label="ground truth")
+            ax.plot(ex["support_x"], ex["support_y"], "^", color="purple", label=f"{ex['shots']} points used for gradient")
+            for (steps, pred), style in zip(ex["predictions"][method].items(), (":", "--", "-")):
+                ax.plot(ex["x"], pred, style, color="tab:green",
+                        label="pre-update" if steps == "0" else f"{steps} grad step" + ("s" if steps != "1" else ""))
+            ax.set_title(f"{'MAML' if method == 'maml' else 'pretrained'}, K = {ex['shots']}")
+            ax.set_ylim(-5.5, 5.5)
+            ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
