@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Speed and memory of MAML meta-training: maml-tf beside the JAX and PyTorch references
+# of ../shared/bench, same workloads, same machine, one run, one process per row.
+#   benchmarks/run.sh            quick tier (~20 min on an idle 2-core machine)
+# Writes benchmarks/results/<timestamp>/ (JSON + logs + grads) and rewrites the generated
+# table in benchmarks/README.md. Run nothing else meanwhile ("other cores" column).
+set -uo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(dirname "$HERE")
+BENCH=${MAML_BENCH_DIR:-$(cd "$ROOT/../shared/bench" && pwd)}
+PY=${PYTHON:-$ROOT/.venv/bin/python}
+OUT=${OUT:-$HERE/results/$(date +%Y%m%d-%H%M%S)}
+mkdir -p "$OUT/grads"
+export MAML_BENCH_DIR=$BENCH TF_CPP_MIN_LOG_LEVEL=2
+
+"$BENCH/setup.sh" >/dev/null                     # reference venvs (idempotent)
+OUT=$OUT "$BENCH/run_all.sh" quick || echo "some reference runs failed (see $OUT)"
+
+ours() {  # ours NAME TIMEOUT ARGS...
+  local name=$1 to=$2; shift 2
+  if timeout "$to" "$PY" "$HERE/bench_maml.py" "$@" --out "$OUT/$name.json" \
+       --dump "$OUT/grads/$name.npz" >"$OUT/$name.log" 2>&1; then grep '^\[' "$OUT/$name.log"
+  else echo "FAILED or timed out: $name (see $OUT/$name.log)"; fi
+}
+ours maml-tf_sine_vectorized-SO 600 --workload sine --style vectorized --iters 3000 --fit 50
+ours maml-tf_sine_loop-SO       600 --workload sine --style loop --iters 1000
+ours maml-tf_sine_unrolled-SO   600 --workload sine --style unrolled --iters 1000
+for o in 2 1; do
+  v=$([ $o = 2 ] && echo SO || echo FO)
+  ours maml-tf_omniglot_loop-$v     900 --workload omniglot --style loop --order $o --iters 8 --warmup 1
+  ours maml-tf_omniglot_unrolled-$v 900 --workload omniglot --style unrolled --order $o --iters 8 --warmup 1
+  ours maml-tf_mini_loop-$v         900 --workload mini --style loop --order $o --iters 8 --warmup 1
+done
+ours maml-tf_mini_unrolled-SO 900 --workload mini --style unrolled --order 2 --iters 8 --warmup 1
+
+{
+  echo "== all runs =="; python3 "$BENCH/table.py" "$OUT"
+  echo; echo "== first meta-gradient agreement =="; python3 "$BENCH/compare.py" "$OUT/grads"
+} > "$OUT/table.txt" 2>&1
+cat "$OUT/table.txt"
+"$PY" "$HERE/table.py" "$OUT" --readme "$HERE/README.md"

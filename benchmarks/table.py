@@ -1,0 +1,79 @@
+"""Summarise one benchmark run: ours beside the best reference, as ratios.
+
+usage: python benchmarks/table.py RESULTS_DIR [--readme benchmarks/README.md]
+With --readme, replaces the text between the GENERATED markers of that file.
+"""
+import glob
+import json
+import os
+import subprocess
+import sys
+
+START, END = "<!-- GENERATED: benchmarks/table.py -->", "<!-- END GENERATED -->"
+WORKLOADS = [("sine", "SO"), ("omniglot", "SO"), ("omniglot", "FO"), ("mini", "SO"), ("mini", "FO")]
+
+
+def load(d):
+    recs = []
+    for f in glob.glob(os.path.join(d, "*.json")):
+        with open(f) as fh:
+            recs.append(json.load(fh))
+    return recs
+
+
+def best(recs, framework, workload, order):
+    rows = [r for r in recs if r["framework"] == framework and r["workload"] == workload
+            and r["variant"].endswith(order)]
+    return min(rows, key=lambda r: r["timing"]["median_s"]) if rows else None
+
+
+def summary(d):
+    recs = load(d)
+    env = open(os.path.join(d, "env.txt")).read().splitlines()[:2] if os.path.exists(os.path.join(d, "env.txt")) else []
+    lines = [f"Run `{os.path.relpath(d)}` ({'; '.join(l.strip() for l in env)}). Median seconds per "
+             "meta-iteration after warm-up (one compiled call per meta-iteration), fastest variant of "
+             "each framework; peak RSS of that process.", "",
+             "| workload | JAX | PyTorch | maml-tf (variant) | ours / best reference | peak MB (JAX / torch / ours) |",
+             "|---|---|---|---|---|---|"]
+    for workload, order in WORKLOADS:
+        j, t, o = (best(recs, fw, workload, order) for fw in ("jax", "torch", "maml-tf"))
+        refs = [r for r in (j, t) if r]
+        cell = lambda r: f"{r['timing']['median_s']:.4g}" if r else "—"  # noqa: E731
+        mem = lambda r: f"{r['peak_rss_mb']:.0f}" if r else "—"  # noqa: E731
+        ratio = (f"{o['timing']['median_s'] / min(r['timing']['median_s'] for r in refs):.2f}x"
+                 if o and refs else "—")
+        ours = f"{cell(o)} ({o['variant']})" if o else "—"
+        lines.append(f"| {workload} {order} | {cell(j)} | {cell(t)} | {ours} | {ratio} | "
+                     f"{mem(j)} / {mem(t)} / {mem(o)} |")
+    fit = [r for r in recs if r["framework"] == "maml-tf" and "fit" in r]
+    for r in fit:
+        lines.append("")
+        lines.append(f"Inside `MAML.fit` with `steps_per_execution={r['fit']['steps_per_execution']}` "
+                     f"(tasks sampled in-graph), sine {r['variant']}: "
+                     f"{r['fit']['seconds_per_iter']:.4g} s per meta-iteration.")
+    so = {w: best(recs, "maml-tf", w, "SO") for w in ("omniglot", "mini")}
+    fo = {w: best(recs, "maml-tf", w, "FO") for w in ("omniglot", "mini")}
+    for w in so:
+        if so[w] and fo[w]:
+            lines.append(f"First-order / second-order time, {w}: "
+                         f"{fo[w]['timing']['median_s'] / so[w]['timing']['median_s']:.2f}.")
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    d = sys.argv[1]
+    text = summary(d)
+    print(text)
+    if "--readme" in sys.argv:
+        path = sys.argv[sys.argv.index("--readme") + 1]
+        doc = open(path).read()
+        full = open(os.path.join(d, "table.txt")).read() if os.path.exists(os.path.join(d, "table.txt")) else ""
+        block = f"{START}\n{text}\n<details><summary>Every run of this benchmark</summary>\n\n```\n{full}```\n</details>\n{END}"
+        head, _, rest = doc.partition(START)
+        _, _, tail = rest.partition(END)
+        with open(path, "w") as f:
+            f.write(head + block + tail)
+
+
+if __name__ == "__main__":
+    main()
