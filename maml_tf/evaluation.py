@@ -37,7 +37,8 @@ def meta_test(maml, episodes, steps=None, tasks_per_batch=None):
     for key, chunks in collected.items():
         per_task = np.concatenate(chunks, axis=0)
         mean, ci = mean_ci95(per_task)
-        result[key] = {"mean": mean.tolist(), "ci95": ci.tolist(), "per_task": per_task}
+        result[key] = {"mean": mean.tolist(), "ci95": ci.tolist(),
+                       "median": np.median(per_task, axis=0).tolist(), "per_task": per_task}
         result["num_tasks"] = int(per_task.shape[0])
     return result
 

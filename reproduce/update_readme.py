@@ -10,22 +10,22 @@ import click
 START, END = "<!-- GENERATED: reproduce/update_readme.py -->", "<!-- END GENERATED -->"
 
 
-def sinusoid_rows(m):
+def sinusoid_rows(m, name):
     rows = []
     for method in ("maml", "pretrained"):
         ours = m["curves"][method]["K5"]
         ci = m["ci95"][method]["K5"]
         paper = m["paper"][method]["K5"]
         rows.append(
-            f"| Sinusoid K=5, MSE after 1 / 5 / 10 steps | {method} | "
+            f"| Sinusoid K=5, MSE after 1 / 5 / 10 steps, alpha={m['settings']['inner_lr']} | {method} | "
             + " / ".join(f"{ours[s]:.2f}±{ci[s]:.2f}" for s in (1, 5, 10))
             + f" | {' / '.join(str(paper[s]) for s in ('1', '5', '10'))} | "
             f"{m['iterations']:,} it. × {m['meta_batch_size']} tasks ({m['preset']}) | "
-            f"[results/fig3_sinusoid](results/fig3_sinusoid/table.md) |")
+            f"[results/{name}](results/{name}/table.md) |")
     return rows
 
 
-BUILDERS = {"fig3_sinusoid": sinusoid_rows}
+BUILDERS = {"fig3_sinusoid": sinusoid_rows, "fig3_sinusoid_code": sinusoid_rows}
 
 
 @click.command()
@@ -38,7 +38,7 @@ def main(readme, results):
         path = os.path.join(results, name, "metrics.json")
         if os.path.exists(path):
             with open(path) as f:
-                rows += build(json.load(f))
+                rows += build(json.load(f), name)
     doc = open(readme).read()
     head, _, rest = doc.partition(START)
     _, _, tail = rest.partition(END)

@@ -89,9 +89,9 @@ class MAML(keras.Model):
     def compile(self, optimizer="adam", loss="mse", metrics=None, jit_compile="auto", **kwargs):
         """Like ``keras.Model.compile``; ``loss`` is the per-task loss (inner and outer).
 
-        ``jit_compile="auto"`` means off: on CPU, XLA made conv nets slower and slow to
-        compile, and with ``tf.vectorized_map`` it recompiles at every weight update
-        (benchmarks/README.md). Pass ``jit_compile=True`` to try it on a GPU.
+        ``jit_compile="auto"``: XLA for vectorized task parallelism (the MLP default),
+        off for conv nets, where on CPU it was slower and slow to compile (STACK.md,
+        benchmarks/README.md).
         """
         loss_fn = keras.losses.get(loss)
         if loss_fn is None:
@@ -102,7 +102,7 @@ class MAML(keras.Model):
             loss_fn = lambda y, p: tf.reduce_mean(per_example(y, p))  # noqa: E731
         self.task_loss = loss_fn
         if jit_compile == "auto":
-            jit_compile = False
+            jit_compile = self._resolved_parallelism() == "vectorized"
         super().compile(optimizer=optimizer, metrics=metrics, jit_compile=jit_compile, **kwargs)
 
     def call(self, inputs, training=False):
@@ -285,12 +285,40 @@ class MAML(keras.Model):
         mode = self._resolved_parallelism()
         if mode == "loop":
             return self._meta_objective_loop(support, query, variables)
-        with tf.GradientTape() as tape:
-            out = self._map_tasks(support, query, self.inner_steps, training=True, per_step=False)
+        if mode == "vectorized":
+            out, grads = self._vectorized_meta_gradients(support, query, variables)
             loss = tf.reduce_mean(out["loss"])
-        grads = tape.gradient(loss, variables)
+        else:
+            with tf.GradientTape() as tape:
+                out = self._map_tasks(support, query, self.inner_steps, training=True, per_step=False)
+                loss = tf.reduce_mean(out["loss"])
+            grads = tape.gradient(loss, variables)
         accuracy = tf.reduce_mean(out["accuracy"]) if "accuracy" in out else None
         return _check_finite(loss), accuracy, out["predictions"], grads
+
+    def _vectorized_meta_gradients(self, support, query, variables):
+        """Per-task meta-gradients inside ``tf.vectorized_map``, averaged outside.
+
+        Differentiating *through* vectorized_map instead makes XLA treat every input as
+        a compile-time constant (pfor's reduction converter computes the axes, and the
+        gradient needs them constant across pfor's function boundary), so it recompiled
+        at every weight update. Costs [tasks, *weight] memory for the per-task grads.
+        """
+        episodes = (support[0], support[1], query[0], query[1])
+        connected = []
+
+        def task(episode):
+            with tf.GradientTape() as tape:
+                meta_values = [v.value for v in self.model.trainable_variables]
+                out = self._task(meta_values, episode, self.inner_steps, True, False)
+            grads = tape.gradient(out["loss"], variables)
+            connected[:] = [g is not None for g in grads]
+            out["grads"] = [tf.zeros_like(v) if g is None else g for v, g in zip(variables, grads)]
+            return out
+
+        out = tf.vectorized_map(task, episodes)
+        grads = [tf.reduce_mean(g, axis=0) if c else None for g, c in zip(out.pop("grads"), connected)]
+        return out, grads
 
     def _meta_objective_loop(self, support, query, variables):
         """Sum per-task meta-gradients in a ``tf.while_loop``: one task's graph, one
