@@ -23,5 +23,4 @@ setup(
         "numpy",
     ],
     extras_require={"rl": ["gymnasium[mujoco]>=1.4", "mujoco>=3.3"]},
-    entry_points={"console_scripts": ["maml=maml_tf.cli:main"]},
 )

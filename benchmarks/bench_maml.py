@@ -104,8 +104,7 @@ def main():
     is_sine = cfg["kind"] == "mlp"
 
     def step(episodes):
-        support, query = (episodes["support"], episodes["query"])
-        loss_value, _, _, grads = maml._meta_objective(support, query, maml.trainable_variables)
+        loss_value, grads = maml.meta_gradients(episodes)
         maml.optimizer.apply(grads, maml.trainable_variables)
         return loss_value, grads
 

@@ -42,7 +42,6 @@ def main(preset, out, run_dir, verbose):
     run_dir = run_dir or os.path.join("runs", "fig3_sinusoid", preset)
     out = out or os.path.join("results", "fig3_sinusoid" + ("" if preset == "paper" else f"_{preset}"))
     os.makedirs(run_dir, exist_ok=True)
-    started = time.time()
     learners, seconds = {}, {}
     for method in sinusoid.METHODS:
         click.echo(f"[{method}] training {config.iterations} iterations, meta-batch "
@@ -50,12 +49,14 @@ def main(preset, out, run_dir, verbose):
         learners[method], seconds[method] = sinusoid.train(config, method, run_dir, verbose)
     click.echo(f"meta-test: {config.eval_tasks} tasks per K in {config.eval_shots}, "
                f"{config.eval_inner_steps} steps")
+    started = time.time()
     stats = sinusoid.meta_test(config, learners)
     examples = sinusoid.example_fits(config, learners)
     metrics = {
         "command": reporting.command(), "preset": preset, "iterations": config.iterations,
         "meta_batch_size": config.meta_batch_size, "settings": _settings(config),
-        "seconds": round(time.time() - started, 1),
+        # training (possibly in earlier, resumed or reused runs) + this meta-test
+        "seconds": round(sum(seconds.values()) + time.time() - started, 1),
         "train_seconds": {k: round(v, 1) for k, v in seconds.items()},
         "machine": reporting.machine(), **stats, "paper": PAPER,
         "oracle_note": "the oracle is not fine-tuned: its 0-step MSE repeated over steps",

@@ -18,7 +18,8 @@ def sinusoid_rows(m, name):
         paper = m["paper"][method]["K5"]
         rows.append(
             f"| Sinusoid K=5, MSE after 1 / 5 / 10 steps, alpha={m['settings']['inner_lr']} | {method} | "
-            + " / ".join(f"{ours[s]:.2f}±{ci[s]:.2f}" for s in (1, 5, 10))
+            + " / ".join(f"{ours[s]:.3g}±{ci[s]:.2g}" for s in (1, 5, 10))
+            + " (median " + " / ".join(f"{m['median'][method]['K5'][s]:.2f}" for s in (1, 5, 10)) + ")"
             + f" | {' / '.join(str(paper[s]) for s in ('1', '5', '10'))} | "
             f"{m['iterations']:,} it. × {m['meta_batch_size']} tasks ({m['preset']}) | "
             f"[results/{name}](results/{name}/table.md) |")

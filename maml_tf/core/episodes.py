@@ -50,8 +50,11 @@ def unpack(data, model=None):
     if not sx.shape[2:].is_compatible_with(qx.shape[2:]):
         raise EpisodeError(f"support features {sx.shape[2:]} differ from query features {qx.shape[2:]}.")
     if model is not None:
-        _check_model_fit(model, sx, sy, qy)
-    return parts["support"], parts["query"]
+        checks = _check_model_fit(model, sx, sy, qy)
+        if checks:  # make every use of the labels wait for the range check
+            with tf.control_dependencies(checks):
+                sy, qy = tf.identity(sy), tf.identity(qy)
+    return (sx, sy), (qx, qy)
 
 
 def _check_model_fit(model, sx, sy, qy):
@@ -69,9 +72,12 @@ def _check_model_fit(model, sx, sy, qy):
         outputs = getattr(model, "outputs", None)
         num_classes = outputs[0].shape[-1] if outputs else None
         if num_classes is not None:
+            checks = []
             for y in (sy, qy):
-                tf.debugging.assert_non_negative(y, message="Class labels must be >= 0.")
-                tf.debugging.assert_less(
+                checks.append(tf.debugging.assert_non_negative(y, message="Class labels must be >= 0."))
+                checks.append(tf.debugging.assert_less(
                     y, tf.cast(num_classes, y.dtype),
                     message=f"A class label is >= the model's {num_classes} outputs: for N-way "
-                            "tasks labels must be 0..N-1 and the head must have N units.")
+                            "tasks labels must be 0..N-1 and the head must have N units."))
+            return [c for c in checks if c is not None]  # None in eager mode (checked already)
+    return []

@@ -7,6 +7,7 @@ functional gradient steps on its support set and is scored on its query set; the
 mean query loss is differentiated w.r.t. the meta-parameters through the inner
 steps (second order) or treating the inner gradients as constants (first order).
 """
+import copy
 import re
 
 import keras
@@ -72,7 +73,7 @@ class MAML(keras.Model):
         self.multi_step_loss_iterations = int(multi_step_loss_iterations)
         self.batch_norm = batch_norm
         self.loss_reduction = loss_reduction
-        self.adapt_spec = adapt
+        self.__dict__["adapt_spec"] = adapt  # user data, kept out of Keras' tracking
         self._adapted = _select_adapted(model, adapt)
         self.inner_rule = inner_rules.get(inner_rule, inner_lr)
         self.inner_rule.build_for([model.trainable_variables[i] for i in self._adapted], self.inner_steps)
@@ -81,8 +82,10 @@ class MAML(keras.Model):
         self.task_loss = None
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.accuracy_tracker = keras.metrics.Mean(name="accuracy")
-        # Compiled evaluation functions; stored past Keras' attribute tracking.
-        self.__dict__["_evaluate_fns"] = {}
+        self._state_updates = _state_updates(model, batch_norm)
+        # Compiled functions; stored past Keras' attribute tracking.
+        self.__dict__["_compiled_fns"] = {}
+        self.__dict__["_xla"] = False
         self.built = True
 
     # ------------------------------------------------------------------ Keras API
@@ -103,7 +106,11 @@ class MAML(keras.Model):
         self.task_loss = loss_fn
         if jit_compile == "auto":
             jit_compile = self._resolved_parallelism() == "vectorized"
-        super().compile(optimizer=optimizer, metrics=metrics, jit_compile=jit_compile, **kwargs)
+        # XLA compiles only the math (_xla_compiled); input checks, the NaN check and the
+        # update stay outside, because XLA drops tf.debugging assertions.
+        self.__dict__["_xla"] = bool(jit_compile)
+        self._compiled_fns.clear()
+        super().compile(optimizer=optimizer, metrics=metrics, jit_compile=False, **kwargs)
 
     def call(self, inputs, training=False):
         """The meta-learned model itself (no adaptation)."""
@@ -112,17 +119,27 @@ class MAML(keras.Model):
     def train_step(self, data):
         support, query = episode_utils.unpack(data, self.model)
         variables = self.trainable_variables
-        loss, accuracy, query_predictions, grads = self._meta_objective(support, query, variables)
+        objective = self._xla_compiled(
+            "train", lambda s, q: self._meta_objective(s, q, self.trainable_variables))
+        loss, accuracy, query_predictions, grads, state = objective(support, query)
+        loss = _check_finite(loss, "meta-loss")
+        grad_norm = _check_finite(tf.linalg.global_norm([g for g in grads if g is not None]),
+                                  "meta-gradient")
         # Keras sums gradients across replicas; average instead (one device: no-op).
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         if replicas > 1:
             grads = [None if g is None else g / replicas for g in grads]
-        self.optimizer.apply(grads, variables)
+        with tf.control_dependencies([loss, grad_norm]):  # no update from a NaN step
+            self.optimizer.apply(grads, variables)
+        for (index, _), value in zip(self._state_updates, state):
+            self.model.non_trainable_variables[index].assign(value)
         return self._update_metrics(loss, accuracy, query, query_predictions)
 
     def test_step(self, data):
         support, query = episode_utils.unpack(data, self.model)
-        out = self._map_tasks(support, query, self.eval_inner_steps, training=False, per_step=False)
+        evaluate = self._xla_compiled(
+            "test", lambda s, q: self._map_tasks(s, q, self.eval_inner_steps, training=False, per_step=False))
+        out = evaluate(support, query)
         return self._update_metrics(tf.reduce_mean(out["loss"]), out.get("accuracy"), query,
                                     out["predictions"])
 
@@ -132,7 +149,8 @@ class MAML(keras.Model):
             "model": keras.saving.serialize_keras_object(self.model),
             "inner_lr": self.inner_lr, "inner_steps": self.inner_steps,
             "eval_inner_steps": self.eval_inner_steps, "first_order": self.first_order,
-            "adapt": self.adapt_spec if not callable(self.adapt_spec) else "custom",
+            "adapt": "custom" if callable(self.adapt_spec) else (
+                self.adapt_spec if isinstance(self.adapt_spec, str) else list(self.adapt_spec)),
             "inner_rule": {v: k for k, v in inner_rules.INNER_RULES.items()}.get(type(self.inner_rule), "custom"),
             "multi_step_loss": self.multi_step_loss,
             "multi_step_loss_iterations": self.multi_step_loss_iterations,
@@ -142,7 +160,7 @@ class MAML(keras.Model):
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        config = dict(config)
+        config = copy.deepcopy(config)  # Keras consumes nested model configs in place
         config["model"] = keras.saving.deserialize_keras_object(config["model"], custom_objects=custom_objects)
         return cls(**config)
 
@@ -153,6 +171,14 @@ class MAML(keras.Model):
         steps = self.eval_inner_steps if steps is None else int(steps)
         values = [v.value for v in self.model.trainable_variables]
         return self._adapt(values, support_x, support_y, steps, training, per_step=False)[0]
+
+    def meta_gradients(self, episodes):
+        """Mean post-adaptation query loss of a meta-batch and its gradient w.r.t.
+        ``trainable_variables`` (what ``train_step`` applies); changes nothing."""
+        self._require_compiled()
+        support, query = episode_utils.unpack(episodes, self.model)
+        loss, _, _, grads, _ = self._meta_objective(support, query, self.trainable_variables)
+        return loss, grads
 
     def predict_with(self, weights, x, training=False):
         """Run the model with weights from ``adapt`` (a list in model variable order)."""
@@ -167,16 +193,23 @@ class MAML(keras.Model):
         self._require_compiled()
         steps = self.eval_inner_steps if steps is None else int(steps)
         support, query = episode_utils.unpack(episodes, self.model)
-        key = (steps,) + tuple(tuple(t.shape) for t in support + query)
-        if key not in self._evaluate_fns:
-            self._evaluate_fns[key] = tf.function(
-                lambda s, q: self._map_tasks(s, q, steps, training=False, per_step=True),
-                jit_compile=bool(self.jit_compile))
-        out = self._evaluate_fns[key](support, query)
+        key = ("evaluate_tasks", steps) + tuple(tuple(t.shape) for t in support + query)
+        out = self._xla_compiled(
+            key, lambda s, q: self._map_tasks(s, q, steps, training=False, per_step=True),
+            always_trace=True)(support, query)
         out.pop("predictions")
         return out
 
     # ------------------------------------------------------------------ internals
+    def _xla_compiled(self, key, fn, always_trace=False):
+        """``fn`` compiled with XLA when enabled (cached per key); otherwise ``fn`` itself,
+        or a plain ``tf.function`` with ``always_trace`` (for calls from eager code)."""
+        if not (self._xla or always_trace):
+            return fn
+        if key not in self._compiled_fns:
+            self._compiled_fns[key] = tf.function(fn, jit_compile=self._xla)
+        return self._compiled_fns[key]
+
     def _require_compiled(self):
         if self.task_loss is None:
             raise RuntimeError("Call compile(optimizer=..., loss=...) before adapting: "
@@ -214,8 +247,8 @@ class MAML(keras.Model):
             return values
 
         def score(fast_values):
-            preds, _ = self.functional(full(fast_values), query[0], training=training)
-            return self._task_loss(query[1], preds), self._accuracy(query[1], preds), preds
+            preds, state = self.functional(full(fast_values), query[0], training=training)
+            return self._task_loss(query[1], preds), self._accuracy(query[1], preds), preds, state
 
         if query is not None and steps == 0:
             record.append(score(fast))
@@ -237,13 +270,17 @@ class MAML(keras.Model):
     def _task(self, meta_values, episode, steps, training, per_step):
         """One task: adapt on support, score on query. Returns a dict of tensors."""
         sx, sy, qx, qy = episode
-        _, record = self._adapt(meta_values, sx, sy, steps, training, per_step, query=(qx, qy))
+        multi_step = self.multi_step_loss and training and steps > 1 and not per_step
+        _, record = self._adapt(meta_values, sx, sy, steps, training, per_step or multi_step,
+                                query=(qx, qy))
         losses = tf.stack([r[0] for r in record])
         out = {"predictions": record[-1][2]}
+        if training and self._state_updates:
+            out["state"] = [record[-1][3][i] for i, _ in self._state_updates]
         if per_step:
             out["loss"] = losses
-        elif self.multi_step_loss and training and steps > 1:
-            out["loss"] = tf.reduce_sum(self._multi_step_weights(steps, losses.dtype) * losses)
+        elif multi_step:  # record = query loss before and after each of the steps
+            out["loss"] = tf.reduce_sum(self._multi_step_weights(steps, losses.dtype) * losses[1:])
         else:
             out["loss"] = losses[-1]
         if record[-1][1] is not None:
@@ -268,7 +305,7 @@ class MAML(keras.Model):
             return tf.vectorized_map(fn, episodes)
         if mode == "unrolled":
             outs = [fn(tuple(t[i] for t in episodes)) for i in range(support[0].shape[0])]
-            return {k: tf.stack([o[k] for o in outs]) for k in outs[0]}
+            return tf.nest.map_structure(lambda *per_task: tf.stack(per_task), *outs)
         signature = self._output_signature(episodes, steps, training, per_step)
         return tf.map_fn(fn, episodes, fn_output_signature=signature)
 
@@ -294,7 +331,8 @@ class MAML(keras.Model):
                 loss = tf.reduce_mean(out["loss"])
             grads = tape.gradient(loss, variables)
         accuracy = tf.reduce_mean(out["accuracy"]) if "accuracy" in out else None
-        return _check_finite(loss), accuracy, out["predictions"], grads
+        state = [_reduce_state(value, kind) for (_, kind), value in zip(self._state_updates, out.get("state", []))]
+        return loss, accuracy, out["predictions"], grads, state
 
     def _vectorized_meta_gradients(self, support, query, variables):
         """Per-task meta-gradients inside ``tf.vectorized_map``, averaged outside.
@@ -330,7 +368,9 @@ class MAML(keras.Model):
                                      element_shape=signature["predictions"].shape)
         zero = tf.zeros([], variables[0].dtype)
 
-        def body(i, grads, loss_sum, acc_sum, predictions):
+        state_init = [tf.zeros(s.shape, s.dtype) for s in signature.get("state", [])]
+
+        def body(i, grads, loss_sum, acc_sum, predictions, state):
             episode = tuple(t[i] for t in episodes)
             with tf.GradientTape() as tape:
                 meta_values = [v.value for v in self.model.trainable_variables]
@@ -339,16 +379,21 @@ class MAML(keras.Model):
                                        unconnected_gradients=tf.UnconnectedGradients.ZERO)
             grads = [g + t for g, t in zip(grads, task_grads)]
             acc = out.get("accuracy", zero)
+            # running sum of BN statistics (averaged below); the last task's RNG state
+            state = [s + t if kind == "mean" else t
+                     for s, t, (_, kind) in zip(state, out.get("state", []), self._state_updates)]
             return (i + 1, grads, loss_sum + out["loss"], acc_sum + tf.cast(acc, zero.dtype),
-                    predictions.write(i, out["predictions"]))
+                    predictions.write(i, out["predictions"]), state)
 
-        init = (tf.constant(0), [tf.zeros_like(v) for v in variables], zero, zero, predictions)
-        _, grads, loss_sum, acc_sum, predictions = tf.while_loop(
+        init = (tf.constant(0), [tf.zeros_like(v) for v in variables], zero, zero, predictions, state_init)
+        _, grads, loss_sum, acc_sum, predictions, state = tf.while_loop(
             lambda i, *_: i < num_tasks, body, init, parallel_iterations=2)
         n = tf.cast(num_tasks, zero.dtype)
         grads = [g / tf.cast(n, g.dtype) for g in grads]
         accuracy = acc_sum / n if "accuracy" in signature else None
-        return _check_finite(loss_sum / n), accuracy, predictions.stack(), grads
+        state = [s / tf.cast(n, s.dtype) if kind == "mean" else s
+                 for s, (_, kind) in zip(state, self._state_updates)]
+        return loss_sum / n, accuracy, predictions.stack(), grads, state
 
     def _update_metrics(self, loss, accuracy, query, predictions):
         self.loss_tracker.update_state(loss)
@@ -366,10 +411,32 @@ class MAML(keras.Model):
         return logs
 
 
-def _check_finite(loss):
+def _state_updates(model, batch_norm):
+    """Non-trainable state a meta-step writes back: ``(index, "mean")`` for BN moving
+    statistics in inductive mode (averaged over the meta-batch's query passes) and
+    ``(index, "first")`` for integer RNG state (so dropout masks change every step)."""
+    moving = set()
+    if batch_norm == "inductive":
+        moving = {id(w) for l in model._flatten_layers(include_self=False)
+                  if isinstance(l, keras.layers.BatchNormalization)
+                  for w in (l.moving_mean, l.moving_variance)}
+    updates = []
+    for i, v in enumerate(model.non_trainable_variables):
+        if id(v) in moving:
+            updates.append((i, "mean"))
+        elif tf.as_dtype(v.dtype).is_integer:
+            updates.append((i, "first"))
+    return updates
+
+
+def _reduce_state(per_task, kind):
+    return tf.reduce_mean(per_task, axis=0) if kind == "mean" else per_task[0]
+
+
+def _check_finite(value, what):
     return tf.debugging.check_numerics(
-        loss, "MAML meta-loss became NaN or Inf: lower inner_lr or the outer learning "
-              "rate, or check the episodes for NaN inputs")
+        value, f"MAML {what} became NaN or Inf: lower inner_lr or the outer learning "
+               "rate, or check the episodes for NaN inputs")
 
 
 def _select_adapted(model, adapt):

@@ -1,0 +1,84 @@
+"""reproduce/fig3_sinusoid.py end to end with the smoke preset (seconds, not hours)."""
+import importlib.util
+import json
+import os
+
+import pytest
+from click.testing import CliRunner
+
+from maml_tf import presets
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPT = os.path.join(ROOT, "reproduce", "fig3_sinusoid.py")
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location("fig3_sinusoid_under_test", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    script = _load_script()
+    base = tmp_path_factory.mktemp("fig3")
+    out, run_dir = base / "results", base / "runs"
+    result = CliRunner().invoke(script.main, ["--preset", "smoke", "--out", str(out),
+                                              "--run-dir", str(run_dir), "--verbose", "0"])
+    return script, result, out, run_dir
+
+
+@pytest.mark.slow
+def test_smoke_run_exits_cleanly(smoke_run):
+    _, result, out, _ = smoke_run
+    assert result.exception is None, result.output
+    assert result.exit_code == 0, result.output
+    assert f"wrote {out}/" in result.output
+
+
+@pytest.mark.slow
+def test_metrics_json(smoke_run):
+    script, result, out, _ = smoke_run
+    assert result.exit_code == 0, result.output
+    config = presets.get(presets.SINUSOID, "smoke")
+    with open(out / "metrics.json") as f:
+        metrics = json.load(f)
+    assert isinstance(metrics["command"], str) and metrics["command"]
+    assert metrics["preset"] == "smoke"
+    assert metrics["iterations"] == config.iterations == 300
+    assert metrics["meta_batch_size"] == config.meta_batch_size
+    assert metrics["seconds"] > 0
+    machine = metrics["machine"]
+    assert machine["cores"] >= 1 and machine["cpu"] and machine["tensorflow"] and machine["keras"]
+    assert metrics["paper"] == script.PAPER
+    assert metrics["paper"]["maml"]["K5"] == {"1": 0.67, "5": 0.38, "10": 0.35}
+    assert metrics["paper"]["pretrained"]["K5"] == {"1": 2.41, "5": 2.23, "10": 2.19}
+    for table in ("curves", "ci95"):
+        assert set(metrics[table]) == {"maml", "pretrained", "oracle"}
+        for method, per_k in metrics[table].items():
+            assert set(per_k) == {"K5", "K10", "K20"}, (table, method)
+            for k, values in per_k.items():
+                assert len(values) == config.eval_inner_steps + 1, (table, method, k)
+                assert all(isinstance(v, float) and v >= 0 for v in values), (table, method, k)
+    # Even 300 meta-iterations meta-learn something: adapting helps MAML.
+    for k in ("K5", "K10", "K20"):
+        curve = metrics["curves"]["maml"][k]
+        assert curve[-1] < curve[0], (k, curve)
+
+
+@pytest.mark.slow
+def test_table_and_figures(smoke_run):
+    _, result, out, _ = smoke_run
+    assert result.exit_code == 0, result.output
+    table = (out / "table.md").read_text()
+    assert table.startswith("# Sinusoid regression")
+    for k in (5, 10, 20):
+        for method in ("maml", "pretrained", "oracle"):
+            assert f"| {k} | {method} |" in table
+    assert "0.67 / 0.38 / 0.35" in table and "2.41 / 2.23 / 2.19" in table
+    for name in ("fig3_curves.png", "fig2_examples.png"):
+        path = out / name
+        assert path.exists(), name
+        assert path.read_bytes()[:8] == PNG_MAGIC and path.stat().st_size > 10_000, name
