@@ -22,5 +22,6 @@ setup(
         "matplotlib>=3.8",
         "numpy",
     ],
+    entry_points={"console_scripts": ["maml=maml_tf.cli:main"]},
     extras_require={"rl": ["gymnasium[mujoco]>=1.4", "mujoco>=3.3"]},
 )

@@ -83,7 +83,8 @@ def to_episodes(batch, kind):
 def main():
     ap = C.base_args(__doc__)
     ap.add_argument("--style", choices=("vectorized", "loop", "unrolled"), default="loop")
-    ap.add_argument("--xla", action="store_true", help="jit_compile=True")
+    ap.add_argument("--xla", choices=("auto", "on", "off"), default="auto",
+                    help="jit_compile of MAML.compile; auto = the library default (XLA for vectorized)")
     ap.add_argument("--fit", type=int, default=0,
                     help="also time keras fit() with steps_per_execution=N on a task stream (sine)")
     a = ap.parse_args()
@@ -94,9 +95,11 @@ def main():
     loss = "mse" if cfg["kind"] == "mlp" else keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     maml = MAML(model, inner_lr=cfg["alpha"], inner_steps=cfg["inner_steps"], first_order=first_order,
                 task_parallelism=a.style)
-    maml.compile(optimizer=keras.optimizers.Adam(cfg["lr"]), loss=loss, jit_compile=a.xla)
+    maml.compile(optimizer=keras.optimizers.Adam(cfg["lr"]), loss=loss,
+                 jit_compile={"auto": "auto", "on": True, "off": False}[a.xla])
     maml.optimizer.build(maml.trainable_variables)
-    variant = f"{a.style}{'-xla' if a.xla else ''}-{'FO' if first_order else 'SO'}"
+    xla = maml._xla  # what compile resolved "auto" to
+    variant = f"{a.style}{'-xla' if xla else ''}-{'FO' if first_order else 'SO'}"
     rec = dict(framework="maml-tf", version=f"tf {tf.__version__}", workload=a.workload, variant=variant,
                order=a.order, cfg=cfg, threads=dict(intra=tf.config.threading.get_intra_op_parallelism_threads(),
                                                     affinity=len(os.sched_getaffinity(0))),
@@ -108,7 +111,7 @@ def main():
         maml.optimizer.apply(grads, maml.trainable_variables)
         return loss_value, grads
 
-    compiled = tf.function(step, jit_compile=a.xla)
+    compiled = tf.function(step, jit_compile=xla)
     evaluate = None
     if is_sine:
         ev = to_episodes(C.eval_tasks(cfg), "mlp")

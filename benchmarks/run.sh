@@ -22,7 +22,8 @@ ours() {  # ours NAME TIMEOUT ARGS...
        --dump "$OUT/grads/$name.npz" >"$OUT/$name.log" 2>&1; then grep '^\[' "$OUT/$name.log"
   else echo "FAILED or timed out: $name (see $OUT/$name.log)"; fi
 }
-ours maml-tf_sine_vectorized-SO 600 --workload sine --style vectorized --iters 3000 --fit 50
+ours maml-tf_sine_vectorized-xla-SO 600 --workload sine --style vectorized --iters 3000 --fit 50
+ours maml-tf_sine_vectorized-SO 600 --workload sine --style vectorized --xla off --iters 3000
 ours maml-tf_sine_loop-SO       600 --workload sine --style loop --iters 1000
 ours maml-tf_sine_unrolled-SO   600 --workload sine --style unrolled --iters 1000
 for o in 2 1; do

@@ -58,7 +58,7 @@ def main(preset, out, run_dir, verbose):
         # training (possibly in earlier, resumed or reused runs) + this meta-test
         "seconds": round(sum(seconds.values()) + time.time() - started, 1),
         "train_seconds": {k: round(v, 1) for k, v in seconds.items()},
-        "machine": reporting.machine(), **stats, "paper": PAPER,
+        "machine": reporting.machine(), **stats, "diverged_mse": sinusoid.DIVERGED_MSE, "paper": PAPER,
         "oracle_note": "the oracle is not fine-tuned: its 0-step MSE repeated over steps",
     }
     os.makedirs(out, exist_ok=True)
@@ -105,6 +105,13 @@ def table(metrics):
             paper = PAPER.get(method, {}).get(f"K{k}")
             paper_cell = " / ".join(f"{paper[s]:.2f}" for s in ("1", "5", "10")) if paper else "—"
             lines.append(f"| {k} | {method} | " + " | ".join(cells) + f" | {paper_cell} |")
+    diverged = metrics.get("diverged", {})
+    notes = [f"{method} K={k[1:]}: {counts[1]} / {counts[5]} / {counts[10]}"
+             for method, by_k in diverged.items() for k, counts in by_k.items() if any(counts)]
+    if notes:
+        lines += ["", f"Test tasks that diverged (MSE above {metrics['diverged_mse']:g} or not finite) after "
+                  f"1 / 5 / 10 steps, of {metrics['settings']['eval_tasks']}: " + "; ".join(notes)
+                  + ". They dominate the mean; the median is robust to them."]
     return "\n".join(lines) + "\n"
 
 

@@ -10,6 +10,14 @@ import click
 START, END = "<!-- GENERATED: reproduce/update_readme.py -->", "<!-- END GENERATED -->"
 
 
+def _diverged(m, method):
+    counts = m.get("diverged", {}).get(method, {}).get("K5")
+    if not counts or not any(counts):
+        return ""
+    return (f"; diverged: {' / '.join(str(counts[s]) for s in (1, 5, 10))} of "
+            f"{m['settings']['eval_tasks']} tasks")
+
+
 def sinusoid_rows(m, name):
     rows = []
     for method in ("maml", "pretrained"):
@@ -19,14 +27,35 @@ def sinusoid_rows(m, name):
         rows.append(
             f"| Sinusoid K=5, MSE after 1 / 5 / 10 steps, alpha={m['settings']['inner_lr']} | {method} | "
             + " / ".join(f"{ours[s]:.3g}±{ci[s]:.2g}" for s in (1, 5, 10))
-            + " (median " + " / ".join(f"{m['median'][method]['K5'][s]:.2f}" for s in (1, 5, 10)) + ")"
+            + " (median " + " / ".join(f"{m['median'][method]['K5'][s]:.2f}" for s in (1, 5, 10))
+            + _diverged(m, method) + ")"
             + f" | {' / '.join(str(paper[s]) for s in ('1', '5', '10'))} | "
             f"{m['iterations']:,} it. × {m['meta_batch_size']} tasks ({m['preset']}) | "
             f"[results/{name}](results/{name}/table.md) |")
     return rows
 
 
-BUILDERS = {"fig3_sinusoid": sinusoid_rows, "fig3_sinusoid_code": sinusoid_rows}
+def table1_rows(m, name):
+    data = m.get("data", "real")
+    title = "Omniglot" if "omniglot" in name else "MiniImagenet" + (" (synthetic data)" if data != "real" else "")
+    rows = []
+    for r in m["rows"]:
+        budget = f"{r['iterations']:,} it. × {r['meta_batch_size']} tasks"
+        if r["iterations"] < r["budget_iterations"]:
+            budget += f" (unfinished, of {r['budget_iterations']:,}; paper {r['paper_iterations']:,})"
+        elif r["iterations"] < r["paper_iterations"]:
+            budget += f" (reduced; paper {r['paper_iterations']:,})"
+        else:
+            budget += " (paper)"
+        rows.append(f"| {title} {r['setting']}, accuracy % after {r['eval_inner_steps']} steps | "
+                    f"{r['method']} | {r['accuracy']:.2f}±{r['ci95']:.2f} ({r['test_tasks']} tasks) | "
+                    f"{r['paper']}±{r['paper_ci95']} | {budget} | [results/{name}](results/{name}/table.md) |")
+    return rows
+
+
+BUILDERS = {"fig3_sinusoid": sinusoid_rows, "fig3_sinusoid_code": sinusoid_rows,
+            "table1_omniglot": table1_rows, "table1_miniimagenet": table1_rows,
+            "table1_miniimagenet_synthetic": table1_rows}
 
 
 @click.command()

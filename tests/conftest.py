@@ -180,3 +180,19 @@ def fd_errors(maml, episodes, rng, directions=3, eps=1e-5):
         errors.append(abs(fd - an) / norm)
         analytic.append(an)
     return np.array(errors), np.array(analytic), norm, grads
+
+
+# ----------------------------------------------------------------------------- scripts
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def load_reproduce_script(name):
+    """Import ``reproduce/<name>.py`` as a module (its click command is ``.main``)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"{name}_under_test",
+                                                  os.path.join(REPO_ROOT, "reproduce", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -1,28 +1,18 @@
 """reproduce/fig3_sinusoid.py end to end with the smoke preset (seconds, not hours)."""
-import importlib.util
 import json
 import os
 
 import pytest
 from click.testing import CliRunner
+from conftest import PNG_MAGIC, load_reproduce_script
 
 from maml_tf import presets
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPT = os.path.join(ROOT, "reproduce", "fig3_sinusoid.py")
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("fig3_sinusoid_under_test", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
-    script = _load_script()
+    script = load_reproduce_script("fig3_sinusoid")
     base = tmp_path_factory.mktemp("fig3")
     out, run_dir = base / "results", base / "runs"
     result = CliRunner().invoke(script.main, ["--preset", "smoke", "--out", str(out),

@@ -1,12 +1,11 @@
 """Sinusoid regression (Section 5.1): MAML vs pretrained vs oracle, Figure 2 and 3."""
-import json
 import os
-import time
 
 import keras
 import numpy as np
 
 from maml_tf import baselines, evaluation
+from maml_tf.callbacks import TrainingClock
 from maml_tf.core import MAML
 from maml_tf.models import mlp
 from maml_tf.tasks import SinusoidTasks
@@ -32,8 +31,13 @@ def build_maml(preset, input_dim=1, steps_per_execution=50):
 
 def _callbacks(run_dir, name):
     backup = os.path.join(run_dir, "backup", name)
-    return [keras.callbacks.BackupAndRestore(backup), keras.callbacks.TerminateOnNaN(),
-            keras.callbacks.CSVLogger(os.path.join(run_dir, f"{name}_log.csv"), append=True)]
+    return [keras.callbacks.TerminateOnNaN(), TrainingClock(_clock_path(run_dir, name)),
+            keras.callbacks.CSVLogger(os.path.join(run_dir, f"{name}_log.csv"), append=True),
+            keras.callbacks.BackupAndRestore(backup)]
+
+
+def _clock_path(run_dir, name):
+    return os.path.join(run_dir, f"{name}.seconds.json")
 
 
 def train(preset, method, run_dir, verbose=2):
@@ -48,13 +52,10 @@ def train(preset, method, run_dir, verbose=2):
     tasks = task_distribution(preset, oracle=oracle)
     maml = build_maml(preset, input_dim=tasks.input_dim)
     final = os.path.join(run_dir, f"{method}.weights.h5")
-    timing = os.path.join(run_dir, f"{method}.seconds.json")
-    if os.path.exists(final) and os.path.exists(timing):  # finished earlier: reuse
+    if os.path.exists(final):  # finished earlier: reuse
         maml.load_weights(final)
-        with open(timing) as f:
-            return maml, json.load(f)["seconds"]
+        return maml, TrainingClock.total(_clock_path(run_dir, method))
     data = tasks.dataset(preset.meta_batch_size, seed=preset.seed + METHODS.index(method))
-    start = time.time()
     if method == "maml":
         maml.fit(data, epochs=preset.epochs, steps_per_epoch=preset.steps_per_epoch,
                  callbacks=_callbacks(run_dir, method), verbose=verbose)
@@ -64,11 +65,8 @@ def train(preset, method, run_dir, verbose=2):
         maml.model.fit(baselines.joint_training_dataset(data), epochs=preset.epochs,
                        steps_per_epoch=preset.steps_per_epoch,
                        callbacks=_callbacks(run_dir, method), verbose=verbose)
-    seconds = time.time() - start
     maml.save_weights(final)
-    with open(timing, "w") as f:
-        json.dump({"seconds": seconds}, f)
-    return maml, seconds
+    return maml, TrainingClock.total(_clock_path(run_dir, method))
 
 
 def test_tasks(preset, shots, oracle=False):
@@ -77,14 +75,19 @@ def test_tasks(preset, shots, oracle=False):
     return tasks.sample(preset.eval_tasks, seed=[10_000 + preset.seed, shots])
 
 
+# A test task whose MSE is above this (predictions off by more than 10 where |y| <= 5)
+# or not finite has diverged: repeated inner steps overshoot.
+DIVERGED_MSE = 100.0
+
+
 def meta_test(preset, learners):
     """MSE after 0..eval_inner_steps steps for every method and K: mean (``curves``),
-    95% CI and median over the test tasks.
+    95% CI and median over the test tasks, and how many tasks diverged.
 
     The oracle already knows the task, so it is not fine-tuned: its 0-step error is
     drawn flat across steps, as in the paper's Figure 3.
     """
-    stats = {"curves": {}, "ci95": {}, "median": {}}
+    stats = {"curves": {}, "ci95": {}, "median": {}, "diverged": {}}
     for method, learner in learners.items():
         for table in stats.values():
             table[method] = {}
@@ -92,8 +95,11 @@ def meta_test(preset, learners):
             episodes, _ = test_tasks(preset, shots, oracle=(method == "oracle"))
             steps = 0 if method == "oracle" else preset.eval_inner_steps
             loss = evaluation.meta_test(learner, episodes, steps)["loss"]
+            per_task = loss["per_task"]
+            loss["diverged"] = (~(per_task <= DIVERGED_MSE)).sum(axis=0).tolist()  # NaN counts
             repeat = preset.eval_inner_steps + 1 - len(loss["mean"])
-            for name, key in (("curves", "mean"), ("ci95", "ci95"), ("median", "median")):
+            for name, key in (("curves", "mean"), ("ci95", "ci95"), ("median", "median"),
+                              ("diverged", "diverged")):
                 stats[name][method][f"K{shots}"] = loss[key] + loss[key][-1:] * repeat
     return stats
 
