@@ -50,3 +50,83 @@ def get(table, name):
     if name not in table:
         raise KeyError(f"Unknown preset {name!r}; choose one of {sorted(table)}.")
     return table[name]
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassificationPreset:
+    """One row of Table 1 (Section 5.2). Defaults are the paper's Omniglot 5-way 1-shot."""
+    name: str = "paper"
+    dataset: str = "omniglot"         # "omniglot" or "mini_imagenet"
+    ways: int = 5
+    shots: int = 1                    # K, support images per class
+    # Query images per class. The paper is silent for Omniglot; the authors' code uses
+    # K (update_batch_size), for MiniImagenet the paper says 15.
+    query_shots: int = 1
+    network: str = "conv"             # "conv" (conv4) or "fc" (256-128-64-64)
+    filters: int = 64                 # conv4 width: 64 Omniglot, 32 MiniImagenet
+    downsample: str = "stride"        # "stride" (Omniglot) or "maxpool" (MiniImagenet)
+    image_size: int = 28
+    channels: int = 1
+    rotate: bool = True               # random 90-degree rotation per class (Omniglot)
+    inner_steps: int = 1
+    inner_lr: float = 0.4
+    eval_inner_steps: int = 3         # paper: 3 (Omniglot), 10 (MiniImagenet)
+    curve_steps: int = 10             # meta-test accuracy recorded after 0..curve_steps
+    meta_batch_size: int = 32
+    outer_lr: float = 0.001
+    iterations: int = 60_000
+    first_order: bool = False
+    loss_reduction: str = "mean"      # the authors' code: "sum_over_shots"
+    adapt: str = "all"                # the authors' code: "no_batch_norm"
+    batch_norm: str = "transductive"  # batch statistics at test too, as the code
+    eval_tasks: int = 600
+    validation_tasks: int = 200       # fixed tasks scored during training (curve)
+    steps_per_epoch: int = 500        # checkpoint / validation interval in iterations
+    seed: int = 0
+
+    @property
+    def epochs(self):
+        return max(1, -(-self.iterations // self.steps_per_epoch))
+
+    @property
+    def setting(self):
+        """Short name of the row, e.g. ``5way1shot`` or ``5way1shot_fc_fo``."""
+        return (f"{self.ways}way{self.shots}shot" + ("_fc" if self.network == "fc" else "")
+                + ("_fo" if self.first_order else ""))
+
+
+def _omniglot(ways, shots, **changes):
+    # 5-way: 1 step, alpha 0.4, meta-batch 32; 20-way: 5 steps, alpha 0.1, meta-batch 16.
+    five = ways == 5
+    return ClassificationPreset(ways=ways, shots=shots, query_shots=shots, inner_steps=1 if five else 5,
+                                inner_lr=0.4 if five else 0.1, meta_batch_size=32 if five else 16,
+                                **changes)
+
+
+def _mini(shots, first_order=False):
+    return ClassificationPreset(
+        dataset="mini_imagenet", ways=5, shots=shots, query_shots=15, filters=32,
+        downsample="maxpool", image_size=84, channels=3, rotate=False, inner_steps=5,
+        inner_lr=0.01, eval_inner_steps=10, meta_batch_size=4 if shots == 1 else 2,
+        first_order=first_order, validation_tasks=100)
+
+
+# Table 1 rows at the paper's budget, keyed by setting.
+OMNIGLOT = {p.setting: p for p in (
+    _omniglot(5, 1), _omniglot(5, 5), _omniglot(20, 1), _omniglot(20, 5),
+    _omniglot(5, 1, network="fc"), _omniglot(5, 5, network="fc"))}
+MINI_IMAGENET = {p.setting: p for p in (_mini(1), _mini(5), _mini(1, True), _mini(5, True))}
+
+# Smaller budgets of the same settings: only the budget changes, never the method.
+BUDGETS = {
+    "paper": {},
+    "quick": {"iterations": 2_000, "eval_tasks": 200, "validation_tasks": 50, "steps_per_epoch": 250},
+    "smoke": {"iterations": 20, "eval_tasks": 8, "validation_tasks": 4, "steps_per_epoch": 10,
+              "meta_batch_size": 2, "curve_steps": 3},
+}
+
+
+def classification(table, setting, budget="paper"):
+    """A Table 1 preset: ``table`` is ``OMNIGLOT`` or ``MINI_IMAGENET``."""
+    preset = get(table, setting)
+    return dataclasses.replace(preset, name=budget, **get(BUDGETS, budget))

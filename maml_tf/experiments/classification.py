@@ -1,0 +1,186 @@
+"""Few-shot classification (Section 5.2, Table 1): train with resume, validation
+curve, meta-test on fixed tasks. Shared by the reproduce scripts and the ``maml`` CLI."""
+import csv
+import json
+import os
+import time
+
+import keras
+import numpy as np
+
+from maml_tf import evaluation
+from maml_tf.core import MAML
+from maml_tf.models import conv4, fully_connected
+from maml_tf.tasks.few_shot import FewShotTasks
+
+# Seeds of the fixed task sets: every method and run is scored on the same tasks.
+VALIDATION_SEED, TEST_SEED = 10_000, 20_000
+EVAL_CHUNK = 50  # test tasks per compiled evaluation call (bounds memory)
+FINAL = "final.weights.h5"  # a finished run's weights, in its run directory
+
+
+def load_split(preset, split, data_dir=None):
+    """uint8 ``[classes, examples, H, W, C]`` of one split of the preset's dataset."""
+    if preset.dataset == "omniglot":
+        from maml_tf.datasets import omniglot
+        return omniglot.load(split, data_dir, size=preset.image_size)
+    if preset.dataset == "mini_imagenet":
+        from maml_tf.datasets import mini_imagenet
+        return mini_imagenet.load(split, data_dir)[0]
+    raise ValueError(f"Unknown dataset {preset.dataset!r}.")
+
+
+def tasks(preset, split, data_dir=None):
+    """The preset's N-way K-shot task distribution over one split."""
+    return FewShotTasks(load_split(preset, split, data_dir), preset.ways, preset.shots, preset.query_shots, rotate=preset.rotate)
+
+
+def build_model(preset):
+    shape = (preset.image_size, preset.image_size, preset.channels)
+    if preset.network == "fc":
+        return fully_connected(preset.ways, input_shape=shape)
+    return conv4(preset.ways, input_shape=shape, filters=preset.filters, downsample=preset.downsample)
+
+
+def build_maml(preset):
+    maml = MAML(build_model(preset), inner_lr=preset.inner_lr, inner_steps=preset.inner_steps,
+                eval_inner_steps=preset.eval_inner_steps, first_order=preset.first_order,
+                adapt=preset.adapt, batch_norm=preset.batch_norm,
+                loss_reduction=preset.loss_reduction)
+    maml.compile(optimizer=keras.optimizers.Adam(preset.outer_lr),
+                 loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return maml
+
+
+def meta_test(maml, distribution, num_tasks, steps, seed):
+    """Accuracy and loss after 0..steps inner steps on ``num_tasks`` fixed tasks."""
+    return evaluation.meta_test(maml, distribution.fixed_tasks(num_tasks, seed, EVAL_CHUNK), steps)
+
+
+class ValidationCurve(keras.callbacks.Callback):
+    """Scores fixed validation tasks after every epoch and appends a row to a CSV, so
+    that the accuracy-vs-iterations curve survives interruptions."""
+
+    FIELDS = ("iteration", "accuracy", "ci95", "seconds")
+
+    def __init__(self, distribution, preset, path):
+        super().__init__()
+        self.distribution, self.preset, self.path = distribution, preset, path
+        self._started = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._started = time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        train_seconds = time.time() - self._started
+        result = meta_test(self.model, self.distribution, self.preset.validation_tasks,
+                           self.preset.eval_inner_steps, VALIDATION_SEED + self.preset.seed)
+        step = self.preset.eval_inner_steps
+        row = {"iteration": (epoch + 1) * self.preset.steps_per_epoch,
+               "accuracy": result["accuracy"]["mean"][step], "ci95": result["accuracy"]["ci95"][step],
+               "seconds": round(train_seconds, 2)}
+        new = not os.path.exists(self.path)
+        with open(self.path, "a", newline="") as f:
+            writer = csv.DictWriter(f, self.FIELDS)
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+        if logs is not None:
+            logs["val_accuracy"] = row["accuracy"]
+
+
+def read_curve(path):
+    """Validation rows by iteration (a redone epoch after a resume keeps its last row)."""
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        rows = {int(r["iteration"]): {k: float(v) for k, v in r.items()} for r in csv.DictReader(f)}
+    return [rows[i] for i in sorted(rows)]
+
+
+def completed_iterations(run_dir, preset):
+    """Meta-iterations done so far according to the run's checkpoint (0 for a fresh run)."""
+    if os.path.exists(os.path.join(run_dir, FINAL)):
+        return preset.iterations
+    path = os.path.join(run_dir, "backup", "training_metadata.json")
+    if not os.path.exists(path):
+        return 0
+    with open(path) as f:
+        return int(json.load(f)["epoch"]) * preset.steps_per_epoch
+
+
+class TimeLimit(keras.callbacks.Callback):
+    """Stops training at the first epoch end after ``seconds`` (the checkpoint is kept,
+    so the same command later resumes)."""
+
+    def __init__(self, seconds):
+        super().__init__()
+        self.deadline = time.time() + seconds
+
+    def on_epoch_end(self, epoch, logs=None):
+        if time.time() > self.deadline:
+            self.model.stop_training = True
+
+
+def train(preset, run_dir, data_dir=None, verbose=2, time_limit=None, callbacks=()):
+    """Meta-train one Table 1 setting up to ``preset.iterations``, resuming from ``run_dir``
+    (checkpoint after every ``steps_per_epoch`` iterations).
+
+    Stops early after ``time_limit`` seconds. Returns ``(maml, iterations_done)``.
+    """
+    os.makedirs(run_dir, exist_ok=True)
+    keras.utils.set_random_seed(preset.seed)
+    maml = build_maml(preset)
+    done = completed_iterations(run_dir, preset)
+    if done >= preset.iterations:
+        return load_latest(preset, run_dir, maml), done
+    train_tasks = tasks(preset, "train", data_dir)
+    validation = tasks(preset, "validation", data_dir)
+    # Batch i of the stream is seeded by i: a resumed run sees the tasks it would have seen.
+    data = train_tasks.dataset(preset.meta_batch_size, seed=preset.seed, start=done)
+    limit = [] if time_limit is None else [TimeLimit(time_limit)]
+    maml.fit(data, epochs=preset.epochs, steps_per_epoch=preset.steps_per_epoch, verbose=verbose,
+             callbacks=[ValidationCurve(validation, preset, os.path.join(run_dir, "validation.csv")),
+                        keras.callbacks.TerminateOnNaN(),
+                        keras.callbacks.CSVLogger(os.path.join(run_dir, "train_log.csv"), append=True),
+                        keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup"),
+                                                         delete_checkpoint=False),
+                        *limit, *callbacks])
+    done = completed_iterations(run_dir, preset)
+    if done >= preset.iterations:
+        maml.save_weights(os.path.join(run_dir, FINAL))
+    return maml, done
+
+
+def load_latest(preset, run_dir, maml=None):
+    """The run's final weights, else its latest checkpoint (an unfinished run)."""
+    maml = maml or build_maml(preset)
+    for path in (os.path.join(run_dir, FINAL), os.path.join(run_dir, "backup", "latest.weights.h5")):
+        if os.path.exists(path):
+            maml.optimizer.build(maml.trainable_variables)
+            maml.load_weights(path)
+            return maml
+    raise FileNotFoundError(f"No checkpoint in {run_dir}: train first (the same command without --no-train).")
+
+
+def evaluate(preset, maml, data_dir=None):
+    """Meta-test on the fixed test tasks: accuracy after every step up to
+    ``curve_steps`` (mean, 95% CI, per task) and the headline number at
+    ``eval_inner_steps``."""
+    distribution = tasks(preset, "test", data_dir)
+    steps = max(preset.curve_steps, preset.eval_inner_steps)
+    result = meta_test(maml, distribution, preset.eval_tasks, steps, TEST_SEED + preset.seed)
+    accuracy = result["accuracy"]
+    return {"accuracy": accuracy["mean"][preset.eval_inner_steps],
+            "ci95": accuracy["ci95"][preset.eval_inner_steps],
+            "accuracy_per_step": accuracy["mean"], "ci95_per_step": accuracy["ci95"],
+            "loss_per_step": result["loss"]["mean"], "num_tasks": result["num_tasks"]}
+
+
+def seconds_per_iteration(run_dir):
+    """Median training seconds per meta-iteration over the epochs logged so far."""
+    rows = read_curve(os.path.join(run_dir, "validation.csv"))
+    if not rows:
+        return None
+    per_epoch = np.diff([0] + [r["iteration"] for r in rows])
+    return float(np.median([r["seconds"] / n for r, n in zip(rows, per_epoch)]))

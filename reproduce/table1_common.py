@@ -1,0 +1,179 @@
+"""What the two Table 1 scripts share: run a setting, merge its row into
+results/<name>/metrics.json, write table.md and the PNGs."""
+import dataclasses
+import json
+import os
+import time
+
+import click
+
+from maml_tf import presets, reporting
+
+# Table 1 of the paper: accuracy (%) and 95% CI.
+PAPER = {
+    "omniglot": {"5way1shot": (98.7, 0.4), "5way5shot": (99.9, 0.1), "20way1shot": (95.8, 0.3),
+                 "20way5shot": (98.9, 0.2), "5way1shot_fc": (89.7, 1.1), "5way5shot_fc": (97.5, 0.6)},
+    "mini_imagenet": {"5way1shot": (48.70, 1.84), "5way5shot": (63.11, 0.92),
+                      "5way1shot_fo": (48.07, 1.75), "5way5shot_fo": (63.15, 0.91)},
+}
+
+
+def options(table, default_run_root):
+    """The click options both scripts take."""
+    def decorate(fn):
+        for option in reversed([
+            click.option("--preset", "budget", type=click.Choice(sorted(presets.BUDGETS)), default="paper",
+                         show_default=True, help="Budget (maml_tf/presets.py); the method is the paper's."),
+            click.option("--setting", "settings", multiple=True, type=click.Choice(sorted(table)),
+                         help="Table 1 row(s) to run (repeatable); default: all."),
+            click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+                         help="TFDS data directory (default $TFDS_DATA_DIR or ~/tensorflow_datasets)."),
+            click.option("--run-dir", type=click.Path(file_okay=False), default=None,
+                         help=f"Checkpoints and logs, reused to resume (default {default_run_root}/<preset>)."),
+            click.option("--out", type=click.Path(file_okay=False), default=None,
+                         help="Where metrics.json, table.md and PNGs go."),
+            click.option("--train/--no-train", default=True, show_default=True,
+                         help="--no-train: evaluate the latest checkpoint of each setting as it is."),
+            click.option("--time-limit", type=click.FloatRange(min=0), default=None,
+                         help="Minutes of training per setting; then stop at a checkpoint and "
+                              "evaluate what is there (run again to resume)."),
+            click.option("--verbose", type=click.IntRange(0, 2), default=2, show_default=True),
+        ]):
+            fn = option(fn)
+        return fn
+    return decorate
+
+
+def run(name, table, budget, settings, data_dir, run_dir, out, train, time_limit, verbose,
+        default_run_root, data_note=None):
+    """Train (resuming) and meta-test each setting; merge the rows into ``out``.
+
+    ``data_note`` says what the data were when they are not the real dataset."""
+    from maml_tf.experiments import classification
+
+    run_root = run_dir or os.path.join(default_run_root, budget)
+    out = out or os.path.join("results", name + ("" if budget == "paper" else f"_{budget}"))
+    metrics_path = os.path.join(out, "metrics.json")
+    metrics = {"rows": []}
+    if os.path.exists(metrics_path):
+        with open(metrics_path) as f:
+            metrics = json.load(f)
+    for setting in settings or sorted(table):
+        preset = presets.classification(table, setting, budget)
+        setting_dir = os.path.join(run_root, setting)
+        click.echo(f"[{setting}] {preset.iterations:,} iterations, meta-batch {preset.meta_batch_size}, "
+                   f"{preset.inner_steps} step(s) alpha {preset.inner_lr}; checkpoints in {setting_dir}")
+        if train:
+            limit = None if time_limit is None else 60 * time_limit
+            maml, done = classification.train(preset, setting_dir, data_dir, verbose, time_limit=limit)
+        else:
+            try:
+                maml = classification.load_latest(preset, setting_dir)
+            except FileNotFoundError as error:
+                raise click.ClickException(str(error)) from None
+            done = classification.completed_iterations(setting_dir, preset)
+        started = time.time()
+        result = classification.evaluate(preset, maml, data_dir)
+        paper, paper_ci = PAPER[preset.dataset][setting]
+        row = {
+            "setting": setting, "method": "first-order MAML" if preset.first_order else "MAML",
+            "accuracy": 100 * result["accuracy"], "ci95": 100 * result["ci95"],
+            "paper": paper, "paper_ci95": paper_ci,
+            "iterations": done, "budget_iterations": preset.iterations,
+            "paper_iterations": presets.get(table, setting).iterations,
+            "meta_batch_size": preset.meta_batch_size,
+            "seconds_per_iteration": classification.seconds_per_iteration(setting_dir),
+            "eval_seconds": round(time.time() - started, 1),
+            "accuracy_per_step": [100 * a for a in result["accuracy_per_step"]],
+            "ci95_per_step": [100 * c for c in result["ci95_per_step"]],
+            "test_tasks": result["num_tasks"], "eval_inner_steps": preset.eval_inner_steps,
+            "validation_curve": classification.read_curve(os.path.join(setting_dir, "validation.csv")),
+            "settings": {k: v for k, v in dataclasses.asdict(preset).items() if k != "name"},
+            "preset": budget, "command": reporting.command(), "machine": reporting.machine(),
+        }
+        row["seconds"] = (round(row["seconds_per_iteration"] * done, 1)
+                          if row["seconds_per_iteration"] else None)
+        metrics["rows"] = [r for r in metrics["rows"] if r["setting"] != setting] + [row]
+        click.echo(f"[{setting}] {row['accuracy']:.2f} ± {row['ci95']:.2f}% after "
+                   f"{preset.eval_inner_steps} steps ({done:,} iterations; paper {paper} ± {paper_ci})")
+        write(name, table, metrics, out, data_note)  # after every row: a later one may be interrupted
+    click.echo(markdown(name, metrics))
+    click.echo(f"wrote {out}/")
+    return metrics
+
+
+def write(name, table, metrics, out, data_note):
+    """metrics.json, table.md and accuracy.png of the rows so far."""
+    order = list(table)
+    metrics["rows"].sort(key=lambda r: order.index(r["setting"]))
+    metrics.update({"name": name, "machine": reporting.machine(), "command": reporting.command(),
+                    "data": data_note or "real"})
+    os.makedirs(out, exist_ok=True)
+    reporting.write_json(os.path.join(out, "metrics.json"), metrics)
+    with open(os.path.join(out, "table.md"), "w") as f:
+        f.write(markdown(name, metrics))
+    plot(metrics, os.path.join(out, "accuracy.png"))
+
+
+def markdown(name, metrics):
+    m = metrics["machine"]
+    lines = [
+        f"# Table 1, {name}: meta-test accuracy (%), mean ± 95% CI over fixed test tasks",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, no GPU. Each row's own command is in metrics.json. "
+        "Rows trained for fewer iterations than the paper are marked in bold: an unfinished run "
+        "(resumable: the same command continues from its checkpoint) or a reduced-budget preset.",
+        "",
+    ] + ([f"**Data: {metrics['data']}.** These numbers check the pipeline, not the paper.", ""]
+         if metrics.get("data", "real") != "real" else []) + [
+        "| setting | method | ours | paper | iterations (paper) | meta-batch | steps at test | test tasks | s / iteration |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in metrics["rows"]:
+        budget = f"{r['iterations']:,} ({r['paper_iterations']:,})"
+        if r["iterations"] < r["budget_iterations"]:
+            budget = f"**{budget}, unfinished run**"
+        elif r["iterations"] < r["paper_iterations"]:
+            budget = f"**{budget}, reduced budget**"
+        spi = f"{r['seconds_per_iteration']:.3f}" if r.get("seconds_per_iteration") else "—"
+        lines.append(f"| {r['setting']} | {r['method']} | {r['accuracy']:.2f} ± {r['ci95']:.2f} | "
+                     f"{r['paper']} ± {r['paper_ci95']} | {budget} | {r['meta_batch_size']} | "
+                     f"{r['eval_inner_steps']} | {r['test_tasks']} | {spi} |")
+    lines += ["", "Accuracy after 0, 1, 2, ... inner steps at meta-test:", ""]
+    for r in metrics["rows"]:
+        lines.append(f"- {r['setting']} ({r['method']}): "
+                     + ", ".join(f"{a:.1f}" for a in r["accuracy_per_step"]))
+    lines += ["", "Commands:", ""] + sorted({f"- `{r['command']}`" for r in metrics["rows"]})
+    return "\n".join(lines) + "\n"
+
+
+def plot(metrics, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for r in metrics["rows"]:
+        label = f"{r['setting']} ({r['method']})"
+        curve = r["validation_curve"]
+        if curve:
+            it = [c["iteration"] for c in curve]
+            acc = np.array([100 * c["accuracy"] for c in curve])
+            ci = np.array([100 * c["ci95"] for c in curve])
+            line, = left.plot(it, acc, label=label)
+            left.fill_between(it, acc - ci, acc + ci, color=line.get_color(), alpha=0.2)
+        acc, ci = np.array(r["accuracy_per_step"]), np.array(r["ci95_per_step"])
+        line, = right.plot(range(len(acc)), acc, "o-", ms=3, label=label)
+        right.fill_between(range(len(acc)), acc - ci, acc + ci, color=line.get_color(), alpha=0.2)
+        right.axhline(r["paper"], color=line.get_color(), ls=":", lw=1)
+    left.set(xlabel="meta-training iterations", ylabel="validation accuracy (%)",
+             title="Validation tasks during meta-training")
+    right.set(xlabel="inner gradient steps at meta-test", ylabel="test accuracy (%)",
+              title="Test tasks (dotted: paper)")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
