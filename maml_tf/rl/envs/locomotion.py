@@ -1,0 +1,219 @@
+"""MuJoCo locomotion task distributions (Section 5.3) on gymnasium's v5 robots.
+
+Half-cheetah and ant, each with a goal velocity or a goal direction, horizon
+200. The robots, observations and physics are gymnasium's ``HalfCheetah-v5`` /
+``Ant-v5`` (MuJoCo through the ``mujoco`` package, no rendering); the reward is
+the paper's, computed here (gymnasium's is ignored) from the forward velocity
+v_x = (torso x after - torso x before) / dt and the clipped action a:
+
+- cheetah-vel: -|v_x - goal| - 0.05 |a|^2, goal ~ U[0, 2]
+- cheetah-dir: d v_x - 0.05 |a|^2, d = +-1 with probability 1/2
+- ant-vel: -|v_x - goal| + 1.0 - 0.005 |a|^2 - 5e-4 |F|^2 + 0.05, goal ~ U[0, 3]
+- ant-dir: d v_x - 0.005 |a|^2 - 5e-4 |F|^2 + 0.05
+
+with F the external contact forces on the ant's bodies (``cfrc_ext``) clipped
+to [-1, 1]. These are the terms and weights of maml_rl's rllab environments
+(``half_cheetah_env_rand[_direc].py``: 0.1 * 0.5 |a|^2; ``ant_env_rand[_direc].py``:
+control 0.5e-2 |a / 150|^2 on +-150 torques, contact 0.5e-3 |F|^2, +1.0 for
+velocity only, survive 0.05). As rllab's ``normalize`` wrapper did there, the
+policy acts in [-1, 1] and actions are clipped to it before simulation and cost.
+
+How gymnasium's models differ from rllab's (returns will not match one to one):
+
+- Time step. rllab's cheetah: MuJoCo step 0.01, one step per action, dt 0.01;
+  gymnasium's: same 0.01 but ``frame_skip`` 5, dt 0.05. rllab's ant: RK4 step
+  0.02, dt 0.02; gymnasium's: RK4 step 0.01, ``frame_skip`` 5, dt 0.05. The
+  defaults here restore rllab's dt: ``frame_skip=1`` (cheetah), ``2`` (ant).
+- Gear. The cheetah's gears (120, 90, 60, 120, 60, 30) and control range +-1
+  are the same. rllab's ant has gear 1 and control +-150 (normalized to +-1 by
+  the wrapper), gymnasium's gear 150 and control +-1: the same torque per action.
+- Start pose. rllab's ant starts from its ``init_qpos`` (torso at 0.55, ankles
+  at +-1 rad, inside their joint ranges), gymnasium's from the model's rest pose
+  (torso at 0.75, ankles at 0, outside their ranges, so the legs snap into range
+  in the first steps). Reset noise: rllab qpos + N(0, 0.01^2), gymnasium qpos +
+  U(-0.1, 0.1) (``reset_noise_scale``); both qvel + N(0, 0.1^2).
+- Contact forces. rllab's MuJoCo 1.31 filled ``cfrc_ext`` on every step; MuJoCo
+  >= 2 only in ``mj_rnePostConstraint``, which gymnasium v5 calls after every
+  step, so the ant's contact cost is live (non-zero while a foot is down).
+- Observations. gymnasium's defaults: cheetah 17 (rllab 20: also the torso
+  centre of mass), ant 105 = qpos without x, y, qvel, clipped ``cfrc_ext`` of 13
+  bodies (rllab 125: with x, y, the world body, torso rotation and centre of mass).
+- Velocity. rllab used the torso subtree's centre-of-mass velocity; here (as in
+  gymnasium) the torso's displacement over dt.
+- Termination. rllab's ant ended an episode when the torso height left
+  [0.2, 1.0]; here every episode lasts the horizon, as for every
+  :class:`~maml_tf.rl.envs.base.TaskEnvironment`.
+"""
+import contextlib
+
+import mujoco
+import numpy as np
+from gymnasium.envs.mujoco.ant_v5 import AntEnv
+from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv
+from tf_agents.specs import array_spec
+
+from maml_tf.rl.envs.base import TaskEnvironment
+
+
+class Locomotion(TaskEnvironment):
+    """A gymnasium MuJoCo robot rewarded for the task's forward motion.
+
+    Subclasses set the robot (``robot_class``, ``default_frame_skip``), the task
+    parameter (``task_key``), ``sample_tasks`` and ``_reward(x_velocity, action)``.
+
+    Args:
+        oracle: append the task parameter to the observation (the paper's oracle).
+        frame_skip: MuJoCo steps per action; the default gives rllab's dt.
+        seed: seeds the reset noise of the first reset (later resets continue
+            that stream), for reproducible rollouts.
+        **robot_kwargs: passed on to the gymnasium environment, e.g.
+            ``reset_noise_scale`` or ``exclude_current_positions_from_observation``.
+    """
+
+    horizon = 200
+    robot_class = None
+    default_frame_skip = None
+    task_key = None
+
+    def __init__(self, oracle=False, frame_skip=None, seed=None, **robot_kwargs):
+        super().__init__()
+        self.oracle = oracle
+        frame_skip = self.default_frame_skip if frame_skip is None else frame_skip
+        with _quiet_mujoco_log():
+            self.robot = self.robot_class(frame_skip=frame_skip, **robot_kwargs)
+        self._seed = seed
+        space = self.robot.action_space
+        self._action_spec = array_spec.BoundedArraySpec(
+            space.shape, np.float32, space.low, space.high, name="action")
+        size = self.robot.observation_space.shape[0] + int(oracle)
+        self._observation_spec = array_spec.ArraySpec((size,), np.float32, name="observation")
+
+    @property
+    def dt(self):
+        """Seconds of simulation per step (``frame_skip`` x the MuJoCo time step)."""
+        return self.robot.dt
+
+    def action_spec(self):
+        return self._action_spec
+
+    def observation_spec(self):
+        return self._observation_spec
+
+    def close(self):
+        self.robot.close()
+
+    def _start(self):
+        observation, _ = self.robot.reset(seed=self._seed)
+        self._seed = None
+        return self._observe(observation)
+
+    def _advance(self, action):
+        spec = self._action_spec
+        action = np.clip(np.asarray(action, np.float64), spec.minimum, spec.maximum)
+        # qpos[0] is the torso's x in both robots (the cheetah's root slider, the ant's
+        # free joint at the torso origin); body xpos would lag, being computed before
+        # MuJoCo's last integration.
+        x_before = self.robot.data.qpos[0]
+        observation = self.robot.step(action)[0]
+        x_velocity = (self.robot.data.qpos[0] - x_before) / self.robot.dt
+        return self._observe(observation), self._reward(x_velocity, action)
+
+    def _observe(self, observation):
+        if self.oracle:
+            observation = np.append(observation, self.task[self.task_key])
+        return observation.astype(np.float32)
+
+    def _reward(self, x_velocity, action):
+        raise NotImplementedError
+
+
+@contextlib.contextmanager
+def _quiet_mujoco_log():
+    """Silence MuJoCo's log while gymnasium compiles a model: MuJoCo 4 warns that
+    half_cheetah.xml's ``settotalmass`` is deprecated, on the console and in a
+    MUJOCO_LOG.TXT it would leave in the working directory, once per instance."""
+    previous, quiet = mujoco.MjLogConfig.get(), mujoco.MjLogConfig.get()
+    quiet.logto_console = quiet.logto_file = False
+    quiet.set()
+    try:
+        yield
+    finally:
+        previous.set()
+
+
+def _velocity_tasks(n, seed, high):
+    return [{"velocity": float(v)} for v in np.random.default_rng(seed).uniform(0.0, high, n)]
+
+
+def _direction_tasks(n, seed):
+    return [{"direction": float(d)} for d in np.random.default_rng(seed).choice([-1.0, 1.0], n)]
+
+
+class HalfCheetah(Locomotion):
+    """gymnasium's HalfCheetah-v5 at rllab's dt 0.01; control cost 0.05 |a|^2."""
+
+    robot_class = HalfCheetahEnv
+    default_frame_skip = 1
+
+    def _costs(self, action):
+        return 0.05 * np.sum(np.square(action))
+
+
+class HalfCheetahVel(HalfCheetah):
+    """Run at a goal velocity ~ U[0, 2]: reward -|v_x - goal| - 0.05 |a|^2."""
+
+    task_key = "velocity"
+
+    def sample_tasks(self, n, seed):
+        return _velocity_tasks(n, seed, 2.0)
+
+    def _reward(self, x_velocity, action):
+        return -abs(x_velocity - self.task["velocity"]) - self._costs(action)
+
+
+class HalfCheetahDir(HalfCheetah):
+    """Run forward (d = 1) or backward (d = -1): reward d v_x - 0.05 |a|^2."""
+
+    task_key = "direction"
+
+    def sample_tasks(self, n, seed):
+        return _direction_tasks(n, seed)
+
+    def _reward(self, x_velocity, action):
+        return self.task["direction"] * x_velocity - self._costs(action)
+
+
+class Ant(Locomotion):
+    """gymnasium's Ant-v5 at rllab's dt 0.02; costs 0.005 |a|^2 + 5e-4 |F|^2."""
+
+    robot_class = AntEnv
+    default_frame_skip = 2
+    survive_bonus = 0.05
+
+    def _costs(self, action):
+        contact = np.clip(self.robot.data.cfrc_ext, -1.0, 1.0)
+        return 0.005 * np.sum(np.square(action)) + 5e-4 * np.sum(np.square(contact))
+
+
+class AntVel(Ant):
+    """Walk at a goal velocity ~ U[0, 3]: reward -|v_x - goal| + 1.0 - costs + 0.05."""
+
+    task_key = "velocity"
+
+    def sample_tasks(self, n, seed):
+        return _velocity_tasks(n, seed, 3.0)
+
+    def _reward(self, x_velocity, action):
+        return -abs(x_velocity - self.task["velocity"]) + 1.0 - self._costs(action) + self.survive_bonus
+
+
+class AntDir(Ant):
+    """Walk forward (d = 1) or backward (d = -1): reward d v_x - costs + 0.05."""
+
+    task_key = "direction"
+
+    def sample_tasks(self, n, seed):
+        return _direction_tasks(n, seed)
+
+    def _reward(self, x_velocity, action):
+        return self.task["direction"] * x_velocity - self._costs(action) + self.survive_bonus

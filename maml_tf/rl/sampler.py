@@ -1,0 +1,112 @@
+"""Batched trajectory sampling with per-task policy weights (Section 5.3).
+
+All trajectories of a meta-batch are collected at once: one batched tf-agents
+environment of ``tasks * episodes_per_task`` members (member ``i`` runs task
+``i // episodes_per_task``), stepped by a ``PyDriver`` for one horizon. The
+policy is evaluated once per time step for every member, each task with its own
+weights (after MAML's inner step the policies differ by task): the weights are
+stacked on a leading task axis and ``FunctionalModel`` runs under
+``tf.vectorized_map`` over that axis inside one ``tf.function``.
+"""
+import numpy as np
+import tensorflow as tf
+from tf_agents.drivers import py_driver
+from tf_agents.policies import py_policy
+from tf_agents.trajectories import policy_step
+
+from maml_tf.core.functional import FunctionalModel
+from maml_tf.models.policy import action_distribution
+
+
+def stack_weights(weights, num_tasks):
+    """One weight list shared by all tasks -> the same list stacked on a task axis."""
+    return [tf.repeat(tf.convert_to_tensor(w)[None], num_tasks, axis=0) for w in weights]
+
+
+class PerTaskGaussianPolicy(py_policy.PyPolicy):
+    """A tf-agents ``PyPolicy`` sampling ``a ~ pi_{theta_task}(.|s)`` for a batch of members.
+
+    ``set_weights`` takes the weights stacked ``[tasks, *shape]`` (model variable
+    order) and a seed; members are grouped task-major, ``episodes`` per task. The
+    noise is stateless (seed, step counter), so a rollout is a function of the seed.
+    """
+
+    def __init__(self, model, time_step_spec, action_spec):
+        super().__init__(time_step_spec, action_spec)
+        self.functional = FunctionalModel(model)
+        self._weights = None
+        self._seed = 0
+        self._counter = 0
+        self._act = tf.function(self._sample, reduce_retracing=True)
+
+    def set_weights(self, stacked_weights, seed):
+        self._weights = [tf.convert_to_tensor(w) for w in stacked_weights]
+        self._seed = int(seed)
+        self._counter = 0
+
+    def _sample(self, weights, observations, seed):
+        tasks = tf.shape(weights[0])[0]
+        per_task = tf.reshape(observations, tf.concat([[tasks, -1], tf.shape(observations)[1:]], 0))
+        outputs = tf.vectorized_map(lambda args: self.functional(args[0], args[1])[0],
+                                    (weights, per_task))
+        outputs = tf.reshape(outputs, [tf.shape(observations)[0], -1])
+        distribution = action_distribution(outputs)
+        mean, std = distribution.mean(), distribution.stddev()
+        return mean + std * tf.random.stateless_normal(tf.shape(mean), seed, dtype=mean.dtype)
+
+    def _action(self, time_step, policy_state):
+        observations = tf.convert_to_tensor(time_step.observation, self._weights[0].dtype)
+        seed = tf.constant([self._seed, self._counter], tf.int64)
+        self._counter += 1
+        actions = self._act(self._weights, observations, seed).numpy()
+        return policy_step.PolicyStep(actions.astype(self.action_spec.dtype), policy_state, ())
+
+
+class Sampler:
+    """Collects full-horizon trajectories of many tasks with per-task weights.
+
+    Args:
+        env: a batched :class:`~maml_tf.rl.envs.TaskEnvironment` (or
+            ``BatchedTaskEnvironment``) of ``tasks * episodes_per_task`` members.
+        model: the policy (``gaussian_mlp_policy``), run functionally.
+    """
+
+    def __init__(self, env, model):
+        if not env.batched:
+            raise ValueError("Sampler needs a batched environment, e.g. make(name, batch_size=B).")
+        self.env = env
+        self.model = model
+        self.horizon = env.horizon
+        self.policy = PerTaskGaussianPolicy(model, env.time_step_spec(), env.action_spec())
+        self._steps = []
+        self.driver = py_driver.PyDriver(env, self.policy, observers=[self._steps.append],
+                                         max_steps=self.horizon * env.batch_size)
+
+    def sample(self, tasks, seed, weights=None):
+        """Run ``episodes_per_task = batch_size / len(tasks)`` trajectories per task.
+
+        ``weights``: ``[tasks, *shape]`` per-task weights in model variable order, or
+        None for the model's current weights on every task.
+
+        Returns a dict of NumPy arrays ``[tasks, episodes, T, ...]``: ``observations``
+        (the state each action was taken in), ``actions`` (the unclipped Gaussian
+        samples), ``rewards``; and ``tasks``.
+        """
+        num_tasks = len(tasks)
+        members = self.env.batch_size
+        if members % num_tasks:
+            raise ValueError(f"{members} environment members do not split into {num_tasks} tasks.")
+        episodes = members // num_tasks
+        if weights is None:
+            weights = stack_weights([v.value for v in self.model.trainable_variables], num_tasks)
+        self.env.reset_task([task for task in tasks for _ in range(episodes)])
+        self.policy.set_weights(weights, seed)
+        self._steps.clear()
+        self.driver.run(self.env.reset())
+
+        def gather(field):
+            values = np.stack([getattr(step, field) for step in self._steps], axis=1)  # [B, T, ...]
+            return values.reshape((num_tasks, episodes) + values.shape[1:])
+
+        return {"observations": gather("observation"), "actions": gather("action"),
+                "rewards": gather("reward"), "tasks": list(tasks)}

@@ -1,0 +1,129 @@
+"""TRPO's outer step (Schulman et al. 2015), as rllab's ``ConjugateGradientOptimizer``
+that MAML-TRPO uses (Section 5.3): natural gradient by conjugate gradient on exact
+Hessian-vector products of the mean KL, scaled to the trust region ``max_kl`` and
+backtracked until the surrogate loss falls inside it.
+
+Vectors are lists of tensors parallel to ``params`` (the gradient's own shape), so
+nothing is flattened and the same code serves a plain policy and a MAML meta-policy,
+whose ``loss_fn``/``kl_fn`` adapt per task from the meta-parameters (second order).
+"""
+import math
+
+import tensorflow as tf
+
+
+def _dot(a, b):
+    """Inner product of two same-structured nests of tensors."""
+    return tf.add_n([tf.reduce_sum(x * y) for x, y in zip(tf.nest.flatten(a), tf.nest.flatten(b))])
+
+
+def _axpy(alpha, x, y):
+    """``alpha * x + y`` over nests."""
+    return tf.nest.map_structure(lambda u, v: alpha * u + v, x, y)
+
+
+def _watch(tape, params):
+    """Watch tensors and ``tf.Variable``s explicitly; Keras 3 variables are neither,
+    and the tape (``watch_accessed_variables=True``) watches them when read."""
+    tape.watch([p for p in params if isinstance(p, (tf.Tensor, tf.Variable))])
+
+
+def conjugate_gradient(matvec, b, iterations=10, residual_tol=1e-10):
+    """Approximate ``x = A^-1 b`` for symmetric positive-definite ``A`` given as
+    ``matvec(v) = A v``, as rllab's ``krylov.cg``.
+
+    ``b`` is a tensor or a nest of tensors (a list parallel to the parameters in
+    TRPO); ``x`` and the vectors passed to ``matvec`` have its structure. Stops after
+    ``iterations`` products or once ``|r|^2 < residual_tol``. Graph-safe: the loop
+    becomes a ``tf.while_loop`` inside ``tf.function``.
+    """
+    x = tf.nest.map_structure(tf.zeros_like, b)
+    r = p = b
+    rdotr = _dot(r, r)
+    for _ in tf.range(iterations):
+        # Checked before the first product too: b = 0 gives x = 0 rather than 0 / 0.
+        if rdotr < residual_tol:
+            break
+        z = matvec(p)
+        alpha = rdotr / _dot(p, z)
+        x = _axpy(alpha, p, x)
+        r = _axpy(-alpha, z, r)
+        new_rdotr = _dot(r, r)
+        p = _axpy(new_rdotr / rdotr, p, r)
+        rdotr = new_rdotr
+    return x
+
+
+def hessian_vector_product(kl_fn, params, vector, damping=1e-5):
+    """``(H + damping I) v`` with ``H`` the Hessian of ``kl_fn()`` w.r.t. ``params``.
+
+    Exact, by differentiating ``grad(kl) . v`` (double backprop, Pearlmutter 1994).
+    ``params`` are variables (TF or Keras) or tensors that ``kl_fn`` reads; ``vector``
+    is a list parallel to them. ``damping`` is rllab's ``reg_coeff``: it keeps ``H`` positive
+    definite for conjugate gradient. Graph-safe.
+    """
+    with tf.GradientTape() as outer:
+        _watch(outer, params)
+        with tf.GradientTape() as inner:
+            _watch(inner, params)
+            kl = kl_fn()
+        grads = inner.gradient(kl, params, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        grad_dot_v = _dot(grads, [tf.stop_gradient(v) for v in vector])
+    hv = outer.gradient(grad_dot_v, params, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    return [h + damping * v for h, v in zip(hv, vector)]
+
+
+def trpo_step(loss_fn, kl_fn, params, max_kl=0.01, cg_iterations=10, backtrack_ratio=0.8,
+              max_backtracks=15, damping=1e-5):
+    """One TRPO update of the variables ``params`` (TF or Keras), in place.
+
+    The direction is the natural gradient ``s = H^-1 g`` (``g`` the gradient of
+    ``loss_fn()``, ``H`` the Hessian of ``kl_fn()``, both at the current values),
+    scaled so that the quadratic KL model ``0.5 beta^2 s^T H s`` equals ``max_kl``.
+    Steps ``beta s``, ``backtrack_ratio beta s``, ... (``max_backtracks`` of them,
+    from the full step) are tried and the first that lowers the loss with
+    ``kl <= max_kl`` is kept; if none is, the old values are restored.
+
+    ``loss_fn()`` (surrogate loss to minimise) and ``kl_fn()`` (mean KL from the
+    fixed sampling policy, 0 with zero gradient at the current values) are re-run at
+    each trial value, so they may depend on ``params`` through anything
+    differentiable, e.g. MAML's inner step.
+
+    Runs eagerly: the line search needs Python decisions, assignments and restores.
+    Pass ``tf.function``-compiled ``loss_fn``/``kl_fn`` for speed; gradients and
+    Hessian-vector products flow through them.
+
+    Returns a dict of Python numbers: ``loss_before``, ``loss_after``, ``kl`` (at the
+    values left in ``params``), ``backtracks`` (index of the accepted step, or
+    ``max_backtracks`` if rejected), ``accepted`` and ``step_size`` (``beta``).
+    """
+    if not tf.executing_eagerly():
+        raise RuntimeError("trpo_step runs eagerly (its line search assigns and restores "
+                           "variables); compile loss_fn and kl_fn with tf.function instead.")
+    params = list(params)
+    with tf.GradientTape() as tape:
+        _watch(tape, params)
+        loss_before = loss_fn()
+    grads = tape.gradient(loss_before, params, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    loss_before = float(loss_before)
+
+    hvp = lambda v: hessian_vector_product(kl_fn, params, v, damping)  # noqa: E731
+    direction = conjugate_gradient(hvp, grads, cg_iterations)
+    # rllab's guards: +1e-8 against s = 0, and a unit step if the curvature is NaN
+    # (or negative, where rllab's np.sqrt also gives NaN).
+    curvature = float(_dot(direction, hvp(direction))) + 1e-8
+    step_size = math.sqrt(2.0 * max_kl / curvature) if curvature > 0 else 1.0
+
+    old = [tf.identity(p) for p in params]
+    for backtracks in range(max_backtracks):
+        scale = step_size * backtrack_ratio ** backtracks
+        for p, o, d in zip(params, old, direction):
+            p.assign(o - scale * d)
+        loss, kl = float(loss_fn()), float(kl_fn())
+        if loss < loss_before and kl <= max_kl:  # False for NaN too
+            return {"loss_before": loss_before, "loss_after": loss, "kl": kl,
+                    "backtracks": backtracks, "accepted": True, "step_size": step_size}
+    for p, o in zip(params, old):
+        p.assign(o)
+    return {"loss_before": loss_before, "loss_after": loss_before, "kl": 0.0,
+            "backtracks": max_backtracks, "accepted": False, "step_size": step_size}

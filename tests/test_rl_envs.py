@@ -1,0 +1,288 @@
+"""The MAML-RL environments: rewards, task distributions, horizons, specs, batching."""
+import os
+import subprocess
+import sys
+
+import mujoco
+import numpy as np
+import pytest
+from tf_agents.drivers import py_driver
+from tf_agents.environments import utils
+from tf_agents.policies import random_py_policy
+from tf_agents.trajectories import time_step as ts
+
+from maml_tf.rl.envs import (ENVIRONMENTS, AntDir, AntVel, BatchedTaskEnvironment, HalfCheetahDir,
+                             HalfCheetahVel, Navigation2D, make)
+
+MUJOCO = ["cheetah-vel", "cheetah-dir", "ant-vel", "ant-dir"]
+
+
+def with_task(env, index=0, seed=0):
+    tasks = env.sample_tasks(max(index + 1, env.batch_size or 1), seed)
+    env.reset_task(tasks[index] if not env.batched else tasks[:env.batch_size])
+    return env
+
+
+def step_types(env, steps):
+    types = [int(env.reset().step_type)]
+    action = np.zeros(env.action_spec().shape, np.float32)
+    types += [int(env.step(action).step_type) for _ in range(steps)]
+    return np.array(types)
+
+
+# ----------------------------------------------------------------------------- navigation
+def test_navigation_reward_is_minus_distance_after_clipped_move():
+    env = Navigation2D(normalize_actions=False)
+    goal = np.array([0.3, -0.2])
+    env.reset_task({"goal": goal})
+    np.testing.assert_array_equal(env.reset().observation, [0.0, 0.0])
+    position = np.zeros(2)
+    for action in ([0.05, 0.5], [-2.0, 0.07], [0.1, -0.1]):
+        position += np.clip(action, -0.1, 0.1)
+        step = env.step(np.array(action, np.float32))
+        np.testing.assert_allclose(step.observation, position, atol=1e-7)
+        np.testing.assert_allclose(step.reward, -np.linalg.norm(position - goal), rtol=1e-6)
+    np.testing.assert_allclose(position, [0.05, 0.07], atol=1e-6)
+
+
+def test_navigation_normalized_actions_scale_by_max_action():
+    env = Navigation2D()  # the paper's code: policy acts in [-1, 1], move = 0.1 * clip(a)
+    assert (env.action_spec().minimum, env.action_spec().maximum) == (-1.0, 1.0)
+    env.reset_task({"goal": np.array([0.0, 0.0])})
+    env.reset()
+    step = env.step(np.array([0.5, -3.0], np.float32))
+    np.testing.assert_allclose(step.observation, [0.05, -0.1], atol=1e-7)
+    np.testing.assert_allclose(step.reward, -np.hypot(0.05, 0.1), rtol=1e-6)
+
+
+def test_navigation_tasks_in_range_and_deterministic():
+    env = Navigation2D()
+    goals = np.stack([t["goal"] for t in env.sample_tasks(2000, seed=3)])
+    assert goals.shape == (2000, 2)
+    assert goals.min() >= -0.5 and goals.max() <= 0.5 and goals.min() < -0.45 and goals.max() > 0.45
+    again = np.stack([t["goal"] for t in env.sample_tasks(2000, seed=3)])
+    other = np.stack([t["goal"] for t in env.sample_tasks(2000, seed=4)])
+    np.testing.assert_array_equal(goals, again)
+    assert not np.allclose(goals, other)
+
+
+def test_batched_navigation_equals_independent_envs(rng):
+    tasks = Navigation2D().sample_tasks(3, seed=0)
+    batched = Navigation2D(batch_size=3, oracle=True)
+    batched.reset_task(tasks)
+    singles = [Navigation2D(oracle=True) for _ in tasks]
+    for env, task in zip(singles, tasks):
+        env.reset_task(task)
+    first = batched.reset()
+    firsts = [env.reset() for env in singles]
+    np.testing.assert_array_equal(first.observation, np.stack([f.observation for f in firsts]))
+    for _ in range(Navigation2D.horizon + 5):  # crosses the auto-reset after LAST
+        actions = rng.normal(scale=1.5, size=(3, 2)).astype(np.float32)
+        step = batched.step(actions)
+        steps = [env.step(a) for env, a in zip(singles, actions)]
+        for field in ("step_type", "reward", "discount", "observation"):
+            np.testing.assert_array_equal(getattr(step, field), np.stack([getattr(s, field) for s in steps]))
+
+
+def test_navigation_oracle_observation_appends_goal():
+    env = Navigation2D(oracle=True)
+    assert env.observation_spec().shape == (4,)
+    goal = np.array([-0.4, 0.25])
+    env.reset_task({"goal": goal})
+    np.testing.assert_allclose(env.reset().observation, [0, 0, -0.4, 0.25], atol=1e-7)
+    np.testing.assert_allclose(env.step(np.ones(2, np.float32)).observation[2:], goal, atol=1e-7)
+
+
+def test_navigation_specs():
+    env = Navigation2D(normalize_actions=False)
+    action, observation = env.action_spec(), env.observation_spec()
+    assert action.shape == (2,) and action.dtype == np.float32
+    np.testing.assert_allclose([action.minimum, action.maximum], [-0.1, 0.1], rtol=1e-6)
+    assert observation.shape == (2,) and observation.dtype == np.float32
+    assert env.horizon == 100 and not env.batched
+    batched = Navigation2D(batch_size=5)
+    assert batched.batched and batched.batch_size == 5
+    assert batched.observation_spec().shape == (2,)  # specs exclude the batch axis
+
+
+def test_task_errors():
+    with pytest.raises(RuntimeError, match="reset_task"):
+        Navigation2D().reset()
+    with pytest.raises(ValueError, match="3 tasks"):
+        Navigation2D(batch_size=3).reset_task(Navigation2D().sample_tasks(2, 0))
+    with pytest.raises(ValueError, match="Unknown environment"):
+        make("cheetah")
+
+
+# ----------------------------------------------------------------------------- MuJoCo
+def test_cheetah_velocity_reward_matches_formula(rng):
+    env = with_task(HalfCheetahVel(seed=0))
+    goal = env.task["velocity"]
+    env.reset()
+    assert env.dt == pytest.approx(0.01)
+    for _ in range(20):
+        action = rng.uniform(-1.5, 1.5, 6).astype(np.float32)  # partly out of range: clipped
+        x_before = env.robot.data.qpos[0]
+        reward = env.step(action).reward
+        v = (env.robot.data.qpos[0] - x_before) / 0.01
+        expected = -abs(v - goal) - 0.05 * np.sum(np.clip(action, -1, 1) ** 2)
+        assert reward == pytest.approx(expected, rel=1e-5, abs=1e-5)
+
+
+def test_cheetah_velocity_from_hand_set_state():
+    env = HalfCheetahDir(seed=0)
+    env.reset_task({"direction": -1.0})
+    env.reset()
+    qpos, qvel = env.robot.data.qpos.copy(), np.zeros(env.robot.model.nv)
+    qvel[0] = 1.5  # sliding forward at 1.5 m/s; friction changes that by < 0.1 in 0.01 s
+    env.robot.set_state(qpos, qvel)
+    reward = env.step(np.zeros(6, np.float32)).reward
+    assert reward == pytest.approx(-1.5, abs=0.1)
+
+
+def test_cheetah_direction_reward_matches_formula(rng):
+    env = HalfCheetahDir(seed=1)
+    for direction in (-1.0, 1.0):
+        env.reset_task({"direction": direction})
+        env.reset()
+        for _ in range(10):
+            action = rng.uniform(-1, 1, 6).astype(np.float32)
+            x_before = env.robot.data.qpos[0]
+            reward = env.step(action).reward
+            v = (env.robot.data.qpos[0] - x_before) / env.dt
+            assert reward == pytest.approx(direction * v - 0.05 * np.sum(action ** 2), rel=1e-5, abs=1e-5)
+
+
+@pytest.mark.parametrize("cls", [AntVel, AntDir])
+def test_ant_reward_matches_formula_including_contact_cost(cls, rng):
+    env = with_task(cls(seed=0), index=1)
+    param = env.task[env.task_key]
+    env.reset()
+    assert env.dt == pytest.approx(0.02)
+    contact_steps = 0
+    for _ in range(60):
+        action = rng.uniform(-1.2, 1.2, 8).astype(np.float32)
+        x_before = env.robot.data.qpos[0]
+        reward = env.step(action).reward
+        v = (env.robot.data.qpos[0] - x_before) / 0.02
+        contact = 5e-4 * np.sum(np.clip(env.robot.data.cfrc_ext, -1, 1) ** 2)
+        contact_steps += contact > 0
+        costs = 0.005 * np.sum(np.clip(action, -1, 1) ** 2) + contact
+        forward = -abs(v - param) + 1.0 if cls is AntVel else param * v
+        assert reward == pytest.approx(forward - costs + 0.05, rel=1e-5, abs=1e-5)
+    assert contact_steps > 0  # the contact term was exercised
+
+
+def test_frame_skip_sets_dt():
+    assert HalfCheetahVel().dt == pytest.approx(0.01)
+    assert HalfCheetahVel(frame_skip=5).dt == pytest.approx(0.05)  # gymnasium's default
+    assert AntVel().dt == pytest.approx(0.02)
+    assert AntVel(frame_skip=5).dt == pytest.approx(0.05)
+
+
+@pytest.mark.parametrize("name, key, high", [("cheetah-vel", "velocity", 2.0), ("ant-vel", "velocity", 3.0)])
+def test_velocity_tasks_in_range_and_deterministic(name, key, high):
+    env = make(name)
+    values = np.array([t[key] for t in env.sample_tasks(1000, seed=5)])
+    assert values.min() >= 0.0 and values.max() <= high
+    assert values.min() < 0.05 * high and values.max() > 0.95 * high
+    np.testing.assert_array_equal(values, [t[key] for t in env.sample_tasks(1000, seed=5)])
+    assert not np.array_equal(values, [t[key] for t in env.sample_tasks(1000, seed=6)])
+
+
+@pytest.mark.parametrize("name", ["cheetah-dir", "ant-dir"])
+def test_direction_tasks_are_plus_minus_one(name):
+    env = make(name)
+    values = np.array([t["direction"] for t in env.sample_tasks(200, seed=0)])
+    assert set(values) == {-1.0, 1.0}
+    assert 60 < np.sum(values > 0) < 140
+    np.testing.assert_array_equal(values, [t["direction"] for t in env.sample_tasks(200, seed=0)])
+
+
+@pytest.mark.parametrize("name, action_dim, obs_dim", [
+    ("cheetah-vel", 6, 17), ("cheetah-dir", 6, 17), ("ant-vel", 8, 105), ("ant-dir", 8, 105)])
+def test_mujoco_specs_and_oracle(name, action_dim, obs_dim):
+    env = with_task(make(name, seed=0))
+    action, observation = env.action_spec(), env.observation_spec()
+    assert action.shape == (action_dim,) and action.dtype == np.float32
+    np.testing.assert_array_equal(action.minimum, -1.0)
+    np.testing.assert_array_equal(action.maximum, 1.0)
+    assert observation.shape == (obs_dim,) and observation.dtype == np.float32
+    assert env.reset().observation.dtype == np.float32
+    oracle = with_task(make(name, oracle=True, seed=0), index=2)
+    assert oracle.observation_spec().shape == (obs_dim + 1,)
+    value = oracle.task[oracle.task_key]
+    assert oracle.reset().observation[-1] == np.float32(value)
+    assert oracle.step(np.zeros(action_dim, np.float32)).observation[-1] == np.float32(value)
+
+
+# ----------------------------------------------------------------------------- episodes
+@pytest.mark.parametrize("name", ["navigation"] + MUJOCO)
+def test_episodes_last_exactly_horizon(name):
+    env = with_task(make(name))
+    horizon = env.horizon
+    assert horizon == (100 if name == "navigation" else 200)
+    types = step_types(env, 2 * horizon + 1)
+    expected = np.full(2 * horizon + 2, int(ts.StepType.MID))
+    expected[[0, horizon + 1]] = ts.StepType.FIRST  # the step after LAST starts a new episode
+    expected[[horizon, 2 * horizon + 1]] = ts.StepType.LAST
+    np.testing.assert_array_equal(types, expected)
+    env.reset()
+    assert env.reset().step_type == ts.StepType.FIRST
+
+
+@pytest.mark.parametrize("name, batch_size", [(name, None) for name in ENVIRONMENTS]
+                         + [("navigation", 4), ("cheetah-vel", 2)])
+def test_validate_py_environment(name, batch_size):
+    env = with_task(make(name, batch_size=batch_size))
+    utils.validate_py_environment(env, episodes=2)
+
+
+def test_batched_mujoco_equals_seeded_single_envs(rng):
+    batched = make("ant-dir", batch_size=2, seed=7)
+    assert isinstance(batched, BatchedTaskEnvironment) and batched.horizon == 200
+    tasks = [{"direction": 1.0}, {"direction": -1.0}]
+    batched.reset_task(tasks)
+    assert batched.task == tasks
+    singles = [AntDir(seed=7), AntDir(seed=8)]
+    for env, task in zip(singles, tasks):
+        env.reset_task(task)
+    first = batched.reset()
+    np.testing.assert_array_equal(first.observation, np.stack([env.reset().observation for env in singles]))
+    for _ in range(10):
+        actions = rng.uniform(-1, 1, (2, 8)).astype(np.float32)
+        step = batched.step(actions)
+        steps = [env.step(a) for env, a in zip(singles, actions)]
+        np.testing.assert_array_equal(step.reward, [s.reward for s in steps])
+        np.testing.assert_array_equal(step.observation, np.stack([s.observation for s in steps]))
+
+
+def test_py_driver_collects_fixed_length_batches():
+    env = with_task(make("navigation", batch_size=6))
+    policy = random_py_policy.RandomPyPolicy(env.time_step_spec(), env.action_spec(), outer_dims=(6,))
+    trajectories = []
+    driver = py_driver.PyDriver(env, policy, [trajectories.append], max_steps=6 * Navigation2D.horizon)
+    driver.run(env.reset())
+    assert len(trajectories) == Navigation2D.horizon
+    np.testing.assert_array_equal(trajectories[0].step_type, ts.StepType.FIRST)
+    assert all(t.observation.shape == (6, 2) for t in trajectories)
+    np.testing.assert_array_equal(trajectories[-1].next_step_type, ts.StepType.LAST)
+
+
+@pytest.mark.slow  # a fresh process imports TensorFlow: about 15 s on the loaded machine
+def test_import_and_step_without_display():
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "MUJOCO_GL", "WAYLAND_DISPLAY")}
+    code = ("from maml_tf.rl.envs import make\n"
+            "for name in ('cheetah-vel', 'ant-dir'):\n"
+            "    e = make(name); e.reset_task(e.sample_tasks(1, 0)[0]); e.reset(); e.step(e.action_spec().minimum)\n"
+            "print('ok')")
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().endswith("ok")
+
+
+def test_building_a_cheetah_leaves_no_mujoco_log(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    HalfCheetahVel()  # MuJoCo 4 warns about half_cheetah.xml's deprecated settotalmass
+    assert not (tmp_path / "MUJOCO_LOG.TXT").exists()
+    assert mujoco.MjLogConfig.get().logto_file  # the log configuration is restored

@@ -1,0 +1,107 @@
+"""The Gaussian MLP policy and the batched per-task sampler (Section 5.3)."""
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from maml_tf.models.policy import action_distribution, gaussian_mlp_policy
+from maml_tf.rl import envs
+from maml_tf.rl.sampler import Sampler, stack_weights
+
+
+def _constant_policy_weights(model, means, log_std=-100.0):
+    """Per-task weights whose policy outputs ``means[i]`` everywhere with ~zero std."""
+    stacked = []
+    for v in model.trainable_variables:
+        if v.path.endswith("mean/bias"):
+            stacked.append(tf.constant(np.asarray(means, np.float32)))
+        elif v.path.endswith("log_std"):
+            stacked.append(tf.fill([len(means), v.shape[0]], log_std))
+        else:
+            stacked.append(tf.zeros([len(means), *v.shape]))
+    return stacked
+
+
+# ----------------------------------------------------------------------------- policy
+def test_policy_output_is_mean_and_state_independent_log_std():
+    model = gaussian_mlp_policy(3, 2, hidden=(8, 8), init_log_std=-0.5)
+    out = model(np.random.default_rng(0).normal(size=(5, 3)).astype("float32")).numpy()
+    assert out.shape == (5, 4)
+    np.testing.assert_allclose(out[:, 2:], -0.5)
+    log_std = [v for v in model.trainable_variables if "log_std" in v.path]
+    assert len(log_std) == 1 and tuple(log_std[0].shape) == (2,)
+    assert len(model.trainable_variables) == 7
+
+
+def test_log_prob_matches_hand_computed_gaussian(rng):
+    output = rng.normal(size=(4, 6))
+    actions = rng.normal(size=(4, 3))
+    mean, log_std = output[:, :3], output[:, 3:]
+    expected = np.sum(-0.5 * ((actions - mean) / np.exp(log_std)) ** 2 - log_std
+                      - 0.5 * np.log(2 * np.pi), axis=-1)
+    got = action_distribution(tf.constant(output)).log_prob(actions).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-10)
+
+
+def test_policy_serialises():
+    model = gaussian_mlp_policy(2, 2, hidden=(4,))
+    clone = keras.models.model_from_json(model.to_json())
+    assert [tuple(v.shape) for v in clone.trainable_variables] == \
+        [tuple(v.shape) for v in model.trainable_variables]
+
+
+# ----------------------------------------------------------------------------- sampler
+@pytest.fixture
+def sampler():
+    env = envs.make("navigation", batch_size=6)
+    return Sampler(env, gaussian_mlp_policy(2, 2, hidden=(8,)))
+
+
+def test_sampler_shapes_and_seed_determinism(sampler):
+    tasks = sampler.env.sample_tasks(3, seed=0)
+    a, b, c = (sampler.sample(tasks, seed=s) for s in (1, 1, 2))
+    assert a["observations"].shape == (3, 2, 100, 2)
+    assert a["actions"].shape == (3, 2, 100, 2)
+    assert a["rewards"].shape == (3, 2, 100)
+    assert a["tasks"] == tasks
+    for key in ("observations", "actions", "rewards"):
+        np.testing.assert_array_equal(a[key], b[key])
+    assert not np.array_equal(a["actions"], c["actions"])
+    np.testing.assert_array_equal(a["observations"][:, :, 0], 0.0)  # every episode starts at the origin
+
+
+def test_sampler_uses_each_tasks_own_weights():
+    sampler = Sampler(envs.make("navigation", batch_size=4), gaussian_mlp_policy(2, 2, hidden=(8,)))
+    tasks = sampler.env.sample_tasks(2, seed=0)
+    weights = _constant_policy_weights(sampler.model, [[0.3, -0.2], [-0.7, 0.5]])
+    actions = sampler.sample(tasks, seed=0, weights=weights)["actions"]
+    # Same observation (the origin) at t = 0, different actions per task.
+    np.testing.assert_allclose(actions[0, :, 0], [[0.3, -0.2]] * 2, atol=1e-6)
+    np.testing.assert_allclose(actions[1, :, 0], [[-0.7, 0.5]] * 2, atol=1e-6)
+
+
+def test_zero_std_policy_gives_the_expected_trajectory(sampler):
+    goals = [{"goal": np.array([0.2, -0.3])}, {"goal": np.array([-0.4, 0.1])}, {"goal": np.array([0.0, 0.5])}]
+    means = [[0.5, -2.0], [1.0, 0.25], [0.0, 0.0]]
+    out = sampler.sample(goals, seed=3, weights=_constant_policy_weights(sampler.model, means))
+    steps = np.arange(1, 101)[:, None]
+    for i, (goal, mean) in enumerate(zip(goals, means)):
+        positions = steps * 0.1 * np.clip(mean, -1, 1)  # after each move
+        expected_rewards = -np.linalg.norm(positions - goal["goal"], axis=-1)
+        for e in range(2):
+            np.testing.assert_allclose(out["actions"][i, e], np.broadcast_to(mean, (100, 2)), atol=1e-6)
+            np.testing.assert_allclose(out["observations"][i, e, 1:], positions[:-1], atol=1e-5)
+            np.testing.assert_allclose(out["rewards"][i, e], expected_rewards, atol=1e-5)
+
+
+def test_shared_weights_default_to_the_model(sampler):
+    tasks = sampler.env.sample_tasks(3, seed=0)
+    stacked = stack_weights([v.value for v in sampler.model.trainable_variables], 3)
+    a = sampler.sample(tasks, seed=5)
+    b = sampler.sample(tasks, seed=5, weights=stacked)
+    np.testing.assert_array_equal(a["actions"], b["actions"])
+
+
+def test_sampler_rejects_tasks_that_do_not_split_the_batch(sampler):
+    with pytest.raises(ValueError, match="split"):
+        sampler.sample(sampler.env.sample_tasks(4, seed=0), seed=0)
