@@ -30,3 +30,16 @@ class TrainingClock(keras.callbacks.Callback):
         with open(self.path + ".tmp", "w") as f:
             json.dump({"seconds": total, "epochs": epoch + 1}, f)
         os.replace(self.path + ".tmp", self.path)
+
+
+class TimeLimit(keras.callbacks.Callback):
+    """Stops training at the first epoch end after ``seconds`` (the checkpoint is kept,
+    so the same command later resumes)."""
+
+    def __init__(self, seconds):
+        super().__init__()
+        self.deadline = time.time() + seconds
+
+    def on_epoch_end(self, epoch, logs=None):
+        if time.time() > self.deadline:
+            self.model.stop_training = True

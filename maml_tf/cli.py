@@ -1,7 +1,26 @@
-"""The ``maml`` command (click)."""
+"""The ``maml`` command (click): train, evaluate, export, prepare data.
+
+A run directory holds everything of one training run: ``config.json`` (experiment,
+preset, every hyperparameter), checkpoints (``backup/``, resumed by running the same
+``maml train`` again), TensorBoard logs (``tensorboard/``), ``metrics.json`` (meta-test)
+and, for finished runs, the final weights. Presets come from ``maml_tf/presets.py``,
+the same definitions the reproduce scripts use.
+"""
+import contextlib
+import dataclasses
+import json
+import os
+
 import click
 
+from maml_tf import presets
+from maml_tf.distribute import STRATEGIES
+
 DATASETS = ("omniglot", "mini_imagenet")
+# Experiment -> its presets: the paper's sinusoid presets, or Table 1 rows at a budget.
+EXPERIMENTS = {"sinusoid": presets.SINUSOID, "omniglot": presets.OMNIGLOT,
+               "mini_imagenet": presets.MINI_IMAGENET}
+CONFIG = "config.json"
 
 
 @click.group()
@@ -10,6 +29,119 @@ def main():
     """maml-tf: Model-Agnostic Meta-Learning for TensorFlow / Keras."""
 
 
+# ----------------------------------------------------------------------------- maml train
+def _check_choices(ctx, experiment, preset, setting):
+    """Usage errors for option values that depend on the experiment (before any work)."""
+    if experiment == "sinusoid":
+        if setting:
+            raise click.UsageError("sinusoid has no --setting (its presets are "
+                                   f"{', '.join(sorted(presets.SINUSOID))}).", ctx)
+        if preset not in presets.SINUSOID:
+            raise click.BadParameter(f"{preset!r} is not a sinusoid preset; choose one of "
+                                     f"{', '.join(sorted(presets.SINUSOID))}.", ctx, param_hint="--preset")
+        return
+    if preset not in presets.BUDGETS:
+        raise click.BadParameter(f"{preset!r} is not a budget of {experiment}; choose one of "
+                                 f"{', '.join(sorted(presets.BUDGETS))}.", ctx, param_hint="--preset")
+    if setting not in EXPERIMENTS[experiment]:
+        raise click.BadParameter(f"{experiment} settings are {', '.join(sorted(EXPERIMENTS[experiment]))}"
+                                 + ("" if setting else " (pass one with --setting)") + ".",
+                                 ctx, param_hint="--setting")
+
+
+def _preset(experiment, preset, setting):
+    if experiment == "sinusoid":
+        return presets.get(presets.SINUSOID, preset)
+    return presets.classification(EXPERIMENTS[experiment], setting, preset)
+
+
+@main.command()
+@click.argument("experiment", type=click.Choice(sorted(EXPERIMENTS)))
+@click.option("--preset", default="paper", show_default=True,
+              help="Sinusoid: paper | code | quick | smoke. Omniglot / mini_imagenet: the budget, "
+                   "paper | quick | smoke.")
+@click.option("--setting", default=None,
+              help="Table 1 row for omniglot / mini_imagenet, e.g. 5way1shot, 20way1shot, 5way1shot_fo.")
+@click.option("--run-dir", type=click.Path(file_okay=False), default=None,
+              help="Run directory (default runs/<experiment>/<preset>[/<setting>]); reused to resume.")
+@click.option("--strategy", type=click.Choice(STRATEGIES), default="default", show_default=True,
+              help="tf.distribute strategy: mirrored = every local GPU, multi-worker = the "
+                   "cluster in TF_CONFIG (same command on every machine).")
+@click.option("--time-limit", type=click.FloatRange(min=0), default=None,
+              help="Minutes of training; then stop at the next checkpoint (run again to resume).")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+              help="TFDS data directory (default $TFDS_DATA_DIR or ~/tensorflow_datasets).")
+@click.option("--verbose", type=click.IntRange(0, 2), default=1, show_default=True,
+              help="1: a progress bar per epoch; 2: one line per epoch.")
+@click.pass_context
+def train(ctx, experiment, preset, setting, run_dir, strategy, time_limit, data_dir, verbose):
+    """Meta-train EXPERIMENT (resuming its run directory), then meta-test it."""
+    _check_choices(ctx, experiment, preset, setting)
+    config = _preset(experiment, preset, setting)
+    run_dir = run_dir or os.path.join("runs", experiment, preset, *([setting] if setting else []))
+    os.makedirs(run_dir, exist_ok=True)
+    _write_config(run_dir, experiment, preset, setting, config, strategy)
+
+    import keras
+    from maml_tf import distribute
+    from maml_tf.callbacks import TimeLimit
+
+    try:
+        chosen = distribute.strategy(strategy)
+        distribute.check_meta_batch(config.meta_batch_size, chosen)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+    extra = [keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"))]
+    limit = None if time_limit is None else 60 * time_limit
+    with _dataset_errors():
+        if experiment == "sinusoid":
+            from maml_tf.experiments import sinusoid
+            extra += [] if limit is None else [TimeLimit(limit)]
+            maml, _, finished = sinusoid.train(config, "maml", run_dir, verbose, extra, chosen)
+        else:
+            from maml_tf.experiments import classification
+            maml, done = classification.train(config, run_dir, data_dir, verbose, limit, extra, chosen)
+            finished = done >= config.iterations
+        click.echo(f"{'finished' if finished else 'stopped at a checkpoint (run again to resume)'}: {run_dir}")
+        _report(run_dir, _meta_test(experiment, config, maml, data_dir))
+
+
+# ----------------------------------------------------------------------------- maml evaluate
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--tasks", type=click.IntRange(min=1), default=None,
+              help="Fixed test tasks to score (default: the preset's, 600 for the paper).")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+              help="TFDS data directory (default $TFDS_DATA_DIR or ~/tensorflow_datasets).")
+def evaluate(run_dir, tasks, data_dir):
+    """Meta-test the latest weights of RUN_DIR on the fixed test tasks; writes metrics.json."""
+    experiment, config = _read_config(run_dir)
+    if tasks:
+        config = dataclasses.replace(config, eval_tasks=tasks)
+    with _dataset_errors():
+        _report(run_dir, _meta_test(experiment, config, _load(experiment, config, run_dir), data_dir))
+
+
+# ----------------------------------------------------------------------------- maml export
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--steps", type=click.IntRange(min=0), default=None,
+              help="Inner steps at serving time (default: the run's eval_inner_steps).")
+def export(run_dir, out, steps):
+    """Write RUN_DIR's model to OUT as a SavedModel that adapts at serving time
+    (signatures adapt_and_predict, adapt, predict, config)."""
+    from maml_tf import export as saved_model
+
+    experiment, config = _read_config(run_dir)
+    if os.path.exists(out) and os.listdir(out):
+        raise click.UsageError(f"{out} exists and is not empty: choose a new directory "
+                               "(TF Serving expects <model>/<version>/).")
+    saved_model.save(_load(experiment, config, run_dir), out, steps=steps)
+    click.echo(f"SavedModel in {out} (serve it with TF Serving; see the README, Export and serve)")
+
+
+# ----------------------------------------------------------------------------- maml data prepare
 @main.group()
 def data():
     """Prepare datasets offline from local files."""
@@ -25,9 +157,7 @@ def data():
               help="TFDS data directory (default $TFDS_DATA_DIR or ~/tensorflow_datasets).")
 def prepare(name, source, data_dir):
     """Build dataset NAME for tensorflow-datasets, without network access."""
-    from maml_tf.datasets import DatasetNotFoundError
-
-    try:
+    with _dataset_errors():
         if name == "omniglot":
             from maml_tf.datasets import omniglot
             out = omniglot.prepare(source, data_dir)
@@ -42,8 +172,74 @@ def prepare(name, source, data_dir):
                 images, _ = mini_imagenet.load(split, out)
                 click.echo(f"mini_imagenet {split}: {images.shape[0]} classes x {images.shape[1]} images")
             click.echo(f"prepared in {out}")
+
+
+# ----------------------------------------------------------------------------- helpers
+@contextlib.contextmanager
+def _dataset_errors():
+    """A missing dataset becomes a clean click error (its message says how to prepare it)."""
+    from maml_tf.datasets import DatasetNotFoundError
+    try:
+        yield
     except DatasetNotFoundError as error:
         raise click.ClickException(str(error)) from None
+
+
+def _write_config(run_dir, experiment, preset, setting, config, strategy):
+    from maml_tf import reporting
+    reporting.write_json(os.path.join(run_dir, CONFIG), {
+        "experiment": experiment, "preset": preset, "setting": setting, "strategy": strategy,
+        "hyperparameters": dataclasses.asdict(config), "command": reporting.command()})
+
+
+def _read_config(run_dir):
+    path = os.path.join(run_dir, CONFIG)
+    if not os.path.exists(path):
+        raise click.UsageError(f"{run_dir} is not a run directory (no {CONFIG}): make one with "
+                               "`maml train EXPERIMENT --run-dir DIR`.")
+    with open(path) as f:
+        saved = json.load(f)
+    kind = presets.SinusoidPreset if saved["experiment"] == "sinusoid" else presets.ClassificationPreset
+    # JSON turned the presets' tuples into lists.
+    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in saved["hyperparameters"].items()}
+    return saved["experiment"], kind(**fields)
+
+
+def _load(experiment, config, run_dir):
+    try:
+        if experiment == "sinusoid":
+            from maml_tf.experiments import sinusoid
+            return sinusoid.load_latest(config, run_dir)
+        from maml_tf.experiments import classification
+        return classification.load_latest(config, run_dir)
+    except FileNotFoundError as error:
+        raise click.ClickException(str(error)) from None
+
+
+def _meta_test(experiment, config, maml, data_dir):
+    """The experiment's meta-test: accuracy (classification) or MSE (sinusoid) per step."""
+    if experiment == "sinusoid":
+        from maml_tf.experiments import sinusoid
+        stats = sinusoid.meta_test(config, {"maml": maml})
+        return {"mse_per_step": stats["curves"]["maml"], "ci95_per_step": stats["ci95"]["maml"],
+                "eval_tasks": config.eval_tasks}
+    from maml_tf.experiments import classification
+    result = classification.evaluate(config, maml, data_dir)
+    return {key: result[key] for key in ("accuracy", "ci95", "accuracy_per_step", "ci95_per_step",
+                                         "num_tasks")} | {"eval_inner_steps": config.eval_inner_steps}
+
+
+def _report(run_dir, metrics):
+    from maml_tf import reporting
+    reporting.write_json(os.path.join(run_dir, "metrics.json"),
+                         {**metrics, "command": reporting.command(), "machine": reporting.machine()})
+    if "accuracy" in metrics:
+        click.echo(f"meta-test accuracy {100 * metrics['accuracy']:.2f} ± {100 * metrics['ci95']:.2f}% "
+                   f"after {metrics['eval_inner_steps']} steps ({metrics['num_tasks']} tasks)")
+    else:
+        for shots, curve in metrics["mse_per_step"].items():
+            click.echo(f"meta-test MSE {shots}: " + " ".join(f"{m:.3f}" for m in curve))
+    click.echo(f"wrote {os.path.join(run_dir, 'metrics.json')}")
 
 
 if __name__ == "__main__":

@@ -28,9 +28,14 @@ def machine():
 
 
 def command():
-    """The command line that produced a result, as typed."""
-    return " ".join([os.path.relpath(sys.argv[0]) if os.path.exists(sys.argv[0]) else sys.argv[0]]
-                    + sys.argv[1:])
+    """The command line that produced a result, as typed; the project's scripts are named
+    from the checkout's root (``reproduce/...``), wherever the copy that ran them was."""
+    script = sys.argv[0]
+    if os.path.exists(script):
+        folder = os.path.basename(os.path.dirname(os.path.abspath(script)))
+        script = (os.path.join(folder, os.path.basename(script)) if folder in ("reproduce", "benchmarks")
+                  else os.path.relpath(script))
+    return " ".join([script] + sys.argv[1:])
 
 
 def write_json(path, payload):

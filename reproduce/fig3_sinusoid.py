@@ -16,6 +16,7 @@ import click
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from maml_tf import presets, reporting  # noqa: E402
+from maml_tf.distribute import STRATEGIES  # noqa: E402
 
 PAPER = {  # Section 5.1, K = 5, MSE after 1 / 5 / 10 gradient steps
     "maml": {"K5": {"1": 0.67, "5": 0.38, "10": 0.35}},
@@ -34,10 +35,18 @@ COLORS = {"maml": "tab:blue", "pretrained": "tab:orange", "oracle": "tab:green"}
               help="Checkpoints and logs (default runs/fig3_sinusoid/<preset>); reused to resume.")
 @click.option("--verbose", type=click.IntRange(0, 2), default=2, show_default=True,
               help="Keras progress: 0 silent, 1 bar, 2 one line per epoch.")
-def main(preset, out, run_dir, verbose):
+@click.option("--strategy", type=click.Choice(STRATEGIES), default="default", show_default=True,
+              help="tf.distribute strategy for meta-training MAML: mirrored = every local GPU, "
+                   "multi-worker = the cluster in TF_CONFIG (same command on every machine).")
+def main(preset, out, run_dir, verbose, strategy):
     """Reproduce Figures 2 and 3 of Finn et al. (2017)."""
+    from maml_tf import distribute
     from maml_tf.experiments import sinusoid
 
+    try:
+        strategy = distribute.strategy(strategy)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
     config = presets.get(presets.SINUSOID, preset)
     run_dir = run_dir or os.path.join("runs", "fig3_sinusoid", preset)
     out = out or os.path.join("results", "fig3_sinusoid" + ("" if preset == "paper" else f"_{preset}"))
@@ -46,7 +55,8 @@ def main(preset, out, run_dir, verbose):
     for method in sinusoid.METHODS:
         click.echo(f"[{method}] training {config.iterations} iterations, meta-batch "
                    f"{config.meta_batch_size} (checkpoints in {run_dir})")
-        learners[method], seconds[method] = sinusoid.train(config, method, run_dir, verbose)
+        learners[method], seconds[method], _ = sinusoid.train(
+            config, method, run_dir, verbose, strategy=strategy if method == "maml" else None)
     click.echo(f"meta-test: {config.eval_tasks} tasks per K in {config.eval_shots}, "
                f"{config.eval_inner_steps} steps")
     started = time.time()

@@ -8,6 +8,8 @@ import time
 import click
 
 from maml_tf import presets, reporting
+from maml_tf.core.maml import TASK_PARALLELISM
+from maml_tf.distribute import STRATEGIES
 
 # Table 1 of the paper: accuracy (%) and 95% CI.
 PAPER = {
@@ -37,6 +39,12 @@ def options(table, default_run_root):
             click.option("--time-limit", type=click.FloatRange(min=0), default=None,
                          help="Minutes of training per setting; then stop at a checkpoint and "
                               "evaluate what is there (run again to resume)."),
+            click.option("--task-parallelism", type=click.Choice(TASK_PARALLELISM), default=None,
+                         help="How a meta-batch's tasks run (speed and memory only; default: the "
+                              "preset's, e.g. unrolled for 20-way 1-shot, which needs ~7 GB)."),
+            click.option("--strategy", type=click.Choice(STRATEGIES), default="default", show_default=True,
+                         help="tf.distribute strategy for meta-training: mirrored = every local GPU, "
+                              "multi-worker = the cluster in TF_CONFIG (same command on every machine)."),
             click.option("--verbose", type=click.IntRange(0, 2), default=2, show_default=True),
         ]):
             fn = option(fn)
@@ -45,11 +53,13 @@ def options(table, default_run_root):
 
 
 def run(name, table, budget, settings, data_dir, run_dir, out, train, time_limit, verbose,
-        default_run_root, data_note=None):
+        default_run_root, task_parallelism=None, strategy="default", data_note=None):
     """Train (resuming) and meta-test each setting; merge the rows into ``out``.
 
     ``data_note`` says what the data were when they are not the real dataset."""
     from maml_tf.experiments import classification
+
+    strategy = _strategy(strategy)
 
     run_root = run_dir or os.path.join(default_run_root, budget)
     out = out or os.path.join("results", name + ("" if budget == "paper" else f"_{budget}"))
@@ -60,12 +70,15 @@ def run(name, table, budget, settings, data_dir, run_dir, out, train, time_limit
             metrics = json.load(f)
     for setting in settings or sorted(table):
         preset = presets.classification(table, setting, budget)
+        if task_parallelism:
+            preset = dataclasses.replace(preset, task_parallelism=task_parallelism)
         setting_dir = os.path.join(run_root, setting)
         click.echo(f"[{setting}] {preset.iterations:,} iterations, meta-batch {preset.meta_batch_size}, "
                    f"{preset.inner_steps} step(s) alpha {preset.inner_lr}; checkpoints in {setting_dir}")
         if train:
             limit = None if time_limit is None else 60 * time_limit
-            maml, done = classification.train(preset, setting_dir, data_dir, verbose, time_limit=limit)
+            maml, done = classification.train(preset, setting_dir, data_dir, verbose, time_limit=limit,
+                                              strategy=strategy)
         else:
             try:
                 maml = classification.load_latest(preset, setting_dir)
@@ -74,7 +87,7 @@ def run(name, table, budget, settings, data_dir, run_dir, out, train, time_limit
             done = classification.completed_iterations(setting_dir, preset)
         started = time.time()
         result = classification.evaluate(preset, maml, data_dir)
-        paper, paper_ci = PAPER[preset.dataset][setting]
+        paper, paper_ci = PAPER[preset.dataset].get(setting, (None, None))
         row = {
             "setting": setting, "method": "first-order MAML" if preset.first_order else "MAML",
             "accuracy": 100 * result["accuracy"], "ci95": 100 * result["ci95"],
@@ -95,11 +108,20 @@ def run(name, table, budget, settings, data_dir, run_dir, out, train, time_limit
                           if row["seconds_per_iteration"] else None)
         metrics["rows"] = [r for r in metrics["rows"] if r["setting"] != setting] + [row]
         click.echo(f"[{setting}] {row['accuracy']:.2f} ± {row['ci95']:.2f}% after "
-                   f"{preset.eval_inner_steps} steps ({done:,} iterations; paper {paper} ± {paper_ci})")
+                   f"{preset.eval_inner_steps} steps ({done:,} iterations; paper {_paper(row)})")
         write(name, table, metrics, out, data_note)  # after every row: a later one may be interrupted
     click.echo(markdown(name, metrics))
     click.echo(f"wrote {out}/")
     return metrics
+
+
+def _strategy(name):
+    """The ``tf.distribute`` strategy called ``name``, or a clean click error."""
+    from maml_tf import distribute
+    try:
+        return distribute.strategy(name)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
 
 
 def write(name, table, metrics, out, data_note):
@@ -137,14 +159,39 @@ def markdown(name, metrics):
             budget = f"**{budget}, reduced budget**"
         spi = f"{r['seconds_per_iteration']:.3f}" if r.get("seconds_per_iteration") else "—"
         lines.append(f"| {r['setting']} | {r['method']} | {r['accuracy']:.2f} ± {r['ci95']:.2f} | "
-                     f"{r['paper']} ± {r['paper_ci95']} | {budget} | {r['meta_batch_size']} | "
+                     f"{_paper(r)} | {budget} | {r['meta_batch_size']} | "
                      f"{r['eval_inner_steps']} | {r['test_tasks']} | {spi} |")
+    lines += first_order_comparison(metrics["rows"])
     lines += ["", "Accuracy after 0, 1, 2, ... inner steps at meta-test:", ""]
     for r in metrics["rows"]:
         lines.append(f"- {r['setting']} ({r['method']}): "
                      + ", ".join(f"{a:.1f}" for a in r["accuracy_per_step"]))
     lines += ["", "Commands:", ""] + sorted({f"- `{r['command']}`" for r in metrics["rows"]})
     return "\n".join(lines) + "\n"
+
+
+def _paper(row):
+    return "—" if row["paper"] is None else f"{row['paper']} ± {row['paper_ci95']}"
+
+
+def first_order_comparison(rows):
+    """Section 5.2: first-order MAML beside second order (the paper: similar accuracy,
+    about 33% less computation). One line per setting run both ways."""
+    by_setting = {r["setting"]: r for r in rows}
+    pairs = [(by_setting[s[:-3]], r) for s, r in by_setting.items() if s.endswith("_fo") and s[:-3] in by_setting]
+    if not pairs:
+        return []
+    lines = ["", "First versus second order (same data, budget and test tasks; seconds per iteration "
+             "are the median epoch of each run, see the rows' commands and machine):", "",
+             "| setting | iterations | accuracy SO | accuracy FO | s / it. SO | s / it. FO | FO / SO time |",
+             "|---|---|---|---|---|---|---|"]
+    for so, fo in pairs:
+        spi = [so.get("seconds_per_iteration"), fo.get("seconds_per_iteration")]
+        ratio = f"{spi[1] / spi[0]:.2f}" if all(spi) else "—"
+        lines.append(f"| {so['setting']} | {so['iterations']:,} / {fo['iterations']:,} | "
+                     f"{so['accuracy']:.2f} ± {so['ci95']:.2f} | {fo['accuracy']:.2f} ± {fo['ci95']:.2f} | "
+                     + " | ".join(f"{x:.3f}" if x else "—" for x in spi) + f" | {ratio} |")
+    return lines
 
 
 def plot(metrics, path):
@@ -166,7 +213,8 @@ def plot(metrics, path):
         acc, ci = np.array(r["accuracy_per_step"]), np.array(r["ci95_per_step"])
         line, = right.plot(range(len(acc)), acc, "o-", ms=3, label=label)
         right.fill_between(range(len(acc)), acc - ci, acc + ci, color=line.get_color(), alpha=0.2)
-        right.axhline(r["paper"], color=line.get_color(), ls=":", lw=1)
+        if r["paper"] is not None:
+            right.axhline(r["paper"], color=line.get_color(), ls=":", lw=1)
     left.set(xlabel="meta-training iterations", ylabel="validation accuracy (%)",
              title="Validation tasks during meta-training")
     right.set(xlabel="inner gradient steps at meta-test", ylabel="test accuracy (%)",

@@ -47,15 +47,50 @@ def table1_rows(m, name):
             budget += f" (reduced; paper {r['paper_iterations']:,})"
         else:
             budget += " (paper)"
+        paper = "—" if r["paper"] is None else f"{r['paper']}±{r['paper_ci95']}"
         rows.append(f"| {title} {r['setting']}, accuracy % after {r['eval_inner_steps']} steps | "
                     f"{r['method']} | {r['accuracy']:.2f}±{r['ci95']:.2f} ({r['test_tasks']} tasks) | "
-                    f"{r['paper']}±{r['paper_ci95']} | {budget} | [results/{name}](results/{name}/table.md) |")
+                    f"{paper} | {budget} | [results/{name}](results/{name}/table.md) |")
     return rows
 
 
-BUILDERS = {"fig3_sinusoid": sinusoid_rows, "fig3_sinusoid_code": sinusoid_rows,
-            "table1_omniglot": table1_rows, "table1_miniimagenet": table1_rows,
-            "table1_miniimagenet_synthetic": table1_rows}
+RL_TITLES = {"navigation": "2D navigation (Fig. 4)", "cheetah-vel": "Half-cheetah velocity (Fig. 5)",
+             "cheetah-dir": "Half-cheetah direction (Fig. 5)", "ant-vel": "Ant velocity (Fig. 5)",
+             "ant-dir": "Ant direction (Fig. 5)"}
+
+
+def rl_rows(m, name):
+    """Figures 4 and 5: return after 1 / 2 / 3 steps per method (the oracle: after 0,
+    as the paper's oracle is not fine-tuned)."""
+    rows = []
+    paper_budget, settings = m["paper_budget"], m["settings"]
+    reduced = [k for k in paper_budget if settings[k] < paper_budget[k]]
+    for method, returns in m["returns"].items():
+        ci, paper = m["ci95"][method], m["paper"][method]
+        if method == "oracle":
+            ours, paper_cell = f"{returns[0]:.1f}±{ci[0]:.1f} (0 steps)", f"{paper[0]:g} (0 steps)"
+        else:
+            ours = " / ".join(f"{r:.1f}±{c:.1f}" for r, c in zip(returns[1:], ci[1:]))
+            paper_cell = " / ".join(f"{v:g}" for v in paper[1:]) if len(paper) > 1 else f"about {paper[0]:g}"
+        if method == "random":
+            budget = "untrained"
+        else:
+            budget = f"{m['iterations'][method]:,} it. × {settings['meta_batch_size']} tasks"
+            if m["iterations"][method] < settings["iterations"]:
+                budget += f" (unfinished, of {settings['iterations']:,})"
+        budget += f" ({m['preset']} preset, smaller {', '.join(reduced)})" if reduced else " (paper)"
+        rows.append(f"| {RL_TITLES[m['task']]}, return after 1 / 2 / 3 steps | {method} | {ours} | "
+                    f"{paper_cell} | {budget} | [results/{name}](results/{name}/table.md) |")
+    return rows
+
+
+# results/<name> is rendered by the builder whose key starts its name (e.g. table1_omniglot_quick).
+BUILDERS = {"fig3_sinusoid": sinusoid_rows, "table1_": table1_rows,
+            "fig4_navigation": rl_rows, "fig5_": rl_rows}
+
+
+def builder(name):
+    return next((build for prefix, build in BUILDERS.items() if name.startswith(prefix)), None)
 
 
 @click.command()
@@ -64,11 +99,11 @@ BUILDERS = {"fig3_sinusoid": sinusoid_rows, "fig3_sinusoid_code": sinusoid_rows,
 def main(readme, results):
     """Rewrite the block between the GENERATED markers of the README."""
     rows = ["| experiment | method | ours | paper | budget | details |", "|---|---|---|---|---|---|"]
-    for name, build in BUILDERS.items():
+    for name in sorted(os.listdir(results)):
         path = os.path.join(results, name, "metrics.json")
-        if os.path.exists(path):
+        if builder(name) and os.path.exists(path):
             with open(path) as f:
-                rows += build(json.load(f), name)
+                rows += builder(name)(json.load(f), name)
     doc = open(readme).read()
     head, _, rest = doc.partition(START)
     _, _, tail = rest.partition(END)

@@ -131,7 +131,7 @@ def test_task_parallelism_modes_agree(float64, rng, kind):
     else:
         episodes = classification_episodes(rng, tasks=2, ways=3, shots=2)
         build = lambda mode: _conv_maml(2, task_parallelism=mode)  # noqa: E731
-    results = {}
+    results, evaluations = {}, {}
     weights = None
     for mode in ("vectorized", "loop", "unrolled"):
         maml = build(mode)
@@ -142,7 +142,13 @@ def test_task_parallelism_modes_agree(float64, rng, kind):
         loss, acc, preds, grads = meta_objective(maml, episodes)
         results[mode] = (float(loss), None if acc is None else float(acc),
                          np.asarray(preds), [np.asarray(g) for g in grads])
+        # Evaluation (adapt, then score after every step) too; "unrolled" evaluates with a loop.
+        evaluations[mode] = {k: np.asarray(v) for k, v in maml.evaluate_tasks(episodes, steps=2).items()}
     ref = results["vectorized"]
+    for mode in ("loop", "unrolled"):
+        assert evaluations[mode].keys() == evaluations["vectorized"].keys()
+        for key, value in evaluations[mode].items():
+            np.testing.assert_allclose(value, evaluations["vectorized"][key], rtol=1e-9, atol=1e-12)
     assert ref[2].shape[0] == int(episodes["query"][0].shape[0])
     for mode in ("loop", "unrolled"):
         loss, acc, preds, grads = results[mode]

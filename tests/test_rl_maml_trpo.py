@@ -10,6 +10,7 @@ import tensorflow as tf
 from conftest import flat, random_directions
 from maml_tf.models.policy import gaussian_mlp_policy
 from maml_tf.rl.maml_trpo import MAMLTRPO
+from maml_tf.rl.trpo import hessian_vector_product
 
 
 def _batch(rng, tasks, n, dim=2):
@@ -68,6 +69,21 @@ def test_second_order_outer_gradient_matches_finite_differences(float64, rng):
     assert np.linalg.norm(fo_grads - grads) > 1e-3 * np.linalg.norm(grads)
 
 
+def test_compiled_hessian_vector_product_equals_the_uncompiled_one(float64, rng):
+    """The ``hvp_fn`` MAML-TRPO gives ``trpo_step`` (the double backprop through the
+    second-order KL compiled as one graph) is the default product, to rounding."""
+    model = gaussian_mlp_policy(2, 2, hidden=(3,), activation="tanh", init_log_std=-0.2)
+    algo = MAMLTRPO(model, inner_lr=0.5)
+    pre, post = _batch(rng, 2, 6), _batch(rng, 2, 5)
+    old = tf.constant(rng.normal(scale=0.3, size=(2, 5, 4)))
+    variables = model.trainable_variables
+    for _ in range(2):
+        vector = [tf.constant(rng.normal(size=tuple(v.shape))) for v in variables]
+        compiled = algo._hvp(pre, post, old, vector)
+        eager = hessian_vector_product(lambda: algo._kl(pre, post, old), variables, vector)
+        np.testing.assert_allclose(flat(compiled), flat(eager), rtol=1e-10, atol=1e-14)
+
+
 def test_iteration_meta_test_and_checkpoint(tmp_path):
     model = gaussian_mlp_policy(2, 2, hidden=(8,))
     algo = MAMLTRPO(model, meta_batch_size=2, episodes_per_task=2, seed=1)
@@ -83,6 +99,8 @@ def test_iteration_meta_test_and_checkpoint(tmp_path):
     other = MAMLTRPO(gaussian_mlp_policy(2, 2, hidden=(8,)), meta_batch_size=2, episodes_per_task=2, seed=1)
     other.restore(tmp_path / "ckpt.npz")
     assert other.iteration == 1
+    assert other.env_steps == algo.env_steps == 2 * 2 * 2 * 100  # pre + post, 2 tasks x 2 paths
+    assert other.seconds == pytest.approx(algo.seconds) and algo.seconds > 0
     for a, b in zip(model.trainable_variables, other.model.trainable_variables):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     np.testing.assert_array_equal(other.meta_test(tasks, steps=2, episodes_per_task=2), returns)

@@ -203,6 +203,26 @@ def test_trpo_step_on_a_gaussian_policy_surrogate(rng, inner_step, compiled):
     assert 0.0 < float(kl_fn()) <= 0.01 * (1 + 1e-6)
 
 
+def test_trpo_step_takes_its_products_from_hvp_fn():
+    """``hvp_fn`` replaces the default product: the compiled default gives the same step,
+    and every product (CG and curvature) goes through it."""
+    steps, calls = [], []
+    for hook in (False, True):
+        params, kl_fn, _ = _quadratic_kl(np.random.default_rng(7))  # the same problem twice
+        compiled = tf.function(lambda v: hessian_vector_product(kl_fn, params, v))  # noqa: B023
+
+        def hvp_fn(v):
+            calls.append(1)
+            return compiled(v)
+
+        before = flat(params)
+        trpo_step(_linear_loss(np.arange(7.0), params), kl_fn, params, max_kl=0.01,
+                  hvp_fn=hvp_fn if hook else None)
+        steps.append(flat(params) - before)
+    assert len(calls) >= 2
+    np.testing.assert_allclose(steps[1], steps[0], rtol=1e-10)
+
+
 def test_trpo_step_restores_the_params_when_every_step_breaks_the_trust_region(rng):
     """The KL is quadratic at the start (so CG and the step size see a harmless H) but
     has a steep quartic term that even the smallest backtracked step violates."""

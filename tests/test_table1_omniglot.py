@@ -138,6 +138,24 @@ def test_smoke_run_table_and_figure(smoke_run):
 
 
 @pytest.mark.slow
+def test_first_order_row_beside_second_order(fake_data, tmp_path):
+    _, data_dir = fake_data
+    metrics, _ = run_script(data_dir, tmp_path, "--setting", "5way1shot", "--setting", "5way1shot_fo")
+    so, fo = metrics["rows"]
+    assert (so["setting"], fo["setting"]) == ("5way1shot", "5way1shot_fo")
+    assert fo["method"] == "first-order MAML" and fo["settings"]["first_order"] is True
+    assert so["settings"]["first_order"] is False
+    assert fo["paper"] is None  # Table 1 has no first-order Omniglot row
+    table = (tmp_path / "results" / "table.md").read_text()
+    assert "| 5way1shot_fo | first-order MAML |" in table and "| — |" in table
+    comparison = table.split("First versus second order")[1]
+    ratio = fo["seconds_per_iteration"] / so["seconds_per_iteration"]
+    assert (f"| 5way1shot | 20 / 20 | {so['accuracy']:.2f} ± {so['ci95']:.2f} | "
+            f"{fo['accuracy']:.2f} ± {fo['ci95']:.2f} |") in comparison
+    assert f"| {ratio:.2f} |" in comparison
+
+
+@pytest.mark.slow
 def test_interrupt_resume_and_evaluate_checkpoint(fake_data, tmp_path):
     _, data_dir = fake_data
     setting = "5way1shot_fc"
@@ -196,3 +214,12 @@ def test_no_train_without_a_checkpoint_fails_cleanly(fake_data, tmp_path):
     result = CliRunner().invoke(load_reproduce_script("table1_omniglot").main, args)
     assert result.exit_code != 0
     assert "train first" in str(result.exception) + result.output
+
+
+def test_multi_worker_without_tf_config_fails_cleanly(tmp_path, monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    args = ["--preset", "smoke", "--setting", "5way1shot", "--strategy", "multi-worker",
+            "--data-dir", str(tmp_path / "tfds"), "--run-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "out")]
+    result = CliRunner().invoke(load_reproduce_script("table1_omniglot").main, args)
+    assert result.exit_code == 1 and "TF_CONFIG" in result.output, result.output
+    assert "Traceback" not in result.output and not os.path.exists(tmp_path / "runs")

@@ -8,6 +8,7 @@ mean query loss is differentiated w.r.t. the meta-parameters through the inner
 steps (second order) or treating the inner gradients as constants (first order).
 """
 import copy
+import functools
 import re
 
 import keras
@@ -21,6 +22,8 @@ _CONV_LAYERS = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D,
                 keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D)
 TASK_PARALLELISM = ("auto", "vectorized", "loop", "unrolled")
 LOSS_REDUCTIONS = ("mean", "sum_over_shots")
+# Keras Loss reductions it divides by the replica count under tf.distribute.
+_REPLICA_SCALED_REDUCTIONS = ("sum_over_batch_size", "mean", "mean_with_sample_weight")
 
 
 class MAML(keras.Model):
@@ -48,7 +51,9 @@ class MAML(keras.Model):
             cross-entropy (equals the mean times the number of classes).
         task_parallelism: how tasks of a meta-batch run: ``"vectorized"``
             (``tf.vectorized_map``), ``"loop"`` (``tf.while_loop`` that sums per-task
-            gradients, least memory), ``"unrolled"`` (one graph copy per task) or
+            gradients, least memory), ``"unrolled"`` (one graph copy per task in the
+            meta-gradient; evaluation then loops, since unrolling a whole test chunk
+            only adds compile time) or
             ``"auto"`` (vectorized for models without convolutions, loop otherwise:
             measured fastest on CPU, see benchmarks/README.md).
     """
@@ -102,7 +107,10 @@ class MAML(keras.Model):
                              "keras.losses.SparseCategoricalCrossentropy(from_logits=True).")
         if not isinstance(loss_fn, keras.losses.Loss):
             per_example = loss_fn
-            loss_fn = lambda y, p: tf.reduce_mean(per_example(y, p))  # noqa: E731
+
+            @functools.wraps(per_example)  # keeps the name; __wrapped__ is the Keras function
+            def loss_fn(y, p):
+                return tf.reduce_mean(per_example(y, p))
         self.task_loss = loss_fn
         if jit_compile == "auto":
             jit_compile = self._resolved_parallelism() == "vectorized"
@@ -112,9 +120,40 @@ class MAML(keras.Model):
         self._compiled_fns.clear()
         super().compile(optimizer=optimizer, metrics=metrics, jit_compile=False, **kwargs)
 
+    @property
+    def adapted_variables(self):
+        """The model's weights the inner loop adapts (``adapt=``), in model order."""
+        return [self.model.trainable_variables[i] for i in self._adapted]
+
     def call(self, inputs, training=False):
         """The meta-learned model itself (no adaptation)."""
         return self.model(inputs, training=training)
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """Create the optimizer's and compile metrics' variables in the strategy's scope
+        before a distributed fit / evaluate (the TF trainer's hook; on one device they
+        are created when the step is traced).
+
+        Keras' own version averages a batch over the replicas, which fails for dict data
+        under MultiWorkerMirroredStrategy (keras-team/keras#20329), then calls the model
+        on it, which takes examples, not episodes.
+        """
+        if self._distribute_strategy is None:
+            return
+        with self.distribute_strategy.scope():
+            if self.optimizer is not None and not self.optimizer.built:
+                self.optimizer.build(self.trainable_variables)
+            if self._compile_metrics is not None and not self._compile_metrics.built:
+                if data_batch is None:  # one meta-batch, as Keras takes one
+                    _, _, distributed = next(iter(iterator))
+                    data_batch = next(distributed)
+                else:  # (x, y, sample_weight) from train_on_batch / test_on_batch
+                    data_batch = data_batch[0]
+                local = tf.nest.map_structure(
+                    lambda v: self.distribute_strategy.experimental_local_results(v)[0], data_batch)
+                _, (qx, qy) = episode_utils.unpack(local)
+                examples = lambda t: keras.KerasTensor((None, *t.shape[2:]), t.dtype.name)  # noqa: E731
+                self._compile_metrics.build(examples(qy), self.model.compute_output_spec(examples(qx)))
 
     def train_step(self, data):
         support, query = episode_utils.unpack(data, self.model)
@@ -125,10 +164,11 @@ class MAML(keras.Model):
         loss = _check_finite(loss, "meta-loss")
         grad_norm = _check_finite(tf.linalg.global_norm([g for g in grads if g is not None]),
                                   "meta-gradient")
-        # Keras sums gradients across replicas; average instead (one device: no-op).
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        if replicas > 1:
-            grads = [None if g is None else g / replicas for g in grads]
+        share = _replica_share(support[0])
+        if share is not None:  # the optimizer sums gradients over replicas
+            grads = [None if g is None else g * tf.cast(share, g.dtype) for g in grads]
+            state = [_all_replicas_mean(value, share) if kind == "mean" else value
+                     for (_, kind), value in zip(self._state_updates, state)]
         with tf.control_dependencies([loss, grad_norm]):  # no update from a NaN step
             self.optimizer.apply(grads, variables)
         for (index, _), value in zip(self._state_updates, state):
@@ -169,7 +209,7 @@ class MAML(keras.Model):
         """Adapted weights for one task (a list in ``model.trainable_variables`` order)."""
         self._require_compiled()
         steps = self.eval_inner_steps if steps is None else int(steps)
-        values = [v.value for v in self.model.trainable_variables]
+        values = self._meta_values()
         return self._adapt(values, support_x, support_y, steps, training, per_step=False)[0]
 
     def meta_gradients(self, episodes):
@@ -210,6 +250,15 @@ class MAML(keras.Model):
             self._compiled_fns[key] = tf.function(fn, jit_compile=self._xla)
         return self._compiled_fns[key]
 
+    def _meta_values(self):
+        """The meta-parameters, as the inner loop starts from them. A model built under
+        tf.distribute has mirrored variables, which only its replicas may watch, so
+        their values serve instead (``evaluate_tasks`` after distributed training)."""
+        values = [v.value for v in self.model.trainable_variables]
+        if isinstance(values[0], tf.distribute.DistributedValues):
+            values = [tf.convert_to_tensor(v) for v in values]
+        return values
+
     def _require_compiled(self):
         if self.task_loss is None:
             raise RuntimeError("Call compile(optimizer=..., loss=...) before adapting: "
@@ -223,8 +272,19 @@ class MAML(keras.Model):
             return self.task_parallelism
         return "loop" if self._has_convolutions() else "vectorized"
 
+    def _evaluation_parallelism(self):
+        mode = self._resolved_parallelism()
+        return "loop" if mode == "unrolled" else mode
+
     def _task_loss(self, y, predictions):
         loss = self.task_loss(y, predictions)
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        if (replicas > 1 and isinstance(self.task_loss, keras.losses.Loss)
+                and self.task_loss.reduction in _REPLICA_SCALED_REDUCTIONS):
+            # Under tf.distribute Keras divides mean-reduced losses by the replica count
+            # (it expects per-replica losses of one global batch to be summed); a task's
+            # loss drives its own inner steps, so it must stay the plain mean.
+            loss = loss * tf.cast(replicas, loss.dtype)
         if self.loss_reduction == "sum_over_shots":
             loss = loss * tf.cast(tf.shape(predictions)[-1], loss.dtype)
         return loss
@@ -295,12 +355,13 @@ class MAML(keras.Model):
         early = tf.maximum((1.0 - progress) / steps, 0.03 / steps) * tf.ones([steps - 1], dtype)
         return tf.concat([early, [1.0 - tf.reduce_sum(early)]], axis=0)
 
-    def _map_tasks(self, support, query, steps, training, per_step):
-        """Run every task of the meta-batch (forward only)."""
-        meta_values = [v.value for v in self.model.trainable_variables]
+    def _map_tasks(self, support, query, steps, training, per_step, mode=None):
+        """Run every task of the meta-batch (forward only); ``mode`` defaults to the
+        evaluation parallelism."""
+        meta_values = self._meta_values()
         episodes = (support[0], support[1], query[0], query[1])
         fn = lambda ep: self._task(meta_values, ep, steps, training, per_step)
-        mode = self._resolved_parallelism()
+        mode = mode or self._evaluation_parallelism()
         if mode == "vectorized":
             return tf.vectorized_map(fn, episodes)
         if mode == "unrolled":
@@ -312,7 +373,7 @@ class MAML(keras.Model):
     def _output_signature(self, episodes, steps, training, per_step):
         """Trace one task abstractly to get map_fn's output signature."""
         spec = tf.nest.map_structure(lambda t: tf.TensorSpec(t.shape[1:], t.dtype), episodes)
-        meta_values = [v.value for v in self.model.trainable_variables]
+        meta_values = self._meta_values()
         graph = tf.function(lambda *ep: self._task(meta_values, ep, steps, training, per_step))
         out = graph.get_concrete_function(*spec).structured_outputs
         return tf.nest.map_structure(lambda t: tf.TensorSpec(t.shape, t.dtype), out)
@@ -327,7 +388,8 @@ class MAML(keras.Model):
             loss = tf.reduce_mean(out["loss"])
         else:
             with tf.GradientTape() as tape:
-                out = self._map_tasks(support, query, self.inner_steps, training=True, per_step=False)
+                out = self._map_tasks(support, query, self.inner_steps, training=True, per_step=False,
+                                      mode=mode)
                 loss = tf.reduce_mean(out["loss"])
             grads = tape.gradient(loss, variables)
         accuracy = tf.reduce_mean(out["accuracy"]) if "accuracy" in out else None
@@ -347,7 +409,7 @@ class MAML(keras.Model):
 
         def task(episode):
             with tf.GradientTape() as tape:
-                meta_values = [v.value for v in self.model.trainable_variables]
+                meta_values = self._meta_values()
                 out = self._task(meta_values, episode, self.inner_steps, True, False)
             grads = tape.gradient(out["loss"], variables)
             connected[:] = [g is not None for g in grads]
@@ -373,7 +435,7 @@ class MAML(keras.Model):
         def body(i, grads, loss_sum, acc_sum, predictions, state):
             episode = tuple(t[i] for t in episodes)
             with tf.GradientTape() as tape:
-                meta_values = [v.value for v in self.model.trainable_variables]
+                meta_values = self._meta_values()
                 out = self._task(meta_values, episode, self.inner_steps, True, False)
             task_grads = tape.gradient(out["loss"], variables,
                                        unconnected_gradients=tf.UnconnectedGradients.ZERO)
@@ -408,6 +470,12 @@ class MAML(keras.Model):
             logs["accuracy"] = self.accuracy_tracker.result()
         if self._compile_metrics is not None:
             logs.update(self._compile_metrics.result())
+        strategy = tf.distribute.get_strategy()
+        if (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+                and strategy.num_replicas_in_sync > len(strategy.extended.worker_devices)):
+            # Across workers Keras averages step logs along axis 0, which scalars lack
+            # (tensorflow/tensorflow#72388); the average is a scalar again.
+            logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
         return logs
 
 
@@ -431,6 +499,29 @@ def _state_updates(model, batch_norm):
 
 def _reduce_state(per_task, kind):
     return tf.reduce_mean(per_task, axis=0) if kind == "mean" else per_task[0]
+
+
+def _replica_share(local_tasks):
+    """This replica's fraction of the global meta-batch, or None on a single replica.
+
+    Keras' optimizer sums gradients over replicas; each replica's gradient is a mean
+    over its own tasks, so weighting it by ``local tasks / global tasks`` makes the sum
+    the mean over the whole meta-batch, as on one device (even for an uneven split).
+    Metrics need no weights: with the even split ``maml_tf.distribute`` checks for,
+    Keras' average of the replicas' task means is the mean over all tasks.
+    """
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return None
+    local = tf.cast(tf.shape(local_tasks)[0], tf.float32)
+    return local / context.all_reduce(tf.distribute.ReduceOp.SUM, local)
+
+
+def _all_replicas_mean(value, share):
+    """Task-weighted mean of a replica's state (BN moving statistics) over all replicas,
+    so every replica writes back the same value the single-device step would."""
+    context = tf.distribute.get_replica_context()
+    return context.all_reduce(tf.distribute.ReduceOp.SUM, value * tf.cast(share, value.dtype))
 
 
 def _check_finite(value, what):

@@ -7,9 +7,12 @@ import time
 
 import keras
 import numpy as np
+import tensorflow as tf
 
-from maml_tf import evaluation
+from maml_tf import distribute, evaluation
+from maml_tf.callbacks import TimeLimit
 from maml_tf.core import MAML
+from maml_tf.experiments import checkpoints
 from maml_tf.models import conv4, fully_connected
 from maml_tf.tasks.few_shot import FewShotTasks
 
@@ -46,7 +49,7 @@ def build_maml(preset):
     maml = MAML(build_model(preset), inner_lr=preset.inner_lr, inner_steps=preset.inner_steps,
                 eval_inner_steps=preset.eval_inner_steps, first_order=preset.first_order,
                 adapt=preset.adapt, batch_norm=preset.batch_norm,
-                loss_reduction=preset.loss_reduction)
+                loss_reduction=preset.loss_reduction, task_parallelism=preset.task_parallelism)
     maml.compile(optimizer=keras.optimizers.Adam(preset.outer_lr),
                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     return maml
@@ -109,35 +112,26 @@ def completed_iterations(run_dir, preset):
         return int(json.load(f)["epoch"]) * preset.steps_per_epoch
 
 
-class TimeLimit(keras.callbacks.Callback):
-    """Stops training at the first epoch end after ``seconds`` (the checkpoint is kept,
-    so the same command later resumes)."""
-
-    def __init__(self, seconds):
-        super().__init__()
-        self.deadline = time.time() + seconds
-
-    def on_epoch_end(self, epoch, logs=None):
-        if time.time() > self.deadline:
-            self.model.stop_training = True
-
-
-def train(preset, run_dir, data_dir=None, verbose=2, time_limit=None, callbacks=()):
+def train(preset, run_dir, data_dir=None, verbose=2, time_limit=None, callbacks=(), strategy=None):
     """Meta-train one Table 1 setting up to ``preset.iterations``, resuming from ``run_dir``
     (checkpoint after every ``steps_per_epoch`` iterations).
 
-    Stops early after ``time_limit`` seconds. Returns ``(maml, iterations_done)``.
+    Stops early after ``time_limit`` seconds; ``strategy`` (a ``tf.distribute.Strategy``)
+    splits each meta-batch over its replicas. Returns ``(maml, iterations_done)``.
     """
     os.makedirs(run_dir, exist_ok=True)
     keras.utils.set_random_seed(preset.seed)
-    maml = build_maml(preset)
+    strategy = strategy or tf.distribute.get_strategy()
+    with strategy.scope():
+        maml = build_maml(preset)
     done = completed_iterations(run_dir, preset)
     if done >= preset.iterations:
         return load_latest(preset, run_dir, maml), done
     train_tasks = tasks(preset, "train", data_dir)
     validation = tasks(preset, "validation", data_dir)
     # Batch i of the stream is seeded by i: a resumed run sees the tasks it would have seen.
-    data = train_tasks.dataset(preset.meta_batch_size, seed=preset.seed, start=done)
+    data = distribute.shard_episodes(
+        train_tasks.dataset(preset.meta_batch_size, seed=preset.seed, start=done), strategy)
     limit = [] if time_limit is None else [TimeLimit(time_limit)]
     maml.fit(data, epochs=preset.epochs, steps_per_epoch=preset.steps_per_epoch, verbose=verbose,
              callbacks=[ValidationCurve(validation, preset, os.path.join(run_dir, "validation.csv")),
@@ -154,13 +148,9 @@ def train(preset, run_dir, data_dir=None, verbose=2, time_limit=None, callbacks=
 
 def load_latest(preset, run_dir, maml=None):
     """The run's final weights, else its latest checkpoint (an unfinished run)."""
-    maml = maml or build_maml(preset)
-    for path in (os.path.join(run_dir, FINAL), os.path.join(run_dir, "backup", "latest.weights.h5")):
-        if os.path.exists(path):
-            maml.optimizer.build(maml.trainable_variables)
-            maml.load_weights(path)
-            return maml
-    raise FileNotFoundError(f"No checkpoint in {run_dir}: train first (the same command without --no-train).")
+    return checkpoints.load_first(
+        maml or build_maml(preset), [os.path.join(run_dir, FINAL), os.path.join(run_dir, "backup", "latest.weights.h5")],
+        f"No checkpoint in {run_dir}: train first (the same command without --no-train).")
 
 
 def evaluate(preset, maml, data_dir=None):

@@ -3,10 +3,12 @@ import os
 
 import keras
 import numpy as np
+import tensorflow as tf
 
-from maml_tf import baselines, evaluation
+from maml_tf import baselines, distribute, evaluation
 from maml_tf.callbacks import TrainingClock
 from maml_tf.core import MAML
+from maml_tf.experiments import checkpoints
 from maml_tf.models import mlp
 from maml_tf.tasks import SinusoidTasks
 
@@ -33,40 +35,60 @@ def _callbacks(run_dir, name):
     backup = os.path.join(run_dir, "backup", name)
     return [keras.callbacks.TerminateOnNaN(), TrainingClock(_clock_path(run_dir, name)),
             keras.callbacks.CSVLogger(os.path.join(run_dir, f"{name}_log.csv"), append=True),
-            keras.callbacks.BackupAndRestore(backup)]
+            keras.callbacks.BackupAndRestore(backup, delete_checkpoint=False)]  # kept: a time limit also ends training
 
 
 def _clock_path(run_dir, name):
     return os.path.join(run_dir, f"{name}.seconds.json")
 
 
-def train(preset, method, run_dir, verbose=2):
+def final_weights(run_dir, method):
+    """Where a finished run of ``method`` keeps its weights."""
+    return os.path.join(run_dir, f"{method}.weights.h5")
+
+
+def train(preset, method, run_dir, verbose=2, callbacks=(), strategy=None):
     """Train one method for ``preset.iterations`` steps, resuming from ``run_dir``.
 
     ``maml`` meta-trains; ``pretrained`` and ``oracle`` train the same network by
     plain regression on all tasks jointly (``oracle`` also sees amplitude and phase).
-    Returns ``(maml_wrapper, seconds)``; the wrapper adapts with the paper's inner rule.
+    ``strategy`` splits each meta-batch of ``maml`` over its replicas. Returns
+    ``(maml_wrapper, seconds, finished)``; the wrapper adapts with the paper's inner
+    rule, and ``finished`` is False when a callback stopped training early (the
+    checkpoint in ``run_dir`` resumes it).
     """
     keras.utils.set_random_seed(preset.seed)
     oracle = method == "oracle"
     tasks = task_distribution(preset, oracle=oracle)
-    maml = build_maml(preset, input_dim=tasks.input_dim)
-    final = os.path.join(run_dir, f"{method}.weights.h5")
+    strategy = strategy or tf.distribute.get_strategy()
+    with strategy.scope():
+        maml = build_maml(preset, input_dim=tasks.input_dim)
+    final = final_weights(run_dir, method)
     if os.path.exists(final):  # finished earlier: reuse
         maml.load_weights(final)
-        return maml, TrainingClock.total(_clock_path(run_dir, method))
+        return maml, TrainingClock.total(_clock_path(run_dir, method)), True
     data = tasks.dataset(preset.meta_batch_size, seed=preset.seed + METHODS.index(method))
+    callbacks = _callbacks(run_dir, method) + list(callbacks)
     if method == "maml":
-        maml.fit(data, epochs=preset.epochs, steps_per_epoch=preset.steps_per_epoch,
-                 callbacks=_callbacks(run_dir, method), verbose=verbose)
+        history = maml.fit(distribute.shard_episodes(data, strategy), epochs=preset.epochs,
+                           steps_per_epoch=preset.steps_per_epoch, callbacks=callbacks, verbose=verbose)
     else:
         maml.model.compile(optimizer=keras.optimizers.Adam(preset.outer_lr), loss="mse",
                            steps_per_execution=50)
-        maml.model.fit(baselines.joint_training_dataset(data), epochs=preset.epochs,
-                       steps_per_epoch=preset.steps_per_epoch,
-                       callbacks=_callbacks(run_dir, method), verbose=verbose)
-    maml.save_weights(final)
-    return maml, TrainingClock.total(_clock_path(run_dir, method))
+        history = maml.model.fit(baselines.joint_training_dataset(data), epochs=preset.epochs,
+                                 steps_per_epoch=preset.steps_per_epoch, callbacks=callbacks,
+                                 verbose=verbose)
+    finished = not history.epoch or history.epoch[-1] + 1 >= preset.epochs
+    if finished:
+        maml.save_weights(final)
+    return maml, TrainingClock.total(_clock_path(run_dir, method)), finished
+
+
+def load_latest(preset, run_dir, method="maml"):
+    """``method``'s final weights in ``run_dir``, else its latest checkpoint."""
+    return checkpoints.load_first(
+        build_maml(preset), [final_weights(run_dir, method), os.path.join(run_dir, "backup", method, "latest.weights.h5")],
+        f"No {method} checkpoint in {run_dir}: train first.")
 
 
 def test_tasks(preset, shots, oracle=False):

@@ -1,0 +1,144 @@
+"""How fast do the RL experiments (Section 5.3) collect experience? Environment steps per
+second of the batched sampler (the 100-100 Gaussian policy in the loop, one call per
+time step for every member) beside the environments stepped alone: navigation's batched
+NumPy step; for half-cheetah the tf-agents batch of task environments, gymnasium's
+``env.step`` and bare ``mujoco.mj_step`` on the same model.
+
+    python benchmarks/bench_sampling.py                       # ~30 s
+    python benchmarks/bench_sampling.py --cheetah-tasks 40 --cheetah-episodes 20   # paper batch
+
+Prints a table and one JSON line (appended to --out if given). An environment step is
+one action; for MuJoCo it is ``frame_skip`` physics steps (1 for the cheetah at rllab's
+dt 0.01), so every row counts the same unit.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+from maml_tf import reporting  # noqa: E402
+
+
+def rate(step_batch, steps_per_call, seconds):
+    """Environment steps per second of ``step_batch()`` (``steps_per_call`` steps each),
+    after one warm-up call, over at least ``seconds``."""
+    step_batch()
+    calls, start = 0, time.perf_counter()
+    while True:
+        step_batch()
+        calls += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds:
+            return calls * steps_per_call / elapsed
+
+
+def sampler_rate(env_name, tasks, episodes, seconds):
+    """The ``Sampler`` collecting ``tasks x episodes`` full-horizon trajectories per call."""
+    from maml_tf.models.policy import gaussian_mlp_policy
+    from maml_tf.rl import envs
+    from maml_tf.rl.sampler import Sampler
+
+    env = envs.make(env_name, batch_size=tasks * episodes)
+    spec = env.observation_spec().shape[0], env.action_spec().shape[0]
+    sampler = Sampler(env, gaussian_mlp_policy(*spec))
+    task_list = env.sample_tasks(tasks, seed=0)
+    seeds = iter(range(1_000_000))
+    return rate(lambda: sampler.sample(task_list, next(seeds)), tasks * episodes * env.horizon, seconds)
+
+
+def task_env_rate(env_name, members, seconds):
+    """The batched task environment stepped with uniform random actions, no policy."""
+    from maml_tf.rl import envs
+
+    env = envs.make(env_name, batch_size=members)
+    env.reset_task(env.sample_tasks(members, seed=0))
+    spec = env.action_spec()
+    rng = np.random.default_rng(0)
+    env.reset()
+
+    def horizon():
+        for _ in range(env.horizon):
+            env.step(rng.uniform(spec.minimum, spec.maximum, (members,) + spec.shape).astype(spec.dtype))
+
+    return rate(horizon, members * env.horizon, seconds)
+
+
+def gymnasium_rate(seconds, steps=1000):
+    """gymnasium's ``HalfCheetahEnv.step`` at the frame skip the experiments use."""
+    from maml_tf.rl.envs import HalfCheetahVel
+
+    robot = HalfCheetahVel().robot
+    robot.reset(seed=0)
+    actions = np.random.default_rng(0).uniform(-1, 1, (steps,) + robot.action_space.shape)
+
+    def run():
+        for a in actions:
+            robot.step(a)
+
+    return rate(run, steps, seconds), robot
+
+
+def mujoco_rate(robot, seconds, steps=1000):
+    """Bare ``mujoco.mj_step`` (``frame_skip`` per action) on the same model and data."""
+    import mujoco
+
+    model, data, skip = robot.model, robot.data, robot.frame_skip
+    controls = np.random.default_rng(0).uniform(-1, 1, (steps, model.nu))
+
+    def run():
+        for u in controls:
+            data.ctrl[:] = u
+            mujoco.mj_step(model, data, nstep=skip)
+
+    return rate(run, steps, seconds)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=3.0, help="timed seconds per row (after warm-up)")
+    ap.add_argument("--nav-tasks", type=int, default=20, help="navigation tasks per sampler call (paper 20)")
+    ap.add_argument("--nav-episodes", type=int, default=20, help="trajectories per task (paper 20)")
+    ap.add_argument("--cheetah-tasks", type=int, default=2, help="cheetah tasks per sampler call (paper 40)")
+    ap.add_argument("--cheetah-episodes", type=int, default=10, help="trajectories per task (paper 20)")
+    ap.add_argument("--out", default=None, help="append the JSON line to this file")
+    a = ap.parse_args()
+    for name in ("seconds", "nav_tasks", "nav_episodes", "cheetah_tasks", "cheetah_episodes"):
+        if getattr(a, name) <= 0:
+            ap.error(f"--{name.replace('_', '-')} must be positive")
+
+    nav_members, cheetah_members = a.nav_tasks * a.nav_episodes, a.cheetah_tasks * a.cheetah_episodes
+    gym, robot = gymnasium_rate(a.seconds)
+    rows = [
+        ("navigation", f"Sampler, policy in the loop ({nav_members} members)",
+         sampler_rate("navigation", a.nav_tasks, a.nav_episodes, a.seconds)),
+        ("navigation", f"batched NumPy env.step, random actions ({nav_members} members)",
+         task_env_rate("navigation", nav_members, a.seconds)),
+        ("cheetah-vel", f"Sampler, policy in the loop ({cheetah_members} members)",
+         sampler_rate("cheetah-vel", a.cheetah_tasks, a.cheetah_episodes, a.seconds)),
+        ("cheetah-vel", f"tf-agents batch env.step, random actions ({cheetah_members} members)",
+         task_env_rate("cheetah-vel", cheetah_members, a.seconds)),
+        ("cheetah-vel", "gymnasium HalfCheetah-v5 env.step (one env)", gym),
+        ("cheetah-vel", f"mujoco.mj_step x {robot.frame_skip} on the same model (one env)",
+         mujoco_rate(robot, a.seconds)),
+    ]
+    record = {"benchmark": "sampling", "rows": [{"env": e, "what": w, "steps_per_second": round(r, 1)}
+                                                for e, w, r in rows],
+              "machine": reporting.machine(), "settings": vars(a)}
+    print(f"{'env':<12} {'steps/s':>12}  what")
+    for env, what, steps in rows:
+        print(f"{env:<12} {steps:>12,.0f}  {what}")
+    line = json.dumps(record)
+    print(line)
+    if a.out:
+        with open(a.out, "a") as f:
+            f.write(line + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""Reinforcement learning (Section 5.3, Figures 4 and 5): MAML-TRPO and the paper's three
+baselines, trained with resumable checkpoints and meta-tested on fixed test tasks.
+
+- ``maml``: :class:`~maml_tf.rl.maml_trpo.MAMLTRPO`.
+- ``pretrained``: one policy trained with TRPO on all tasks jointly
+  (:class:`~maml_tf.rl.joint_trpo.JointTRPO`), then fine-tuned.
+- ``random``: a freshly initialised policy, fine-tuned.
+- ``oracle``: ``JointTRPO`` whose observations carry the task parameters (goal
+  position, goal velocity or direction). The paper reports it without fine-tuning:
+  our step-0 return; the later steps apply the same inner rule.
+"""
+import csv
+import os
+import time
+
+import keras
+
+from maml_tf.evaluation import mean_ci95
+from maml_tf.models.policy import gaussian_mlp_policy
+from maml_tf.rl import envs
+from maml_tf.rl.joint_trpo import JointTRPO
+from maml_tf.rl.learner import PolicyLearner
+from maml_tf.rl.maml_trpo import MAMLTRPO
+
+METHODS = ("maml", "pretrained", "random", "oracle")
+TRAINED = ("maml", "pretrained", "oracle")
+LOG_FIELDS = ("iteration", "return", "pre_update_return", "kl", "accepted", "seconds")
+
+
+def build(preset, method):
+    """The learner of ``method`` with a fresh policy initialised from ``preset.seed``: every
+    method starts from the same weights (the oracle's first layer is wider) and draws the
+    same training tasks and action noise."""
+    if method not in METHODS:
+        raise ValueError(f"Unknown method {method!r}; choose from {METHODS}.")
+    env_kwargs = {"oracle": True} if method == "oracle" else {}
+    probe = envs.make(preset.env, **env_kwargs)
+    observation_dim, action_dim = probe.observation_spec().shape[0], probe.action_spec().shape[0]
+    probe.close()
+    keras.utils.set_random_seed(preset.seed)
+    model = gaussian_mlp_policy(observation_dim, action_dim, hidden=preset.hidden)
+    common = dict(env=preset.env, episodes_per_task=preset.episodes_per_task, inner_lr=preset.inner_lr,
+                  first_order=preset.first_order, gamma=preset.gamma, gae_lambda=preset.gae_lambda,
+                  seed=preset.seed, env_kwargs=env_kwargs)
+    if method == "maml":
+        return MAMLTRPO(model, meta_batch_size=preset.meta_batch_size, max_kl=preset.max_kl, **common)
+    if method == "random":
+        return PolicyLearner(model, **common)
+    return JointTRPO(model, meta_batch_size=preset.meta_batch_size, max_kl=preset.max_kl, **common)
+
+
+def checkpoint_path(checkpoint_dir, method):
+    """The one (latest) checkpoint of ``method`` in ``checkpoint_dir``."""
+    return os.path.join(checkpoint_dir, f"{method}.npz")
+
+
+def log_path(checkpoint_dir, method):
+    """The per-iteration training log (CSV) of ``method``."""
+    return os.path.join(checkpoint_dir, f"{method}_log.csv")
+
+
+def load(preset, method, checkpoint_dir):
+    """The learner of ``method``, restored from its checkpoint when there is one."""
+    learner = build(preset, method)
+    path = checkpoint_path(checkpoint_dir, method)
+    if method in TRAINED and os.path.exists(path):
+        learner.restore(path)
+    return learner
+
+
+def train(preset, method, checkpoint_dir, deadline=None, callback=None):
+    """Train ``method`` up to ``preset.iterations``, resuming from ``checkpoint_dir``.
+
+    Checkpoints after every iteration (an interruption loses at most the running one)
+    and appends the iteration's diagnostics to the CSV log. Stops early, at an
+    iteration boundary, once ``time.time()`` passes ``deadline``. ``callback(stats)``
+    after each iteration. Returns the learner; ``learner.iteration`` tells how far it got.
+    """
+    os.makedirs(checkpoint_dir, exist_ok=True)
+    learner = load(preset, method, checkpoint_dir)
+    if method not in TRAINED:
+        return learner
+    path = checkpoint_path(checkpoint_dir, method)
+    while learner.iteration < preset.iterations and (deadline is None or time.time() < deadline):
+        stats = learner.train_iteration()
+        learner.checkpoint(path)
+        _log(log_path(checkpoint_dir, method), stats)
+        if callback is not None:
+            callback(stats)
+    return learner
+
+
+def _log(path, stats):
+    row = {"return": stats.get("post_update_return", stats.get("return")), **stats}
+    new = not os.path.exists(path)
+    with open(path, "a", newline="") as f:
+        writer = csv.DictWriter(f, LOG_FIELDS, extrasaction="ignore")
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def training_curve(checkpoint_dir, method):
+    """``[[iteration, return], ...]`` from the training log (post-update return for
+    MAML); a resumed run's iterations appear once, the latest record winning."""
+    path = log_path(checkpoint_dir, method)
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="") as f:
+        curve = {int(r["iteration"]): float(r["return"]) for r in csv.DictReader(f)}
+    return [[k, curve[k]] for k in sorted(curve)]
+
+
+def test_tasks(preset):
+    """The fixed meta-test tasks, the same for every method."""
+    return envs.make(preset.env).sample_tasks(preset.eval_tasks, seed=10_000 + preset.seed)
+
+
+def meta_test(preset, learner, tasks):
+    """Per-task mean return after 0..``eval_inner_steps`` steps, ``[tasks, steps + 1]``,
+    with its mean and 95% CI over tasks."""
+    per_task = learner.meta_test(tasks, steps=preset.eval_inner_steps,
+                                 episodes_per_task=preset.eval_episodes_per_task,
+                                 step_sizes=preset.test_step_sizes, seed=preset.seed)
+    mean, ci = mean_ci95(per_task)
+    return {"mean": mean.tolist(), "ci95": ci.tolist(), "per_task": per_task.tolist()}
+
+
+def paths(preset, learner, tasks, seed=0):
+    """One trajectory's observations per task before and after ``eval_inner_steps``
+    adaptation steps: ``{"pre": [tasks, T, obs], "post": [tasks, T, obs]}`` (Figure 4's
+    picture; in navigation the observation is the position)."""
+    pre = learner.sample(tasks, seed, episodes_per_task=1)
+    weights, _ = learner.adapt(tasks, preset.eval_inner_steps, preset.test_step_sizes,
+                               preset.eval_episodes_per_task, seed)
+    post = learner.sample(tasks, seed, weights, episodes_per_task=1)
+    return {"pre": pre["observations"][:, 0], "post": post["observations"][:, 0]}
+
+
+def environment_note(env):
+    """Which simulation a result used (the paper's returns come from rllab's models)."""
+    if env == "navigation":
+        return "2D point navigation (NumPy, as maml_rl's point_env_randgoal, full-horizon episodes)"
+    robot = envs.make(env)
+    try:
+        return (f"gymnasium {type(robot.robot).__name__} v5 on MuJoCo, frame_skip "
+                f"{robot.robot.frame_skip} (dt {robot.dt:g} s), horizon {robot.horizon}; "
+                "rllab's models in the paper: returns not comparable one to one")
+    finally:
+        robot.close()
+

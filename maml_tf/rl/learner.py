@@ -1,0 +1,215 @@
+"""What every policy of the RL experiments shares (Section 5.3): batched rollouts on a
+task distribution, advantages with the linear feature baseline, the paper's inner
+rule (vanilla policy-gradient steps, alpha 0.1 then 0.05), the meta-test after 0..k
+steps, and a checkpoint of the weights with the training counters.
+
+:class:`PolicyLearner` untrained is the paper's "random initialisation" baseline;
+:class:`~maml_tf.rl.maml_trpo.MAMLTRPO` and :class:`~maml_tf.rl.joint_trpo.JointTRPO`
+(pretrained, oracle) add a training step. All of them are fine-tuned at test by the
+same :meth:`PolicyLearner.adapt`.
+"""
+import os
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from maml_tf.core.functional import FunctionalModel
+from maml_tf.models.policy import action_distribution
+from maml_tf.rl import envs
+from maml_tf.rl.advantages import discounted_returns, gae, normalize
+from maml_tf.rl.baseline import LinearFeatureBaseline
+from maml_tf.rl.sampler import Sampler, stack_weights
+
+
+class PolicyLearner:
+    """A Gaussian policy on an RL task distribution, adapted per task by policy gradient.
+
+    Args:
+        model: the policy (``gaussian_mlp_policy``); its trainable variables are the
+            parameters that training updates and adaptation starts from.
+        env: a name from ``maml_tf.rl.envs.ENVIRONMENTS``; ``env_kwargs`` go to ``make``
+            (e.g. ``{"oracle": True}``: the task parameters appended to the observation).
+        episodes_per_task: trajectories per task in training (20 in the paper).
+        inner_lr: step size alpha of the inner policy-gradient step (0.1).
+        first_order: treat the inner gradient as a constant where it is differentiated.
+        gamma, gae_lambda: discount (0.99) and GAE lambda (1: returns minus baseline).
+        seed: tasks and action noise of training iteration k are a function of (seed, k).
+
+    Training counters, saved by :meth:`checkpoint`: ``iteration``, ``env_steps``
+    (environment steps sampled by training) and ``seconds`` (spent in training
+    iterations, summed over resumed runs).
+    """
+
+    def __init__(self, model, env="navigation", episodes_per_task=20, inner_lr=0.1, first_order=False,
+                 gamma=0.99, gae_lambda=1.0, seed=0, env_kwargs=None):
+        self.model = model
+        self.functional = FunctionalModel(model)
+        self.env_name = env
+        self.env_kwargs = dict(env_kwargs or {})
+        self.episodes_per_task = int(episodes_per_task)
+        self.inner_lr = float(inner_lr)
+        self.first_order = bool(first_order)
+        self.gamma = float(gamma)
+        self.gae_lambda = float(gae_lambda)
+        self.seed = int(seed)
+        self.iteration = 0
+        self.env_steps = 0
+        self.seconds = 0.0
+        self._task_env = envs.make(env, **self.env_kwargs)
+        self._samplers = {}
+        self._adapt_tasks = tf.function(self._adapt_stacked)
+
+    # ------------------------------------------------------------------ training
+    def train_iteration(self):
+        """One update of the parameters; returns a dict of diagnostics (Python numbers)
+        with ``iteration`` (after the update) and ``seconds`` (of this iteration)."""
+        start = time.time()
+        seeds = np.random.SeedSequence([self.seed, self.iteration]).generate_state(3)
+        stats, env_steps = self._update(*(int(s) for s in seeds))
+        seconds = time.time() - start
+        self.iteration += 1
+        self.env_steps += int(env_steps)
+        self.seconds += seconds
+        return {"iteration": self.iteration, **stats, "seconds": seconds}
+
+    def train(self, iterations, callback=None):
+        """Run ``iterations`` updates; ``callback(diagnostics)`` after each."""
+        history = []
+        for _ in range(int(iterations)):
+            history.append(self.train_iteration())
+            if callback is not None:
+                callback(history[-1])
+        return history
+
+    def _update(self, task_seed, first_seed, second_seed):
+        """One update from three seeds; returns ``(diagnostics, environment steps sampled)``."""
+        raise NotImplementedError(f"{type(self).__name__} has no training step (the random-"
+                                  "initialisation baseline is only fine-tuned).")
+
+    # ------------------------------------------------------------------ tasks and rollouts
+    def sample_tasks(self, n, seed):
+        """``n`` tasks of the environment's distribution, deterministic in ``seed``."""
+        return self._task_env.sample_tasks(n, seed)
+
+    def sample(self, tasks, seed, weights=None, episodes_per_task=None):
+        """Trajectories of every task (see :meth:`Sampler.sample`): ``weights`` stacked
+        ``[tasks, *shape]``, or None for the current parameters on every task."""
+        episodes = episodes_per_task or self.episodes_per_task
+        return self._sampler(len(tasks), episodes).sample(tasks, seed, weights=weights)
+
+    def process(self, samples):
+        """Per-task baseline fit and normalised GAE advantages (rllab's ``center_adv``).
+
+        Returns ``(observations, actions, advantages)`` tensors flattened per task to
+        ``[tasks, episodes * T, ...]`` in the policy's dtype.
+        """
+        dtype = self.model.trainable_variables[0].dtype
+        advantages = []
+        for obs, rewards in zip(samples["observations"], samples["rewards"]):
+            baseline = LinearFeatureBaseline()
+            baseline.fit(obs, discounted_returns(rewards, self.gamma))
+            adv = gae(rewards, baseline.predict(obs), self.gamma, self.gae_lambda)
+            advantages.append(normalize(adv))
+        tasks = len(advantages)
+        flatten = lambda x: tf.constant(np.reshape(x, (tasks, -1) + np.shape(x)[3:]), dtype)  # noqa: E731
+        return (flatten(samples["observations"]), flatten(samples["actions"]),
+                flatten(np.stack(advantages)))
+
+    # ------------------------------------------------------------------ adaptation and meta-test
+    def adapt(self, tasks, steps, step_sizes=(0.1, 0.05, 0.05), episodes_per_task=None, seed=0):
+        """Adapt to each task by ``steps`` policy-gradient steps from the current parameters.
+
+        Step ``k`` uses ``step_sizes[k]`` (the last one repeated): the paper's alpha is
+        0.1 for the first step, then 0.05. Returns ``(weights, returns)``: the adapted
+        weights stacked ``[tasks, *shape]`` and the mean return per task of the
+        trajectories each step was computed from, ``[tasks, steps]``.
+        """
+        weights = self._meta_weights(len(tasks))
+        seeds = np.random.SeedSequence([self.seed, seed, 1]).generate_state(max(int(steps), 1))
+        returns = []
+        for k in range(int(steps)):
+            samples = self.sample(tasks, int(seeds[k]), weights, episodes_per_task)
+            returns.append(mean_returns(samples))
+            lr = step_sizes[min(k, len(step_sizes) - 1)]
+            weights = self._adapt_tasks(weights, *self.process(samples), float(lr))
+        return weights, np.stack(returns, axis=1) if returns else np.zeros((len(tasks), 0))
+
+    def meta_test(self, tasks, steps=3, episodes_per_task=20, step_sizes=(0.1, 0.05, 0.05), seed=0):
+        """Mean return per task after 0, 1, .., ``steps`` adaptation steps: ``[tasks, steps + 1]``."""
+        weights, returns = self.adapt(tasks, steps, step_sizes, episodes_per_task, seed)
+        final_seed = np.random.SeedSequence([self.seed, seed, 2]).generate_state(1)[0]
+        final = self.sample(tasks, int(final_seed), weights, episodes_per_task)
+        return np.concatenate([returns, mean_returns(final)[:, None]], axis=1)
+
+    def inner_loss(self, weights, observations, actions, advantages):
+        """Vanilla policy gradient (REINFORCE) loss ``-mean(log pi(a|s) A)``."""
+        return -tf.reduce_mean(self._log_prob(weights, observations, actions) * advantages)
+
+    def inner_step(self, weights, observations, actions, advantages, lr):
+        """One task's adapted weights ``theta - lr grad``, differentiable in ``weights``."""
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(weights)
+            loss = self.inner_loss(weights, observations, actions, advantages)
+        grads = tape.gradient(loss, weights, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        if self.first_order:
+            grads = [tf.stop_gradient(g) for g in grads]
+        return [w - lr * g for w, g in zip(weights, grads)]
+
+    # ------------------------------------------------------------------ checkpoints
+    def checkpoint(self, path):
+        """Save the parameters and the training counters to ``path`` (NumPy ``.npz``).
+
+        Written to a temporary file and renamed, so an interruption leaves the previous
+        checkpoint intact.
+        """
+        arrays = {f"w{i}": np.asarray(v.numpy()) for i, v in enumerate(self.model.trainable_variables)}
+        partial = f"{path}.partial"
+        with open(partial, "wb") as f:
+            np.savez(f, iteration=self.iteration, env_steps=self.env_steps, seconds=self.seconds, **arrays)
+        os.replace(partial, path)
+
+    def restore(self, path):
+        """Load what :meth:`checkpoint` saved (the same policy architecture)."""
+        with np.load(path) as data:
+            variables = self.model.trainable_variables
+            stored = sum(key.startswith("w") for key in data.files)
+            if stored != len(variables):
+                raise ValueError(f"{path} holds {stored} weight arrays; this policy has {len(variables)}.")
+            for i, v in enumerate(variables):
+                if data[f"w{i}"].shape != tuple(v.shape):
+                    raise ValueError(f"{path}: weight {i} has shape {data[f'w{i}'].shape}, "
+                                     f"the policy's {v.path} {tuple(v.shape)}.")
+                v.assign(data[f"w{i}"])
+            self.iteration = int(data["iteration"])
+            self.env_steps = int(data["env_steps"])
+            self.seconds = float(data["seconds"])
+
+    # ------------------------------------------------------------------ internals
+    def _sampler(self, num_tasks, episodes):
+        members = num_tasks * episodes
+        if members not in self._samplers:
+            env = envs.make(self.env_name, batch_size=members, **self.env_kwargs)
+            self._samplers[members] = Sampler(env, self.model)
+        return self._samplers[members]
+
+    def _meta_weights(self, num_tasks):
+        return stack_weights([v.value for v in self.model.trainable_variables], num_tasks)
+
+    def _log_prob(self, weights, observations, actions):
+        return action_distribution(self.functional(weights, observations)[0]).log_prob(actions)
+
+    def _adapt_stacked(self, weights, observations, actions, advantages, lr):
+        """Per-task inner steps from weights stacked ``[tasks, *shape]``."""
+        return tf.vectorized_map(lambda args: self.inner_step(*args, lr),
+                                 (weights, observations, actions, advantages))
+
+
+def mean_returns(samples):
+    """Undiscounted return per task, averaged over its trajectories: ``[tasks]``."""
+    return samples["rewards"].sum(axis=-1).mean(axis=-1)
+
+
+def env_steps(samples):
+    """Environment steps in a batch of samples (every trajectory runs the horizon)."""
+    return int(np.size(samples["rewards"]))

@@ -1,0 +1,122 @@
+"""reproduce/fig4_navigation.py (Section 5.3, Figure 4) end to end with the smoke preset:
+a run interrupted mid-training, then the same command resuming it to the results."""
+import csv
+import json
+import os
+import sys
+
+import pytest
+from click.testing import CliRunner
+from conftest import PNG_MAGIC, REPO_ROOT, load_reproduce_script
+
+from maml_tf import presets
+from maml_tf.rl.maml_trpo import MAMLTRPO
+
+METHODS = ("maml", "pretrained", "random", "oracle")
+CONFIG = presets.get(presets.NAVIGATION, "smoke")
+MAML_STEPS_PER_ITERATION = 2 * CONFIG.meta_batch_size * CONFIG.episodes_per_task * 100  # pre + post
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """The first run stops (KeyboardInterrupt) in MAML's second iteration, after the
+    checkpoint of the first; the second is the same command, uninterrupted."""
+    script = load_reproduce_script("fig4_navigation")
+    base = tmp_path_factory.mktemp("fig4")
+    out, checkpoints = base / "results", base / "checkpoints"
+    args = ["--preset", "smoke", "--out", str(out), "--checkpoint-dir", str(checkpoints)]
+    original = MAMLTRPO.train_iteration
+
+    def interrupted(self):
+        if self.iteration == 1:
+            raise KeyboardInterrupt
+        return original(self)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(MAMLTRPO, "train_iteration", interrupted)
+        first = CliRunner().invoke(script.main, args)
+    first.left_results = os.path.exists(out / "metrics.json")
+    second = CliRunner().invoke(script.main, args)
+    return first, second, out, checkpoints
+
+
+def _metrics(out):
+    with open(out / "metrics.json") as f:
+        return json.load(f)
+
+
+@pytest.mark.slow
+def test_the_interrupted_run_left_a_checkpoint_and_no_results(runs):
+    first, _, out, checkpoints = runs
+    assert first.exit_code == 1 and "Aborted!" in first.output  # click's answer to Ctrl-C
+    assert "[maml] iteration 1/2" in first.output
+    assert os.path.exists(checkpoints / "maml.npz") and not first.left_results
+
+
+@pytest.mark.slow
+def test_the_same_command_resumes_from_the_checkpoint(runs):
+    _, second, out, checkpoints = runs
+    assert second.exit_code == 0, second.output
+    assert "[maml] iteration 1/" not in second.output
+    assert "[maml] iteration 2/2" in second.output
+    metrics = _metrics(out)
+    assert metrics["iterations"] == {"maml": 2, "pretrained": 2, "random": 0, "oracle": 2}
+    assert metrics["env_steps"]["maml"] == CONFIG.iterations * MAML_STEPS_PER_ITERATION
+    assert metrics["seconds"]["maml"] > 0 and metrics["seconds"]["random"] == 0
+    assert [i for i, _ in metrics["training_curve"]["maml"]] == [1, 2]
+    with open(checkpoints / "maml_log.csv") as f:
+        assert [int(r["iteration"]) for r in csv.DictReader(f)] == [1, 2]
+
+
+@pytest.mark.slow
+def test_metrics_json_has_every_method_after_0_to_3_steps(runs):
+    _, second, out, _ = runs
+    assert second.exit_code == 0, second.output
+    metrics = _metrics(out)
+    for key in ("returns", "ci95", "paper", "iterations", "env_steps", "seconds", "command", "machine",
+                "preset"):
+        assert key in metrics, key
+    assert metrics["preset"] == "smoke" and metrics["task"] == "navigation"
+    steps = CONFIG.eval_inner_steps + 1
+    for key in ("returns", "ci95"):
+        assert set(metrics[key]) == set(METHODS)
+        assert all(len(v) == steps for v in metrics[key].values())
+    assert all(len(v) == CONFIG.eval_tasks for v in metrics["per_task"].values())
+    assert metrics["paper"]["maml"] == [-40.4, -11.7, -3.3, -3.2]
+    assert metrics["paper"]["oracle"] == [-2.3] and "oracle" in metrics["paper_notes"]
+    assert isinstance(metrics["command"], str) and metrics["command"]
+    assert metrics["machine"]["cores"] >= 1
+
+
+@pytest.mark.slow
+def test_table_and_pngs(runs):
+    _, second, out, _ = runs
+    assert second.exit_code == 0, second.output
+    table = (out / "table.md").read_text()
+    assert "| maml |" in table and "-40.4 / -11.7 / -3.3 / -3.2" in table
+    assert "reduced budget" in table  # smoke is smaller than the paper
+    for png in ("fig4_returns.png", "fig4_paths.png"):
+        assert (out / png).read_bytes()[:8] == PNG_MAGIC
+
+
+@pytest.mark.slow
+def test_readme_builder_renders_the_result(runs):
+    _, second, out, _ = runs
+    assert second.exit_code == 0, second.output
+    sys.path.insert(0, os.path.join(REPO_ROOT, "reproduce"))
+    import update_readme
+
+    rows = update_readme.builder("fig4_navigation_smoke")(_metrics(out), "fig4_navigation_smoke")
+    assert len(rows) == len(METHODS)
+    assert all(row.count("|") == 7 for row in rows)
+    assert "| maml |" in rows[0] and "-11.7 / -3.3 / -3.2" in rows[0] and "smoke preset" in rows[0]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--preset", "huge"], "Invalid value for '--preset'"),
+    (["--time-limit", "-1"], "Invalid value for '--time-limit'"),
+    (["--seed", "1"], "No such option"),
+])
+def test_bad_options_are_click_errors(args, message):
+    result = CliRunner().invoke(load_reproduce_script("fig4_navigation").main, args)
+    assert result.exit_code == 2 and message in result.output

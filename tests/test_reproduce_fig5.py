@@ -1,0 +1,45 @@
+"""reproduce/fig5_locomotion.py (Section 5.3, Figure 5) end to end with the smoke preset
+on half-cheetah direction (gymnasium's MuJoCo model), and its option errors."""
+import json
+
+import pytest
+from click.testing import CliRunner
+from conftest import PNG_MAGIC, load_reproduce_script
+
+from maml_tf import presets
+
+CONFIG = presets.get(presets.LOCOMOTION["cheetah-dir"], "smoke")
+
+
+@pytest.mark.slow
+def test_smoke_run_writes_metrics_table_and_png(tmp_path):
+    out = tmp_path / "results"
+    result = CliRunner().invoke(load_reproduce_script("fig5_locomotion").main, [
+        "--task", "cheetah-dir", "--preset", "smoke", "--out", str(out),
+        "--checkpoint-dir", str(tmp_path / "checkpoints")])
+    assert result.exit_code == 0, result.output
+    assert "[pretrained] iteration 2/2: return" in result.output
+    with open(out / "metrics.json") as f:
+        metrics = json.load(f)
+    assert metrics["task"] == "cheetah-dir" and metrics["experiment"] == "fig5_cheetah_dir"
+    for key in ("returns", "ci95"):
+        assert {m: len(v) for m, v in metrics[key].items()} == {
+            m: CONFIG.eval_inner_steps + 1 for m in ("maml", "pretrained", "random", "oracle")}
+    assert metrics["paper"]["maml"] == [-50.7, 293.2, 313.5, 315.7]
+    assert metrics["paper_budget"]["meta_batch_size"] == 40
+    steps = CONFIG.meta_batch_size * CONFIG.episodes_per_task * 200 * CONFIG.iterations
+    assert metrics["env_steps"] == {"maml": 2 * steps, "pretrained": steps, "random": 0, "oracle": steps}
+    assert "HalfCheetah" in metrics["environment"]
+    assert "Figure 5: half-cheetah, goal direction" in (out / "table.md").read_text()
+    assert (out / "fig5_returns.png").read_bytes()[:8] == PNG_MAGIC
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--preset", "smoke"], "Missing option '--task'"),
+    (["--task", "walker-vel"], "Invalid value for '--task'"),
+    (["--task", "ant-vel", "--preset", "tiny"], "Invalid value for '--preset'"),
+    (["--task", "ant-vel", "--time-limit", "soon"], "Invalid value for '--time-limit'"),
+])
+def test_bad_options_are_click_errors(args, message):
+    result = CliRunner().invoke(load_reproduce_script("fig5_locomotion").main, args)
+    assert result.exit_code == 2 and message in result.output
