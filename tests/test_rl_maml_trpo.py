@@ -79,7 +79,7 @@ def test_compiled_hessian_vector_product_equals_the_uncompiled_one(float64, rng)
     variables = model.trainable_variables
     for _ in range(2):
         vector = [tf.constant(rng.normal(size=tuple(v.shape))) for v in variables]
-        compiled = algo._hvp(pre, post, old, vector)
+        compiled = algo._hvp(vector, pre, post, old)
         eager = hessian_vector_product(lambda: algo._kl(pre, post, old), variables, vector)
         np.testing.assert_allclose(flat(compiled), flat(eager), rtol=1e-10, atol=1e-14)
 

@@ -12,11 +12,10 @@ import numpy as np
 import tensorflow as tf
 
 from maml_tf.models.policy import action_distribution
-from maml_tf.rl.learner import PolicyLearner, env_steps, mean_returns
-from maml_tf.rl.trpo import hessian_vector_product, trpo_step
+from maml_tf.rl.learner import TRPOLearner, env_steps, mean_returns
 
 
-class JointTRPO(PolicyLearner):
+class JointTRPO(TRPOLearner):
     """TRPO on the task distribution seen as one environment.
 
     Every iteration samples ``meta_batch_size`` new tasks, runs ``episodes_per_task``
@@ -34,27 +33,13 @@ class JointTRPO(PolicyLearner):
         **kwargs: the rest of :class:`~maml_tf.rl.learner.PolicyLearner`'s arguments.
     """
 
-    def __init__(self, model, env="navigation", meta_batch_size=20, max_kl=0.01, **kwargs):
-        super().__init__(model, env, **kwargs)
-        self.meta_batch_size = int(meta_batch_size)
-        self.max_kl = float(max_kl)
-        self._surrogate = tf.function(self._surrogate_loss)
-        self._kl = tf.function(self._mean_kl)
-        self._hvp = tf.function(self._kl_hessian_vector_product)
-
     def _update(self, task_seed, sample_seed, _):
         tasks = self.sample_tasks(self.meta_batch_size, task_seed)
         samples = self.sample(tasks, sample_seed)
         observations, actions, advantages = (t[0] for t in self.process(_pooled(samples)))
         old_outputs = self.model(observations)
-        stats = trpo_step(lambda: self._surrogate(observations, actions, advantages, old_outputs),
-                          lambda: self._kl(observations, old_outputs),
-                          self.model.trainable_variables, max_kl=self.max_kl,
-                          hvp_fn=lambda v: self._hvp(observations, old_outputs, v))
-        return ({"return": float(mean_returns(samples).mean()),
-                 "loss_before": stats["loss_before"], "loss_after": stats["loss_after"],
-                 "kl": stats["kl"], "accepted": stats["accepted"], "backtracks": stats["backtracks"]},
-                env_steps(samples))
+        stats = self._trpo_step(observations, actions, advantages, old_outputs)
+        return {"return": float(mean_returns(samples).mean()), **stats}, env_steps(samples)
 
     def _surrogate_loss(self, observations, actions, advantages, old_outputs):
         """``-mean(pi_theta(a|s) / pi_old(a|s) A)`` over the batch."""
@@ -62,15 +47,11 @@ class JointTRPO(PolicyLearner):
                      - action_distribution(old_outputs).log_prob(actions))
         return -tf.reduce_mean(tf.exp(log_ratio) * advantages)
 
-    def _mean_kl(self, observations, old_outputs):
-        """Mean over states of ``KL(pi_old(.|s) || pi_theta(.|s))``."""
+    def _mean_kl(self, observations, actions, advantages, old_outputs):
+        """Mean over states of ``KL(pi_old(.|s) || pi_theta(.|s))`` (``actions`` and
+        ``advantages`` unused: TRPOLearner hands the KL the surrogate's arguments)."""
         new = action_distribution(self.model(observations))
         return tf.reduce_mean(action_distribution(old_outputs).kl_divergence(new))
-
-    def _kl_hessian_vector_product(self, observations, old_outputs, vector):
-        """TRPO's damped KL Hessian-vector product, compiled whole (``hvp_fn`` of ``trpo_step``)."""
-        return hessian_vector_product(lambda: self._mean_kl(observations, old_outputs),
-                                      self.model.trainable_variables, vector)
 
 
 def _pooled(samples):

@@ -20,6 +20,7 @@ from maml_tf.rl import envs
 from maml_tf.rl.advantages import discounted_returns, gae, normalize
 from maml_tf.rl.baseline import LinearFeatureBaseline
 from maml_tf.rl.sampler import Sampler, stack_weights
+from maml_tf.rl.trpo import hessian_vector_product, trpo_step
 
 
 class PolicyLearner:
@@ -203,6 +204,33 @@ class PolicyLearner:
         """Per-task inner steps from weights stacked ``[tasks, *shape]``."""
         return tf.vectorized_map(lambda args: self.inner_step(*args, lr),
                                  (weights, observations, actions, advantages))
+
+
+class TRPOLearner(PolicyLearner):
+    """A :class:`PolicyLearner` trained by TRPO steps (max KL ``max_kl``) on
+    ``meta_batch_size`` tasks per iteration. Subclasses define ``_surrogate_loss(*data)``
+    and ``_mean_kl(*data)`` over the same arguments; both, and the KL Hessian-vector
+    product, run as compiled ``tf.function`` s.
+    """
+
+    def __init__(self, model, env="navigation", meta_batch_size=20, max_kl=0.01, **kwargs):
+        super().__init__(model, env, **kwargs)
+        self.meta_batch_size = int(meta_batch_size)
+        self.max_kl = float(max_kl)
+        self._surrogate = tf.function(self._surrogate_loss)
+        self._kl = tf.function(self._mean_kl)
+        self._hvp = tf.function(self._kl_hessian_vector_product)
+
+    def _trpo_step(self, *data):
+        """One TRPO step of the policy on ``data``; the step's diagnostics."""
+        stats = trpo_step(lambda: self._surrogate(*data), lambda: self._kl(*data),
+                          self.model.trainable_variables, max_kl=self.max_kl,
+                          hvp_fn=lambda vector: self._hvp(vector, *data))
+        return {key: stats[key] for key in ("loss_before", "loss_after", "kl", "accepted", "backtracks")}
+
+    def _kl_hessian_vector_product(self, vector, *data):
+        """TRPO's damped KL Hessian-vector product, compiled whole (``hvp_fn`` of ``trpo_step``)."""
+        return hessian_vector_product(lambda: self._mean_kl(*data), self.model.trainable_variables, vector)
 
 
 def mean_returns(samples):

@@ -10,11 +10,10 @@ loss and KL (second order unless ``first_order``).
 import tensorflow as tf
 
 from maml_tf.models.policy import action_distribution
-from maml_tf.rl.learner import PolicyLearner, env_steps, mean_returns
-from maml_tf.rl.trpo import hessian_vector_product, trpo_step
+from maml_tf.rl.learner import TRPOLearner, env_steps, mean_returns
 
 
-class MAMLTRPO(PolicyLearner):
+class MAMLTRPO(TRPOLearner):
     """Meta-trains ``model`` (a ``gaussian_mlp_policy``) on an RL task distribution.
 
     Args:
@@ -27,14 +26,6 @@ class MAMLTRPO(PolicyLearner):
             ``gae_lambda``, ``seed``, ``env_kwargs``).
     """
 
-    def __init__(self, model, env="navigation", meta_batch_size=20, max_kl=0.01, **kwargs):
-        super().__init__(model, env, **kwargs)
-        self.meta_batch_size = int(meta_batch_size)
-        self.max_kl = float(max_kl)
-        self._surrogate = tf.function(self._surrogate_loss)
-        self._kl = tf.function(self._mean_kl)
-        self._hvp = tf.function(self._kl_hessian_vector_product)
-
     def _update(self, task_seed, pre_seed, post_seed):
         tasks = self.sample_tasks(self.meta_batch_size, task_seed)
         pre = self.sample(tasks, pre_seed)
@@ -44,14 +35,9 @@ class MAMLTRPO(PolicyLearner):
         post_data = self.process(post)
         old_outputs = tf.stack([self.functional([w[i] for w in adapted], post_data[0][i])[0]
                                 for i in range(len(tasks))])
-        stats = trpo_step(lambda: self._surrogate(pre_data, post_data, old_outputs),
-                          lambda: self._kl(pre_data, post_data, old_outputs),
-                          self.model.trainable_variables, max_kl=self.max_kl,
-                          hvp_fn=lambda v: self._hvp(pre_data, post_data, old_outputs, v))
+        stats = self._trpo_step(pre_data, post_data, old_outputs)
         return ({"pre_update_return": float(mean_returns(pre).mean()),
-                 "post_update_return": float(mean_returns(post).mean()),
-                 "loss_before": stats["loss_before"], "loss_after": stats["loss_after"],
-                 "kl": stats["kl"], "accepted": stats["accepted"], "backtracks": stats["backtracks"]},
+                 "post_update_return": float(mean_returns(post).mean()), **stats},
                 env_steps(pre) + env_steps(post))
 
     def _map_adapted(self, fn, pre_data, *task_args):
@@ -85,8 +71,3 @@ class MAMLTRPO(PolicyLearner):
             return tf.reduce_mean(action_distribution(old).kl_divergence(new))
 
         return tf.reduce_mean(self._map_adapted(task_kl, pre_data, post_data[0], old_outputs))
-
-    def _kl_hessian_vector_product(self, pre_data, post_data, old_outputs, vector):
-        """TRPO's damped KL Hessian-vector product, compiled whole (``hvp_fn`` of ``trpo_step``)."""
-        return hessian_vector_product(lambda: self._mean_kl(pre_data, post_data, old_outputs),
-                                      self.model.trainable_variables, vector)
