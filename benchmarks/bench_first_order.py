@@ -48,11 +48,7 @@ def write_table(jsonl, readme):
         rows.append(f"| {r['dataset']} {r['setting']} | {r['meta_batch_size']} | {r['inner_steps']} | "
                     f"{r['rounds']} x {r['steps']} | {r['second_order_s']:.3f} | {r['first_order_s']:.3f} | "
                     f"{r['first_over_second']:.2f} | {r['load_average'][0]:.1f} | {m['cpu']}, {m['cores']} cores |")
-    doc = open(readme).read()
-    head, _, rest = doc.partition(START)
-    _, _, tail = rest.partition(END)
-    with open(readme, "w") as f:
-        f.write(head + START + "\n" + "\n".join(rows) + "\n" + END + tail)
+    reporting.replace_block(readme, START, END, "\n".join(rows))
     print("\n".join(rows))
 
 
@@ -83,11 +79,9 @@ def main():
               **timed_rounds(learners, data, a.rounds, a.steps), "load_average": load,
               "machine": reporting.machine(), "command": reporting.command()}
     record["first_over_second"] = record["first_order_s"] / record["second_order_s"]
-    line = json.dumps(record)
-    print(line)
+    print(json.dumps(record))
     if a.out:
-        with open(a.out, "a") as f:
-            f.write(line + "\n")
+        reporting.append_json_line(a.out, record)
 
 
 if __name__ == "__main__":

@@ -54,11 +54,7 @@ def write_table(jsonl, readme):
         rows.append(f"| {r['dataset']} | {r['setting']} | {r['meta_batch_size']} | "
                     f"{r['pipeline_s_per_batch']:.4f} | {r['step_s_constant']:.3f} | "
                     f"{r['step_s_real']:.3f} | {r['real_over_constant']:.2f} |")
-    doc = open(readme).read()
-    head, _, rest = doc.partition(START)
-    _, _, tail = rest.partition(END)
-    with open(readme, "w") as f:
-        f.write(head + START + "\n" + "\n".join(rows) + "\n" + END + tail)
+    reporting.replace_block(readme, START, END, "\n".join(rows))
     print("\n".join(rows))
 
 
@@ -100,11 +96,9 @@ def main():
         "machine": reporting.machine(),
     }
     record["real_over_constant"] = record["step_s_real"] / record["step_s_constant"]
-    line = json.dumps(record)
-    print(line)
+    print(json.dumps(record))
     if a.out:
-        with open(a.out, "a") as f:
-            f.write(line + "\n")
+        reporting.append_json_line(a.out, record)
 
 
 if __name__ == "__main__":

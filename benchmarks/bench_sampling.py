@@ -133,11 +133,9 @@ def main():
     print(f"{'env':<12} {'steps/s':>12}  what")
     for env, what, steps in rows:
         print(f"{env:<12} {steps:>12,.0f}  {what}")
-    line = json.dumps(record)
-    print(line)
+    print(json.dumps(record))
     if a.out:
-        with open(a.out, "a") as f:
-            f.write(line + "\n")
+        reporting.append_json_line(a.out, record)
 
 
 if __name__ == "__main__":

@@ -79,11 +79,7 @@ def main():
     lines += [f"| {name} | {ms:.3f} |" for name, ms in rows]
     print("\n".join(lines))
     if a.readme:
-        doc = open(a.readme).read()
-        head, _, rest = doc.partition(START)
-        _, _, tail = rest.partition(END)
-        with open(a.readme, "w") as f:
-            f.write(head + START + "\n" + "\n".join(lines) + "\n" + END + tail)
+        reporting.replace_block(a.readme, START, END, "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -38,6 +38,23 @@ def command():
     return " ".join([script] + sys.argv[1:])
 
 
+def replace_block(path, start, end, text):
+    """Rewrite the text between the ``start`` and ``end`` marker lines of ``path`` (a
+    generated table in a README); appends the block when the markers are missing."""
+    with open(path) as f:
+        doc = f.read()
+    head, _, rest = doc.partition(start)
+    _, _, tail = rest.partition(end)
+    with open(path, "w") as f:
+        f.write(head + start + "\n" + text + "\n" + end + tail)
+
+
+def append_json_line(path, record):
+    """Append ``record`` as one JSON line to ``path`` (a benchmark's run log)."""
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
 def write_json(path, payload):
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     with open(path, "w") as f:

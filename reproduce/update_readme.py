@@ -7,6 +7,8 @@ import os
 
 import click
 
+from maml_tf import reporting
+
 START, END = "<!-- GENERATED: reproduce/update_readme.py -->", "<!-- END GENERATED -->"
 
 
@@ -104,11 +106,7 @@ def main(readme, results):
         if builder(name) and os.path.exists(path):
             with open(path) as f:
                 rows += builder(name)(json.load(f), name)
-    doc = open(readme).read()
-    head, _, rest = doc.partition(START)
-    _, _, tail = rest.partition(END)
-    with open(readme, "w") as f:
-        f.write(head + START + "\n" + "\n".join(rows) + "\n" + END + tail)
+    reporting.replace_block(readme, START, END, "\n".join(rows))
     click.echo("\n".join(rows))
 
 
