@@ -1,11 +1,14 @@
 """How fast do the RL experiments (Section 5.3) collect experience? Environment steps per
 second of the batched sampler (the 100-100 Gaussian policy in the loop, one call per
 time step for every member) beside the environments stepped alone: navigation's batched
-NumPy step; for half-cheetah the tf-agents batch of task environments, gymnasium's
+NumPy step; for half-cheetah the natively batched environment, the same robots as a
+tf-agents ``BatchedPyEnvironment`` of one-robot environments, gymnasium's
 ``env.step`` and bare ``mujoco.mj_step`` on the same model.
 
     python benchmarks/bench_sampling.py                       # ~30 s
     python benchmarks/bench_sampling.py --cheetah-tasks 40 --cheetah-episodes 20   # paper batch
+    python benchmarks/bench_sampling.py --out benchmarks/sampling.jsonl
+    python benchmarks/bench_sampling.py --table benchmarks/sampling.jsonl  # README block
 
 Prints a table and one JSON line (appended to --out if given). An environment step is
 one action; for MuJoCo it is ``frame_skip`` physics steps (1 for the cheetah at rllab's
@@ -23,6 +26,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 from maml_tf import reporting  # noqa: E402
+
+START, END = "<!-- GENERATED: bench_sampling.py -->", "<!-- END GENERATED: bench_sampling.py -->"
 
 
 def rate(step_batch, steps_per_call, seconds):
@@ -52,12 +57,26 @@ def sampler_rate(env_name, tasks, episodes, seconds):
     return rate(lambda: sampler.sample(task_list, next(seeds)), tasks * episodes * env.horizon, seconds)
 
 
-def task_env_rate(env_name, members, seconds):
-    """The batched task environment stepped with uniform random actions, no policy."""
+def task_env_rate(env_name, members, seconds, per_member=False):
+    """The batched task environment stepped with uniform random actions, no policy.
+
+    ``per_member``: instead, ``members`` one-robot environments in tf-agents'
+    ``BatchedPyEnvironment`` (how the locomotion tasks were batched before they
+    stepped natively), for comparison.
+    """
+    from tf_agents.environments import batched_py_environment
+
     from maml_tf.rl import envs
 
-    env = envs.make(env_name, batch_size=members)
-    env.reset_task(env.sample_tasks(members, seed=0))
+    if per_member:
+        singles = [envs.make(env_name) for _ in range(members)]
+        for single, task in zip(singles, singles[0].sample_tasks(members, seed=0)):
+            single.reset_task(task)
+        env = batched_py_environment.BatchedPyEnvironment(singles, multithreading=False)
+        env.horizon = singles[0].horizon
+    else:
+        env = envs.make(env_name, batch_size=members)
+        env.reset_task(env.sample_tasks(members, seed=0))
     spec = env.action_spec()
     rng = np.random.default_rng(0)
     env.reset()
@@ -99,6 +118,23 @@ def mujoco_rate(robot, seconds, steps=1000):
     return rate(run, steps, seconds)
 
 
+def write_table(jsonl, readme):
+    """The recorded runs as one README table: a column of steps per second per run."""
+    with open(jsonl) as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    head = "| env | what | " + " | ".join(f"run {i + 1}: steps/s" for i in range(len(records))) + " |"
+    rows = [head, "|---|---|" + "---|" * len(records)]
+    for k, row in enumerate(records[-1]["rows"]):
+        rates = [f"{r['rows'][k]['steps_per_second']:,.0f}" if k < len(r["rows"]) and
+                 r["rows"][k]["what"] == row["what"] else "" for r in records]
+        rows.append(f"| {row['env']} | {row['what']} | " + " | ".join(rates) + " |")
+    rows.append("")
+    rows += [f"Run {i + 1}: {r['machine']['cpu']}, {r['machine']['cores']} cores, load (1 min) before "
+             f"{r['load_average'][0]:.1f}, `{r['command']}`." for i, r in enumerate(records)]
+    reporting.replace_block(readme, START, END, "\n".join(rows))
+    print("\n".join(rows))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=3.0, help="timed seconds per row (after warm-up)")
@@ -107,11 +143,16 @@ def main():
     ap.add_argument("--cheetah-tasks", type=int, default=2, help="cheetah tasks per sampler call (paper 40)")
     ap.add_argument("--cheetah-episodes", type=int, default=10, help="trajectories per task (paper 20)")
     ap.add_argument("--out", default=None, help="append the JSON line to this file")
+    ap.add_argument("--table", metavar="JSONL", help="write the recorded runs into --readme and exit")
+    ap.add_argument("--readme", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "README.md"))
     a = ap.parse_args()
+    if a.table:
+        return write_table(a.table, a.readme)
     for name in ("seconds", "nav_tasks", "nav_episodes", "cheetah_tasks", "cheetah_episodes"):
         if getattr(a, name) <= 0:
             ap.error(f"--{name.replace('_', '-')} must be positive")
 
+    load = os.getloadavg()
     nav_members, cheetah_members = a.nav_tasks * a.nav_episodes, a.cheetah_tasks * a.cheetah_episodes
     gym, robot = gymnasium_rate(a.seconds)
     rows = [
@@ -121,15 +162,18 @@ def main():
          task_env_rate("navigation", nav_members, a.seconds)),
         ("cheetah-vel", f"Sampler, policy in the loop ({cheetah_members} members)",
          sampler_rate("cheetah-vel", a.cheetah_tasks, a.cheetah_episodes, a.seconds)),
-        ("cheetah-vel", f"tf-agents batch env.step, random actions ({cheetah_members} members)",
+        ("cheetah-vel", f"batched env.step, random actions ({cheetah_members} members)",
          task_env_rate("cheetah-vel", cheetah_members, a.seconds)),
+        ("cheetah-vel", f"tf-agents BatchedPyEnvironment of one-robot envs ({cheetah_members} members)",
+         task_env_rate("cheetah-vel", cheetah_members, a.seconds, per_member=True)),
         ("cheetah-vel", "gymnasium HalfCheetah-v5 env.step (one env)", gym),
         ("cheetah-vel", f"mujoco.mj_step x {robot.frame_skip} on the same model (one env)",
          mujoco_rate(robot, a.seconds)),
     ]
     record = {"benchmark": "sampling", "rows": [{"env": e, "what": w, "steps_per_second": round(r, 1)}
                                                 for e, w, r in rows],
-              "machine": reporting.machine(), "settings": vars(a)}
+              "machine": reporting.machine(), "load_average": load, "command": reporting.command(),
+              "settings": {k: v for k, v in vars(a).items() if k not in ("table", "readme")}}
     print(f"{'env':<12} {'steps/s':>12}  what")
     for env, what, steps in rows:
         print(f"{env:<12} {steps:>12,.0f}  {what}")

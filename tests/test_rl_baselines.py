@@ -51,15 +51,20 @@ def test_pretrained_and_oracle_training_improve_the_return():
     assert final[True] > final[False] + 15.0, final
 
 
-def test_compiled_hessian_vector_product_equals_the_uncompiled_one(float64, rng):
+def test_hessian_vector_product_is_the_exact_one_at_the_trust_region_centre(float64, rng):
+    """The compiled Gauss-Newton product ``trpo_step`` gets equals double backprop where
+    TRPO uses it (sampling policy = current policy), and not elsewhere."""
     algo = _joint(hidden=(5,))
     observations = tf.constant(rng.normal(size=(30, 2)))
-    old = algo.model(observations) + tf.constant(rng.normal(scale=0.2, size=(30, 4)))
     variables = algo.model.trainable_variables
     vector = [tf.constant(rng.normal(size=tuple(v.shape))) for v in variables]
-    data = (observations, None, None, old)  # the KL ignores actions and advantages
-    eager = hessian_vector_product(lambda: algo._kl(*data), variables, vector)
-    np.testing.assert_allclose(flat(algo._hvp(vector, *data)), flat(eager), rtol=1e-10)
+    centre = algo.model(observations)
+    data = (observations, None, None, centre)  # the KL ignores actions and advantages
+    exact = hessian_vector_product(lambda: algo._kl(*data), variables, vector)
+    np.testing.assert_allclose(flat(algo._hvp(vector, *data)), flat(exact), rtol=1e-10)
+    off = (observations, None, None, centre + tf.constant(rng.normal(scale=0.5, size=(30, 4))))
+    exact_off = hessian_vector_product(lambda: algo._kl(*off), variables, vector)
+    assert not np.allclose(flat(algo._hvp(vector, *off)), flat(exact_off), rtol=1e-3)
 
 
 def test_random_initialisation_is_fine_tuned_but_not_trained():

@@ -11,8 +11,7 @@ from tf_agents.environments import utils
 from tf_agents.policies import random_py_policy
 from tf_agents.trajectories import time_step as ts
 
-from maml_tf.rl.envs import (ENVIRONMENTS, AntDir, AntVel, BatchedTaskEnvironment, HalfCheetahDir,
-                             HalfCheetahVel, Navigation2D, make)
+from maml_tf.rl.envs import ENVIRONMENTS, AntDir, AntVel, HalfCheetahDir, HalfCheetahVel, Navigation2D, make
 
 MUJOCO = ["cheetah-vel", "cheetah-dir", "ant-vel", "ant-dir"]
 
@@ -238,23 +237,52 @@ def test_validate_py_environment(name, batch_size):
     utils.validate_py_environment(env, episodes=2)
 
 
-def test_batched_mujoco_equals_seeded_single_envs(rng):
-    batched = make("ant-dir", batch_size=2, seed=7)
-    assert isinstance(batched, BatchedTaskEnvironment) and batched.horizon == 200
-    tasks = [{"direction": 1.0}, {"direction": -1.0}]
-    batched.reset_task(tasks)
-    assert batched.task == tasks
-    singles = [AntDir(seed=7), AntDir(seed=8)]
-    for env, task in zip(singles, tasks):
-        env.reset_task(task)
+@pytest.mark.parametrize("name", MUJOCO)
+def test_batched_mujoco_steps_as_gymnasium(name, rng):
+    """Every member of a batch is gymnasium's own robot: same start draws, and from the same
+    state ``env.step`` gives the same observation, to the bit."""
+    batched = with_task(make(name, batch_size=3, seed=7))
     first = batched.reset()
-    np.testing.assert_array_equal(first.observation, np.stack([env.reset().observation for env in singles]))
-    for _ in range(10):
-        actions = rng.uniform(-1, 1, (2, 8)).astype(np.float32)
+    assert first.observation.shape == (3,) + batched.observation_spec().shape
+    robots = [type(batched.robot)(frame_skip=batched.robot.frame_skip) for _ in range(3)]
+    # Member 0's start is gymnasium's reset(seed=7); the others continue the same stream.
+    np.testing.assert_array_equal(first.observation[0], robots[0].reset(seed=7)[0].astype(np.float32))
+    assert not np.array_equal(first.observation[1], first.observation[2])
+    for robot, data in zip(robots, batched._data):
+        robot.set_state(data.qpos.copy(), data.qvel.copy())
+    for _ in range(30):
+        actions = rng.uniform(-1.3, 1.3, (3,) + batched.action_spec().shape).astype(np.float32)
         step = batched.step(actions)
-        steps = [env.step(a) for env, a in zip(singles, actions)]
-        np.testing.assert_array_equal(step.reward, [s.reward for s in steps])
-        np.testing.assert_array_equal(step.observation, np.stack([s.observation for s in steps]))
+        assert step.reward.shape == (3,) and step.step_type.shape == (3,)
+        for i, robot in enumerate(robots):
+            expected = robot.step(np.clip(actions[i], -1, 1).astype(np.float64))[0]
+            np.testing.assert_array_equal(step.observation[i], expected.astype(np.float32))
+
+
+@pytest.mark.parametrize("name", MUJOCO)
+def test_batched_rewards_equal_single_members(name, rng):
+    """Member i of a batch earns what a lone robot with its task earns from the same state."""
+    batched = with_task(make(name, batch_size=2, seed=3))
+    batched.reset()
+    singles = []
+    for task, data in zip(batched.task, batched._data):
+        single = make(name)
+        single.reset_task(task)
+        single.reset()
+        single.robot.set_state(data.qpos.copy(), data.qvel.copy())
+        singles.append(single)
+    for _ in range(20):
+        actions = rng.uniform(-1, 1, (2,) + batched.action_spec().shape).astype(np.float32)
+        step = batched.step(actions)
+        np.testing.assert_array_equal(step.reward, [s.step(a).reward for s, a in zip(singles, actions)])
+
+
+def test_seed_restarts_the_reset_noise():
+    env = with_task(make("cheetah-dir", batch_size=2, seed=0))
+    first = env.reset().observation
+    assert not np.array_equal(env.reset().observation, first)  # the stream continues
+    env.seed(0)
+    np.testing.assert_array_equal(env.reset().observation, first)
 
 
 def test_py_driver_collects_fixed_length_batches():

@@ -70,6 +70,17 @@ def test_sampler_shapes_and_seed_determinism(sampler):
     np.testing.assert_array_equal(a["observations"][:, :, 0], 0.0)  # every episode starts at the origin
 
 
+def test_mujoco_rollouts_are_a_function_of_the_seed():
+    env = envs.make("cheetah-vel", batch_size=2)
+    sampler = Sampler(env, gaussian_mlp_policy(17, 6, hidden=(8,)))
+    tasks = env.sample_tasks(2, seed=0)
+    a, b, c = (sampler.sample(tasks, seed=s) for s in (4, 4, 5))
+    assert a["observations"].shape == (2, 1, 200, 17)
+    for key in ("observations", "actions", "rewards"):
+        np.testing.assert_array_equal(a[key], b[key])  # start states too: the env is seeded
+    assert not np.array_equal(a["observations"][:, :, 0], c["observations"][:, :, 0])
+
+
 def test_sampler_uses_each_tasks_own_weights():
     sampler = Sampler(envs.make("navigation", batch_size=4), gaussian_mlp_policy(2, 2, hidden=(8,)))
     tasks = sampler.env.sample_tasks(2, seed=0)

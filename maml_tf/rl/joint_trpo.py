@@ -47,11 +47,10 @@ class JointTRPO(TRPOLearner):
                      - action_distribution(old_outputs).log_prob(actions))
         return -tf.reduce_mean(tf.exp(log_ratio) * advantages)
 
-    def _mean_kl(self, observations, actions, advantages, old_outputs):
-        """Mean over states of ``KL(pi_old(.|s) || pi_theta(.|s))`` (``actions`` and
-        ``advantages`` unused: TRPOLearner hands the KL the surrogate's arguments)."""
-        new = action_distribution(self.model(observations))
-        return tf.reduce_mean(action_distribution(old_outputs).kl_divergence(new))
+    def _policy_outputs(self, observations, actions, advantages, old_outputs):
+        """The policy's outputs on the batch's states (the KL compares them with
+        ``old_outputs``; ``actions`` and ``advantages`` are the surrogate's)."""
+        return self.model(observations)
 
 
 def _pooled(samples):

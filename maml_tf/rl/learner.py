@@ -20,7 +20,7 @@ from maml_tf.rl import envs
 from maml_tf.rl.advantages import discounted_returns, gae, normalize
 from maml_tf.rl.baseline import LinearFeatureBaseline
 from maml_tf.rl.sampler import Sampler, stack_weights
-from maml_tf.rl.trpo import hessian_vector_product, trpo_step
+from maml_tf.rl.trpo import kl_hessian_vector_product, trpo_step
 
 
 class PolicyLearner:
@@ -208,9 +208,14 @@ class PolicyLearner:
 
 class TRPOLearner(PolicyLearner):
     """A :class:`PolicyLearner` trained by TRPO steps (max KL ``max_kl``) on
-    ``meta_batch_size`` tasks per iteration. Subclasses define ``_surrogate_loss(*data)``
-    and ``_mean_kl(*data)`` over the same arguments; both, and the KL Hessian-vector
-    product, run as compiled ``tf.function`` s.
+    ``meta_batch_size`` tasks per iteration.
+
+    Subclasses define ``_surrogate_loss(*data)`` and ``_policy_outputs(*data)`` (the
+    policy's outputs on the batch's states, a function of the current parameters) over
+    the same arguments, the last of which is the sampling policy's outputs on those
+    states. The mean KL from the sampling policy and its Hessian-vector product
+    (:func:`~maml_tf.rl.trpo.kl_hessian_vector_product`) follow; all three run as
+    compiled ``tf.function`` s.
     """
 
     def __init__(self, model, env="navigation", meta_batch_size=20, max_kl=0.01, **kwargs):
@@ -228,9 +233,19 @@ class TRPOLearner(PolicyLearner):
                           hvp_fn=lambda vector: self._hvp(vector, *data))
         return {key: stats[key] for key in ("loss_before", "loss_after", "kl", "accepted", "backtracks")}
 
+    def _mean_kl(self, *data):
+        """Mean over the batch's states of ``KL(pi_old(.|s) || pi_theta(.|s))``."""
+        return _mean_kl_from(data[-1], self._policy_outputs(*data))
+
     def _kl_hessian_vector_product(self, vector, *data):
         """TRPO's damped KL Hessian-vector product, compiled whole (``hvp_fn`` of ``trpo_step``)."""
-        return hessian_vector_product(lambda: self._mean_kl(*data), self.model.trainable_variables, vector)
+        return kl_hessian_vector_product(lambda: self._policy_outputs(*data),
+                                         lambda outputs: _mean_kl_from(data[-1], outputs),
+                                         self.model.trainable_variables, vector)
+
+
+def _mean_kl_from(old_outputs, outputs):
+    return tf.reduce_mean(action_distribution(old_outputs).kl_divergence(action_distribution(outputs)))
 
 
 def mean_returns(samples):

@@ -64,10 +64,8 @@ class MAMLTRPO(TRPOLearner):
 
         return tf.reduce_mean(self._map_adapted(task_loss, pre_data, *post_data, old_outputs))
 
-    def _mean_kl(self, pre_data, post_data, old_outputs):
-        """Mean over tasks and states of ``KL(pi_old'(.|s) || pi_theta'(.|s))``."""
-        def task_kl(weights, observations, old):
-            new = action_distribution(self.functional(weights, observations)[0])
-            return tf.reduce_mean(action_distribution(old).kl_divergence(new))
-
-        return tf.reduce_mean(self._map_adapted(task_kl, pre_data, post_data[0], old_outputs))
+    def _policy_outputs(self, pre_data, post_data, old_outputs):
+        """The adapted policies' outputs on their post-update states, ``[tasks, N, 2A]``
+        (the KL and its Hessian compare them with ``old_outputs``)."""
+        return self._map_adapted(lambda weights, observations: self.functional(weights, observations)[0],
+                                 pre_data, post_data[0])

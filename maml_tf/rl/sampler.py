@@ -66,8 +66,8 @@ class Sampler:
     """Collects full-horizon trajectories of many tasks with per-task weights.
 
     Args:
-        env: a batched :class:`~maml_tf.rl.envs.TaskEnvironment` (or
-            ``BatchedTaskEnvironment``) of ``tasks * episodes_per_task`` members.
+        env: a batched :class:`~maml_tf.rl.envs.TaskEnvironment` of
+            ``tasks * episodes_per_task`` members.
         model: the policy (``gaussian_mlp_policy``), run functionally.
     """
 
@@ -100,6 +100,7 @@ class Sampler:
         if weights is None:
             weights = stack_weights([v.value for v in self.model.trainable_variables], num_tasks)
         self.env.reset_task([task for task in tasks for _ in range(episodes)])
+        self.env.seed(seed)  # the start states' noise, like the actions', follows the seed
         self.policy.set_weights(weights, seed)
         self._steps.clear()
         self.driver.run(self.env.reset())

@@ -5,7 +5,7 @@ velocity, a direction). ``sample_tasks`` draws them, ``reset_task`` sets them
 for the following episodes, and episodes have a fixed length ``horizon``.
 """
 import numpy as np
-from tf_agents.environments import batched_py_environment, py_environment
+from tf_agents.environments import py_environment
 from tf_agents.trajectories import time_step as ts
 
 
@@ -18,15 +18,15 @@ class TaskEnvironment(py_environment.PyEnvironment):
     truncation (discount 1): the horizon is a time limit, not a terminal state.
     Stepping after ``LAST`` starts a new episode (tf-agents' auto-reset).
 
-    Subclasses set ``horizon`` and define the specs, ``sample_tasks``,
+    Every environment is natively batched: with ``batch_size=B`` it steps B
+    members as one call and returns [B, ...] arrays (tf-agents' batched
+    convention), so a driver runs all trajectories of a meta-batch at once.
+
+    Subclasses set ``horizon`` and define the specs, ``sample_tasks``, ``seed``,
     ``_start()`` -> observation and ``_advance(action)`` -> (observation, reward).
-    ``native_batching`` marks those that take ``batch_size`` and step a whole
-    batch as one array operation; the others are batched by
-    :class:`BatchedTaskEnvironment`.
     """
 
     horizon = None
-    native_batching = False
 
     def __init__(self, batch_size=None):
         super().__init__(handle_auto_reset=True)
@@ -87,33 +87,3 @@ class TaskEnvironment(py_environment.PyEnvironment):
 
     def _advance(self, action):
         raise NotImplementedError
-
-
-class BatchedTaskEnvironment(batched_py_environment.BatchedPyEnvironment):
-    """Unbatched task environments stepped together, with the task interface.
-
-    ``reset_task`` takes one task per member. ``multithreading`` defaults to
-    False: stepping the members in the calling thread was faster for the MuJoCo
-    robots on this 2-core machine (the per-step Python work holds the GIL).
-    """
-
-    def __init__(self, envs, multithreading=False):
-        envs = list(envs)
-        horizons = {env.horizon for env in envs}
-        if len(horizons) != 1:
-            raise ValueError(f"All environments must share one horizon, got {sorted(horizons)}.")
-        super().__init__(envs, multithreading=multithreading)
-        self.horizon = horizons.pop()
-
-    @property
-    def task(self):
-        return [env.task for env in self.envs]
-
-    def sample_tasks(self, n, seed):
-        return self.envs[0].sample_tasks(n, seed)
-
-    def reset_task(self, task):
-        if len(task) != self.batch_size:
-            raise ValueError(f"Expected {self.batch_size} tasks (one per batch member), got {len(task)}.")
-        for env, member_task in zip(self.envs, task):
-            env.reset_task(member_task)

@@ -56,16 +56,27 @@ from maml_tf.rl.envs.base import TaskEnvironment
 
 
 class Locomotion(TaskEnvironment):
-    """A gymnasium MuJoCo robot rewarded for the task's forward motion.
+    """A gymnasium MuJoCo robot rewarded for the task's forward motion, natively batched.
+
+    One gymnasium robot supplies the model, the start state and the reset noise;
+    with ``batch_size=B`` the environment keeps B ``MjData`` of that model and
+    steps them with ``mujoco.mj_step`` in one loop, computing observations and
+    rewards as [B, ...] arrays. Stepping gymnasium's ``env.step`` per member
+    through tf-agents' ``BatchedPyEnvironment`` instead cost 6x as much per
+    environment step (``benchmarks/bench_sampling.py``); the physics and the
+    observations are gymnasium's, to the bit (tests/test_rl_envs.py).
 
     Subclasses set the robot (``robot_class``, ``default_frame_skip``), the task
-    parameter (``task_key``), ``sample_tasks`` and ``_reward(x_velocity, action)``.
+    parameter (``task_key``), ``sample_tasks`` and ``_reward(x_velocity, action)``
+    on [B] / [B, actions] arrays.
 
     Args:
+        batch_size: None for one robot, B for B robots stepped together.
         oracle: append the task parameter to the observation (the paper's oracle).
         frame_skip: MuJoCo steps per action; the default gives rllab's dt.
-        seed: seeds the reset noise of the first reset (later resets continue
-            that stream), for reproducible rollouts.
+        seed: seeds the reset noise (later resets continue the stream; ``seed()``
+            restarts it). Member by member, the draws are gymnasium's
+            ``reset(seed=seed)``: one robot seeded s starts where gymnasium's does.
         **robot_kwargs: passed on to the gymnasium environment, e.g.
             ``reset_noise_scale`` or ``exclude_current_positions_from_observation``.
     """
@@ -74,14 +85,20 @@ class Locomotion(TaskEnvironment):
     robot_class = None
     default_frame_skip = None
     task_key = None
+    uses_contact_forces = False
 
-    def __init__(self, oracle=False, frame_skip=None, seed=None, **robot_kwargs):
-        super().__init__()
+    def __init__(self, batch_size=None, oracle=False, frame_skip=None, seed=None, **robot_kwargs):
+        super().__init__(batch_size)
         self.oracle = oracle
         frame_skip = self.default_frame_skip if frame_skip is None else frame_skip
         with _quiet_mujoco_log():
             self.robot = self.robot_class(frame_skip=frame_skip, **robot_kwargs)
-        self._seed = seed
+        self.model = self.robot.model
+        self._rows = 1 if batch_size is None else batch_size
+        # Member 0 is the gymnasium robot's own data, so robot.set_state(...) acts on it.
+        self._data = [self.robot.data] + [mujoco.MjData(self.model) for _ in range(self._rows - 1)]
+        self._rng = np.random.default_rng(seed)
+        self._params = None
         space = self.robot.action_space
         self._action_spec = array_spec.BoundedArraySpec(
             space.shape, np.float32, space.low, space.high, name="action")
@@ -99,29 +116,59 @@ class Locomotion(TaskEnvironment):
     def observation_spec(self):
         return self._observation_spec
 
+    def seed(self, seed):
+        """Restart the reset noise from ``seed`` (rollouts are then a function of it)."""
+        self._rng = np.random.default_rng(seed)
+
     def close(self):
         self.robot.close()
 
+    def reset_task(self, task):
+        super().reset_task(task)
+        tasks = task if self.batched else [task]
+        self._params = np.array([t[self.task_key] for t in tasks], np.float64)
+
     def _start(self):
-        observation, _ = self.robot.reset(seed=self._seed)
-        self._seed = None
-        return self._observe(observation)
+        robot, scale = self.robot, self.robot._reset_noise_scale
+        for data in self._data:
+            # gymnasium's reset_model: qpos + U(-s, s), qvel + s N(0, 1), then mj_forward.
+            mujoco.mj_resetData(self.model, data)
+            data.qpos[:] = robot.init_qpos + self._rng.uniform(-scale, scale, self.model.nq)
+            data.qvel[:] = robot.init_qvel + scale * self._rng.standard_normal(self.model.nv)
+            mujoco.mj_forward(self.model, data)
+        return self._observe()
 
     def _advance(self, action):
         spec = self._action_spec
-        action = np.clip(np.asarray(action, np.float64), spec.minimum, spec.maximum)
+        action = np.clip(np.asarray(action, np.float64).reshape(self._rows, -1), spec.minimum, spec.maximum)
         # qpos[0] is the torso's x in both robots (the cheetah's root slider, the ant's
         # free joint at the torso origin); body xpos would lag, being computed before
         # MuJoCo's last integration.
-        x_before = self.robot.data.qpos[0]
-        observation = self.robot.step(action)[0]
-        x_velocity = (self.robot.data.qpos[0] - x_before) / self.robot.dt
-        return self._observe(observation), self._reward(x_velocity, action)
+        x_before = np.array([data.qpos[0] for data in self._data])
+        skip = self.robot.frame_skip
+        for data, member_action in zip(self._data, action):
+            data.ctrl[:] = member_action
+            mujoco.mj_step(self.model, data, nstep=skip)
+            if self.uses_contact_forces:  # cfrc_ext is only computed on request (MuJoCo >= 2)
+                mujoco.mj_rnePostConstraint(self.model, data)
+        x_velocity = (np.array([data.qpos[0] for data in self._data]) - x_before) / self.dt
+        reward = self._reward(x_velocity, action)
+        return self._observe(), reward if self.batched else reward[0]
 
-    def _observe(self, observation):
+    def _state(self, field):
+        """``data.<field>`` of every member, stacked [B, ...]."""
+        return np.stack([getattr(data, field) for data in self._data])
+
+    def _observe(self):
+        observation = self._robot_observation()
         if self.oracle:
-            observation = np.append(observation, self.task[self.task_key])
-        return observation.astype(np.float32)
+            observation = np.concatenate([observation, self._params[:, None]], axis=1)
+        observation = observation.astype(np.float32)
+        return observation if self.batched else observation[0]
+
+    def _robot_observation(self):
+        """gymnasium's ``_get_obs`` of every member, [B, size]."""
+        raise NotImplementedError
 
     def _reward(self, x_velocity, action):
         raise NotImplementedError
@@ -155,8 +202,12 @@ class HalfCheetah(Locomotion):
     robot_class = HalfCheetahEnv
     default_frame_skip = 1
 
+    def _robot_observation(self):
+        skip = int(self.robot._exclude_current_positions_from_observation)
+        return np.concatenate([self._state("qpos")[:, skip:], self._state("qvel")], axis=1)
+
     def _costs(self, action):
-        return 0.05 * np.sum(np.square(action))
+        return 0.05 * np.sum(np.square(action), axis=-1)
 
 
 class HalfCheetahVel(HalfCheetah):
@@ -168,7 +219,7 @@ class HalfCheetahVel(HalfCheetah):
         return _velocity_tasks(n, seed, 2.0)
 
     def _reward(self, x_velocity, action):
-        return -abs(x_velocity - self.task["velocity"]) - self._costs(action)
+        return -np.abs(x_velocity - self._params) - self._costs(action)
 
 
 class HalfCheetahDir(HalfCheetah):
@@ -180,7 +231,7 @@ class HalfCheetahDir(HalfCheetah):
         return _direction_tasks(n, seed)
 
     def _reward(self, x_velocity, action):
-        return self.task["direction"] * x_velocity - self._costs(action)
+        return self._params * x_velocity - self._costs(action)
 
 
 class Ant(Locomotion):
@@ -189,10 +240,23 @@ class Ant(Locomotion):
     robot_class = AntEnv
     default_frame_skip = 2
     survive_bonus = 0.05
+    uses_contact_forces = True
+
+    def _contact_forces(self):
+        """The external contact forces of every body, clipped as gymnasium does, [B, bodies, 6]."""
+        return np.clip(self._state("cfrc_ext"), *self.robot._contact_force_range)
+
+    def _robot_observation(self):
+        robot = self.robot
+        skip = 2 if robot._exclude_current_positions_from_observation else 0
+        parts = [self._state("qpos")[:, skip:], self._state("qvel")]
+        if robot._include_cfrc_ext_in_observation:
+            parts.append(self._contact_forces()[:, 1:].reshape(self._rows, -1))  # without the world body
+        return np.concatenate(parts, axis=1)
 
     def _costs(self, action):
-        contact = np.clip(self.robot.data.cfrc_ext, -1.0, 1.0)
-        return 0.005 * np.sum(np.square(action)) + 5e-4 * np.sum(np.square(contact))
+        contact = np.clip(self._state("cfrc_ext"), -1.0, 1.0)
+        return 0.005 * np.sum(np.square(action), axis=-1) + 5e-4 * np.sum(np.square(contact), axis=(1, 2))
 
 
 class AntVel(Ant):
@@ -204,7 +268,7 @@ class AntVel(Ant):
         return _velocity_tasks(n, seed, 3.0)
 
     def _reward(self, x_velocity, action):
-        return -abs(x_velocity - self.task["velocity"]) + 1.0 - self._costs(action) + self.survive_bonus
+        return -np.abs(x_velocity - self._params) + 1.0 - self._costs(action) + self.survive_bonus
 
 
 class AntDir(Ant):
@@ -216,4 +280,4 @@ class AntDir(Ant):
         return _direction_tasks(n, seed)
 
     def _reward(self, x_velocity, action):
-        return self.task["direction"] * x_velocity - self._costs(action) + self.survive_bonus
+        return self._params * x_velocity - self._costs(action) + self.survive_bonus

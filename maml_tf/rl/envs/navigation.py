@@ -32,7 +32,6 @@ class Navigation2D(TaskEnvironment):
     """
 
     horizon = 100
-    native_batching = True
 
     def __init__(self, batch_size=None, oracle=False, normalize_actions=True,
                  goal_range=(-0.5, 0.5), max_action=0.1):
@@ -53,6 +52,9 @@ class Navigation2D(TaskEnvironment):
 
     def observation_spec(self):
         return self._observation_spec
+
+    def seed(self, seed):
+        """Nothing to seed: every episode starts at the origin and moves deterministically."""
 
     def sample_tasks(self, n, seed):
         goals = np.random.default_rng(seed).uniform(*self.goal_range, size=(n, 2))

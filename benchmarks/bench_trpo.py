@@ -1,0 +1,105 @@
+"""MAML-TRPO's outer step (Section 5.3): seconds per KL Hessian-vector product, the
+product conjugate gradient calls 11 times per meta-iteration, at the paper's
+locomotion batch (40 tasks x 20 trajectories x 200 steps; half-cheetah's 17
+observations and 6 actions; 100-100 policy), computed two ways on the same data in
+alternating rounds: double backprop through the second-order KL
+(``trpo.hessian_vector_product``) and forward- plus reverse-mode through the policy
+outputs (``trpo.kl_hessian_vector_product``, what the learners use). Random states
+and actions: the cost does not depend on them.
+
+    python benchmarks/bench_trpo.py --out benchmarks/trpo.jsonl
+    python benchmarks/bench_trpo.py --table benchmarks/trpo.jsonl   # README block
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+from maml_tf import reporting  # noqa: E402
+
+START, END = "<!-- GENERATED: bench_trpo.py -->", "<!-- END GENERATED: bench_trpo.py -->"
+
+
+def products(tasks, samples_per_task, observation_dim, action_dim):
+    """The two compiled products of one MAML-TRPO problem, and their argument."""
+    import tensorflow as tf
+
+    from maml_tf.models.policy import gaussian_mlp_policy
+    from maml_tf.rl.maml_trpo import MAMLTRPO
+    from maml_tf.rl.trpo import hessian_vector_product
+
+    rng = np.random.default_rng(0)
+    algo = MAMLTRPO(gaussian_mlp_policy(observation_dim, action_dim), inner_lr=0.1)
+
+    def batch():
+        shape = (tasks, samples_per_task)
+        return (tf.constant(rng.normal(size=shape + (observation_dim,)), tf.float32),
+                tf.constant(rng.normal(size=shape + (action_dim,)), tf.float32),
+                tf.constant(rng.normal(size=shape), tf.float32))
+
+    pre, post = batch(), batch()
+    centre = algo._policy_outputs(pre, post, None)
+    variables = algo.model.trainable_variables
+    vector = [tf.constant(rng.normal(size=tuple(v.shape)), tf.float32) for v in variables]
+    double_backprop = tf.function(
+        lambda v: hessian_vector_product(lambda: algo._mean_kl(pre, post, centre), variables, v))
+    return {"double backprop": double_backprop,
+            "forward + reverse": lambda v: algo._hvp(v, pre, post, centre)}, vector
+
+
+def write_table(jsonl, readme):
+    with open(jsonl) as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    rows = ["| batch | double backprop s | forward + reverse s | ratio | rounds | load (1 min) before | machine |",
+            "|---|---|---|---|---|---|---|"]
+    for r in records:
+        m = r["machine"]
+        rows.append(f"| {r['tasks']} tasks x {r['samples_per_task']} states | {r['seconds']['double backprop']:.2f} | "
+                    f"{r['seconds']['forward + reverse']:.2f} | {r['ratio']:.2f} | {r['rounds']} | "
+                    f"{r['load_average'][0]:.1f} | {m['cpu']}, {m['cores']} cores |")
+    reporting.replace_block(readme, START, END, "\n".join(rows))
+    print("\n".join(rows))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tasks", type=int, default=40, help="tasks per meta-batch (paper 40)")
+    ap.add_argument("--samples-per-task", type=int, default=4000, help="20 trajectories x 200 steps")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--out", default=None, help="append the JSON line to this file")
+    ap.add_argument("--table", metavar="JSONL", help="write the recorded runs into --readme and exit")
+    ap.add_argument("--readme", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "README.md"))
+    a = ap.parse_args()
+    if a.table:
+        return write_table(a.table, a.readme)
+    for name in ("tasks", "samples_per_task", "rounds"):
+        if getattr(a, name) <= 0:
+            ap.error(f"--{name.replace('_', '-')} must be positive")
+    load = os.getloadavg()
+    fns, vector = products(a.tasks, a.samples_per_task, 17, 6)
+    for fn in fns.values():
+        fn(vector)  # trace and warm up
+    times = {name: [] for name in fns}
+    for _ in range(a.rounds):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn(vector)[0].numpy()
+            times[name].append(time.perf_counter() - start)
+    seconds = {name: float(np.median(t)) for name, t in times.items()}
+    record = {"benchmark": "trpo_hvp", "tasks": a.tasks, "samples_per_task": a.samples_per_task,
+              "rounds": a.rounds, "seconds": seconds,
+              "ratio": seconds["forward + reverse"] / seconds["double backprop"],
+              "machine": reporting.machine(), "load_average": load, "command": reporting.command()}
+    print(json.dumps(record))
+    if a.out:
+        reporting.append_json_line(a.out, record)
+
+
+if __name__ == "__main__":
+    main()
