@@ -24,13 +24,13 @@ PATH_TASKS = 4  # test goals drawn in fig4_paths.png
 
 @click.command()
 @rl_common.options(sorted(presets.NAVIGATION))
-def main(preset, out, checkpoint_dir, time_limit):
+def main(preset, out, checkpoint_dir, time_limit, until):
     """Reproduce Figure 4 of Finn et al. (2017)."""
     from maml_tf.experiments import rl
 
     config = presets.get(presets.NAVIGATION, preset)
     metrics, learners, tasks, out = rl_common.run("fig4", config, presets.NAVIGATION["paper"], out,
-                                                  checkpoint_dir, time_limit)
+                                                  checkpoint_dir, time_limit, until)
     goals = tasks[:PATH_TASKS]
     drawn = {m: rl.paths(config, learners[m], goals, seed=config.seed) for m in ("maml", "pretrained")}
     plot_paths(drawn, [g["goal"] for g in goals], config.eval_inner_steps, metrics["iterations"],

@@ -28,11 +28,11 @@ import rl_common  # noqa: E402
 @click.option("--task", type=click.Choice(sorted(presets.LOCOMOTION)), required=True,
               help="The task distribution (robot and goal).")
 @rl_common.options(sorted(presets.LOCOMOTION["cheetah-vel"]))
-def main(task, preset, out, checkpoint_dir, time_limit):
+def main(task, preset, out, checkpoint_dir, time_limit, until):
     """Reproduce one panel of Figure 5 of Finn et al. (2017)."""
     table = presets.LOCOMOTION[task]
     _, _, _, out = rl_common.run("fig5", presets.get(table, preset), table["paper"], out,
-                                 checkpoint_dir, time_limit)
+                                 checkpoint_dir, time_limit, until)
     click.echo(f"wrote {out}/")
 
 

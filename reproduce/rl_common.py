@@ -56,13 +56,17 @@ def options(preset_names):
             click.option("--time-limit", type=click.FloatRange(min=0), default=None,
                          help="Minutes of training in this run, all methods together; then stop at "
                               "an iteration boundary and meta-test what is there (run again to resume)."),
+            click.option("--until", type=click.IntRange(min=0), default=None,
+                         help="Train each method only up to this many iterations in this run (default: "
+                              "the preset's), so that a budget too small for all is shared: e.g. "
+                              "--until 100, later --until 200. Results mark unfinished runs."),
         ]):
             fn = option(fn)
         return fn
     return decorate
 
 
-def run(figure, preset, paper_preset, out, checkpoint_dir, time_limit):
+def run(figure, preset, paper_preset, out, checkpoint_dir, time_limit, until=None):
     """Train (resuming) and meta-test every method; write metrics.json, table.md and
     ``<figure>_returns.png`` into ``out``. Returns ``(metrics, learners, test tasks, out)``."""
     from maml_tf.experiments import rl
@@ -78,14 +82,14 @@ def run(figure, preset, paper_preset, out, checkpoint_dir, time_limit):
                        f"{preset.episodes_per_task} trajectories; checkpoint "
                        f"{rl.checkpoint_path(checkpoint_dir, method)}")
         learners[method] = learner = rl.train(preset, method, checkpoint_dir, deadline,
-                                              _progress(method, preset))
+                                              _progress(method, preset), until)
         if method in rl.TRAINED:
             click.echo(f"[{method}] at {learner.iteration}/{preset.iterations} iterations: "
                        f"{learner.seconds:.0f} s of training, {learner.env_steps:,} environment steps")
     unfinished = [m for m in rl.TRAINED if learners[m].iteration < preset.iterations]
     if unfinished:
-        click.echo(f"time limit reached before {', '.join(unfinished)} finished; "
-                   "run the same command again to resume.")
+        click.echo(f"{', '.join(unfinished)} stopped before {preset.iterations} iterations (time limit or "
+                   "--until); run again to resume.")
     tasks = rl.test_tasks(preset)
     click.echo(f"meta-test: {len(tasks)} tasks x {preset.eval_episodes_per_task} trajectories, "
                f"0..{preset.eval_inner_steps} steps of sizes {preset.test_step_sizes}")

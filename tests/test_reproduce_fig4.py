@@ -115,6 +115,7 @@ def test_readme_builder_renders_the_result(runs):
 @pytest.mark.parametrize("args, message", [
     (["--preset", "huge"], "Invalid value for '--preset'"),
     (["--time-limit", "-1"], "Invalid value for '--time-limit'"),
+    (["--until", "-5"], "Invalid value for '--until'"),
     (["--seed", "1"], "No such option"),
 ])
 def test_bad_options_are_click_errors(args, message):

@@ -39,6 +39,7 @@ def test_smoke_run_writes_metrics_table_and_png(tmp_path):
     (["--task", "walker-vel"], "Invalid value for '--task'"),
     (["--task", "ant-vel", "--preset", "tiny"], "Invalid value for '--preset'"),
     (["--task", "ant-vel", "--time-limit", "soon"], "Invalid value for '--time-limit'"),
+    (["--task", "ant-vel", "--until", "1.5"], "Invalid value for '--until'"),
 ])
 def test_bad_options_are_click_errors(args, message):
     result = CliRunner().invoke(load_reproduce_script("fig5_locomotion").main, args)

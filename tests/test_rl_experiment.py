@@ -54,6 +54,8 @@ def test_training_stops_at_the_deadline_and_resumes_from_the_checkpoint(tmp_path
     assert resumed.iteration == SMOKE.iterations
     assert resumed.env_steps == SMOKE.iterations * SMOKE.meta_batch_size * SMOKE.episodes_per_task * 100
     assert [i for i, _ in rl.training_curve(tmp_path, "pretrained")] == list(range(1, SMOKE.iterations + 1))
+    assert rl.train(SMOKE, "oracle", tmp_path, until=1).iteration == 1  # a staged budget
+    assert rl.train(SMOKE, "oracle", tmp_path).iteration == SMOKE.iterations
     again = rl.train(SMOKE, "pretrained", tmp_path, callback=seen.append)  # finished: nothing more
     assert again.iteration == SMOKE.iterations and len(seen) == SMOKE.iterations - 1
     assert rl.train(SMOKE, "random", tmp_path).iteration == 0

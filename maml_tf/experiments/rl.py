@@ -68,8 +68,9 @@ def load(preset, method, checkpoint_dir):
     return learner
 
 
-def train(preset, method, checkpoint_dir, deadline=None, callback=None):
-    """Train ``method`` up to ``preset.iterations``, resuming from ``checkpoint_dir``.
+def train(preset, method, checkpoint_dir, deadline=None, callback=None, until=None):
+    """Train ``method`` up to ``preset.iterations`` (or ``until``, if fewer), resuming
+    from ``checkpoint_dir``.
 
     Checkpoints after every iteration (an interruption loses at most the running one)
     and appends the iteration's diagnostics to the CSV log. Stops early, at an
@@ -81,7 +82,8 @@ def train(preset, method, checkpoint_dir, deadline=None, callback=None):
     if method not in TRAINED:
         return learner
     path = checkpoint_path(checkpoint_dir, method)
-    while learner.iteration < preset.iterations and (deadline is None or time.time() < deadline):
+    target = preset.iterations if until is None else min(int(until), preset.iterations)
+    while learner.iteration < target and (deadline is None or time.time() < deadline):
         stats = learner.train_iteration()
         learner.checkpoint(path)
         _log(log_path(checkpoint_dir, method), stats)
