@@ -39,8 +39,7 @@ def timed_rounds(learners, data, rounds, steps):
 
 
 def write_table(jsonl, readme):
-    with open(jsonl) as f:
-        records = [json.loads(line) for line in f if line.strip()]
+    records = reporting.read_json_lines(jsonl)
     rows = ["| setting | meta-batch | inner steps | rounds x steps | SO s / it. | FO s / it. | FO / SO | "
             "load (1 min) before | machine |", "|---|---|---|---|---|---|---|---|---|"]
     for r in records:
@@ -48,8 +47,7 @@ def write_table(jsonl, readme):
         rows.append(f"| {r['dataset']} {r['setting']} | {r['meta_batch_size']} | {r['inner_steps']} | "
                     f"{r['rounds']} x {r['steps']} | {r['second_order_s']:.3f} | {r['first_order_s']:.3f} | "
                     f"{r['first_over_second']:.2f} | {r['load_average'][0]:.1f} | {m['cpu']}, {m['cores']} cores |")
-    reporting.replace_block(readme, START, END, "\n".join(rows))
-    print("\n".join(rows))
+    reporting.publish_table(readme, START, END, rows)
 
 
 def main():

@@ -43,8 +43,7 @@ START, END = "<!-- GENERATED: bench_input_pipeline.py -->", "<!-- END GENERATED:
 
 
 def write_table(jsonl, readme):
-    with open(jsonl) as f:
-        records = [json.loads(line) for line in f if line.strip()]
+    records = reporting.read_json_lines(jsonl)
     cpu = records[0]["machine"]["cpu"] if records else "?"
     rows = [f"Runs recorded in `{jsonl}` ({cpu}, {records[0]['machine']['cores'] if records else '?'} cores), "
             "one line per run, in order:", "",
@@ -54,8 +53,7 @@ def write_table(jsonl, readme):
         rows.append(f"| {r['dataset']} | {r['setting']} | {r['meta_batch_size']} | "
                     f"{r['pipeline_s_per_batch']:.4f} | {r['step_s_constant']:.3f} | "
                     f"{r['step_s_real']:.3f} | {r['real_over_constant']:.2f} |")
-    reporting.replace_block(readme, START, END, "\n".join(rows))
-    print("\n".join(rows))
+    reporting.publish_table(readme, START, END, rows)
 
 
 def main():

@@ -120,8 +120,7 @@ def mujoco_rate(robot, seconds, steps=1000):
 
 def write_table(jsonl, readme):
     """The recorded runs as one README table: a column of steps per second per run."""
-    with open(jsonl) as f:
-        records = [json.loads(line) for line in f if line.strip()]
+    records = reporting.read_json_lines(jsonl)
     head = "| env | what | " + " | ".join(f"run {i + 1}: steps/s" for i in range(len(records))) + " |"
     rows = [head, "|---|---|" + "---|" * len(records)]
     for k, row in enumerate(records[-1]["rows"]):
@@ -131,8 +130,7 @@ def write_table(jsonl, readme):
     rows.append("")
     rows += [f"Run {i + 1}: {r['machine']['cpu']}, {r['machine']['cores']} cores, load (1 min) before "
              f"{r['load_average'][0]:.1f}, `{r['command']}`." for i, r in enumerate(records)]
-    reporting.replace_block(readme, START, END, "\n".join(rows))
-    print("\n".join(rows))
+    reporting.publish_table(readme, START, END, rows)
 
 
 def main():

@@ -54,8 +54,7 @@ def products(tasks, samples_per_task, observation_dim, action_dim):
 
 
 def write_table(jsonl, readme):
-    with open(jsonl) as f:
-        records = [json.loads(line) for line in f if line.strip()]
+    records = reporting.read_json_lines(jsonl)
     rows = ["| batch | double backprop s | forward + reverse s | ratio | rounds | load (1 min) before | machine |",
             "|---|---|---|---|---|---|---|"]
     for r in records:
@@ -63,8 +62,7 @@ def write_table(jsonl, readme):
         rows.append(f"| {r['tasks']} tasks x {r['samples_per_task']} states | {r['seconds']['double backprop']:.2f} | "
                     f"{r['seconds']['forward + reverse']:.2f} | {r['ratio']:.2f} | {r['rounds']} | "
                     f"{r['load_average'][0]:.1f} | {m['cpu']}, {m['cores']} cores |")
-    reporting.replace_block(readme, START, END, "\n".join(rows))
-    print("\n".join(rows))
+    reporting.publish_table(readme, START, END, rows)
 
 
 def main():

@@ -49,6 +49,18 @@ def replace_block(path, start, end, text):
         f.write(head + start + "\n" + text + "\n" + end + tail)
 
 
+def read_json_lines(path):
+    """The records of a benchmark's run log, in order (see :func:`append_json_line`)."""
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def publish_table(readme, start, end, lines):
+    """Write ``lines`` (a generated table) between the markers of ``readme`` and print them."""
+    replace_block(readme, start, end, "\n".join(lines))
+    print("\n".join(lines))
+
+
 def append_json_line(path, record):
     """Append ``record`` as one JSON line to ``path`` (a benchmark's run log)."""
     with open(path, "a") as f:
