@@ -8,7 +8,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from conftest import flat
-from maml_tf.rl.trpo import conjugate_gradient, hessian_vector_product, trpo_step
+from maml_tf.rl.trpo import conjugate_gradient, hessian_vector_product, kl_hessian_vector_product, trpo_step
 
 tfd = tfp.distributions
 
@@ -136,6 +136,45 @@ def test_hvp_of_a_gaussian_policy_kl_matches_finite_differences(rng, inner_step,
     hvp = lambda v: hessian_vector_product(kl_fn, params, v, damping=0.0)  # noqa: E731
     if compiled:
         hvp = tf.function(hvp)
+    base, eps = [p.numpy() for p in params], 1e-5
+    for _ in range(2):
+        v = rng.normal(size=sum(int(np.prod(p.shape)) for p in params))
+        hv = flat(hvp(_split(v, params)))
+        diffs = []
+        for sign in (1, -1):
+            for p, b, vi in zip(params, base, _split(v, params)):
+                p.assign(b + sign * eps * vi)
+            diffs.append(grad())
+        for p, b in zip(params, base):
+            p.assign(b)
+        fd = (diffs[0] - diffs[1]) / (2 * eps)
+        assert np.linalg.norm(hv - fd) < 1e-7 * np.linalg.norm(hv)
+
+
+@pytest.mark.parametrize("inner_step", [False, True], ids=["policy", "maml"])
+def test_fisher_form_product_matches_finite_differences_at_the_centre(rng, inner_step):
+    """kl_hessian_vector_product (J^T M J v, compiled) against central differences of the
+    KL's gradient where TRPO evaluates it: the sampling policy is the current one."""
+    params = _gaussian_policy_params(rng)
+    obs, _, _, old, effective = _policy_problem(rng, params, inner_step)
+    old_outputs = tf.concat([_policy(old, obs).mean(), tf.math.log(_policy(old, obs).stddev())], -1)
+
+    def outputs_fn():
+        policy = _policy(effective(params), obs)
+        return tf.concat([policy.mean(), tf.math.log(policy.stddev())], -1)
+
+    def kl_of_outputs(outputs):
+        mean, log_std = tf.split(outputs, 2, axis=-1)
+        old_mean, old_log_std = tf.split(old_outputs, 2, axis=-1)
+        return tf.reduce_mean(tfd.kl_divergence(tfd.MultivariateNormalDiag(old_mean, tf.exp(old_log_std)),
+                                                tfd.MultivariateNormalDiag(mean, tf.exp(log_std))))
+
+    def grad():
+        with tf.GradientTape() as tape:
+            kl = kl_of_outputs(outputs_fn())
+        return flat(tape.gradient(kl, params))
+
+    hvp = tf.function(lambda v: kl_hessian_vector_product(outputs_fn, kl_of_outputs, params, v, damping=0.0))
     base, eps = [p.numpy() for p in params], 1e-5
     for _ in range(2):
         v = rng.normal(size=sum(int(np.prod(p.shape)) for p in params))

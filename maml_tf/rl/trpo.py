@@ -88,7 +88,8 @@ def kl_hessian_vector_product(outputs_fn, kl_of_outputs, params, vector, damping
     curvature of ``outputs_fn``. ``params`` are TF or Keras variables that
     ``outputs_fn`` reads. Graph-safe.
     """
-    variables = [getattr(p, "value", p) for p in params]  # a Keras 3 variable's tf.Variable
+    # A Keras 3 variable is tracked through the tf.Variable it holds (``.value``).
+    variables = [p if isinstance(p, (tf.Tensor, tf.Variable)) else p.value for p in params]
     vector = [tf.convert_to_tensor(v) for v in vector]
     with tf.autodiff.ForwardAccumulator(variables, vector) as accumulator:
         outputs = outputs_fn()
