@@ -181,8 +181,10 @@ def first_order_comparison(rows):
     pairs = [(by_setting[s[:-3]], r) for s, r in by_setting.items() if s.endswith("_fo") and s[:-3] in by_setting]
     if not pairs:
         return []
-    lines = ["", "First versus second order (same data, budget and test tasks; seconds per iteration "
-             "are the median epoch of each run, see the rows' commands and machine):", "",
+    lines = ["", "First versus second order (same data and test tasks; seconds per iteration are the "
+             "median epoch of each run, which may have shared the machine with other work: the "
+             "like-for-like time ratio, first and second order in alternating rounds of one process, "
+             "is `benchmarks/bench_first_order.py`'s table in benchmarks/README.md):", "",
              "| setting | iterations | accuracy SO | accuracy FO | s / it. SO | s / it. FO | FO / SO time |",
              "|---|---|---|---|---|---|---|"]
     for so, fo in pairs:

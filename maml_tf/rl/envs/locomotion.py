@@ -62,7 +62,7 @@ class Locomotion(TaskEnvironment):
     with ``batch_size=B`` the environment keeps B ``MjData`` of that model and
     steps them with ``mujoco.mj_step`` in one loop, computing observations and
     rewards as [B, ...] arrays. Stepping gymnasium's ``env.step`` per member
-    through tf-agents' ``BatchedPyEnvironment`` instead cost 6x as much per
+    through tf-agents' ``BatchedPyEnvironment`` instead cost 10x as much per
     environment step (``benchmarks/bench_sampling.py``); the physics and the
     observations are gymnasium's, to the bit (tests/test_rl_envs.py).
 
