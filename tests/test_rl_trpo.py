@@ -115,6 +115,23 @@ def _policy_problem(rng, params, inner_step):
     return obs, actions, advantages, old, effective
 
 
+def _assert_products_match_finite_differences(hvp, grad, params, rng, eps=1e-5):
+    """``hvp(v)`` against central differences of ``grad()`` (flat) along 2 random ``v``."""
+    base = [p.numpy() for p in params]
+    for _ in range(2):
+        v = rng.normal(size=sum(int(np.prod(p.shape)) for p in params))
+        hv = flat(hvp(_split(v, params)))
+        diffs = []
+        for sign in (1, -1):
+            for p, b, vi in zip(params, base, _split(v, params)):
+                p.assign(b + sign * eps * vi)
+            diffs.append(grad())
+        for p, b in zip(params, base):
+            p.assign(b)
+        fd = (diffs[0] - diffs[1]) / (2 * eps)
+        assert np.linalg.norm(hv - fd) < 1e-7 * np.linalg.norm(hv)
+
+
 @pytest.mark.parametrize("inner_step", [False, True], ids=["policy", "maml"])
 @pytest.mark.parametrize("compiled", [False, True], ids=["eager", "tf.function"])
 def test_hvp_of_a_gaussian_policy_kl_matches_finite_differences(rng, inner_step, compiled):
@@ -136,19 +153,7 @@ def test_hvp_of_a_gaussian_policy_kl_matches_finite_differences(rng, inner_step,
     hvp = lambda v: hessian_vector_product(kl_fn, params, v, damping=0.0)  # noqa: E731
     if compiled:
         hvp = tf.function(hvp)
-    base, eps = [p.numpy() for p in params], 1e-5
-    for _ in range(2):
-        v = rng.normal(size=sum(int(np.prod(p.shape)) for p in params))
-        hv = flat(hvp(_split(v, params)))
-        diffs = []
-        for sign in (1, -1):
-            for p, b, vi in zip(params, base, _split(v, params)):
-                p.assign(b + sign * eps * vi)
-            diffs.append(grad())
-        for p, b in zip(params, base):
-            p.assign(b)
-        fd = (diffs[0] - diffs[1]) / (2 * eps)
-        assert np.linalg.norm(hv - fd) < 1e-7 * np.linalg.norm(hv)
+    _assert_products_match_finite_differences(hvp, grad, params, rng)
 
 
 @pytest.mark.parametrize("inner_step", [False, True], ids=["policy", "maml"])
@@ -175,19 +180,7 @@ def test_fisher_form_product_matches_finite_differences_at_the_centre(rng, inner
         return flat(tape.gradient(kl, params))
 
     hvp = tf.function(lambda v: kl_hessian_vector_product(outputs_fn, kl_of_outputs, params, v, damping=0.0))
-    base, eps = [p.numpy() for p in params], 1e-5
-    for _ in range(2):
-        v = rng.normal(size=sum(int(np.prod(p.shape)) for p in params))
-        hv = flat(hvp(_split(v, params)))
-        diffs = []
-        for sign in (1, -1):
-            for p, b, vi in zip(params, base, _split(v, params)):
-                p.assign(b + sign * eps * vi)
-            diffs.append(grad())
-        for p, b in zip(params, base):
-            p.assign(b)
-        fd = (diffs[0] - diffs[1]) / (2 * eps)
-        assert np.linalg.norm(hv - fd) < 1e-7 * np.linalg.norm(hv)
+    _assert_products_match_finite_differences(hvp, grad, params, rng)
 
 
 # ----------------------------------------------------------------------------- TRPO step
