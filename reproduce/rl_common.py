@@ -166,7 +166,8 @@ def markdown(metrics):
         "baselines train as many TRPO iterations on as many tasks, a budget the paper does not give); "
         f"test: {s['eval_tasks']} fixed tasks x {s['eval_episodes_per_task']} trajectories (paper: "
         f"{paper_budget['eval_tasks']} x {paper_budget['eval_episodes_per_task']}), inner step sizes "
-        f"{', '.join(f'{a:g}' for a in s['test_step_sizes'])} (the last repeated); mean ± 95% CI over tasks. "
+        f"{', '.join(f'{a:g}' for a in s['test_step_sizes'])} (the last repeated; MAML meta-trained with "
+        f"{s['inner_lr']:g}); mean ± 95% CI over tasks. "
         "Bold: fewer iterations than the preset's (unfinished: the same command resumes) or a "
         "budget smaller than the paper's.  ",
         f"Environment: {metrics['environment']}.  ",

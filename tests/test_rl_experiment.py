@@ -1,5 +1,6 @@
 """maml_tf.experiments.rl (Section 5.3): the four methods built from a preset, and
 training that checkpoints every iteration, stops at a deadline and resumes."""
+import dataclasses
 import time
 
 import numpy as np
@@ -22,6 +23,13 @@ def test_presets_hold_the_papers_settings():
     assert (nav.eval_tasks, nav.eval_inner_steps, nav.test_step_sizes) == (40, 3, (0.1, 0.05))
     with pytest.raises(KeyError, match="Unknown preset 'tiny'"):
         presets.get(presets.NAVIGATION, "tiny")
+
+
+def test_the_code_preset_differs_from_the_paper_only_in_the_authors_step_sizes():
+    paper, code = (dataclasses.asdict(presets.NAVIGATION[n]) for n in ("paper", "code"))
+    changed = {k: code[k] for k in paper if paper[k] != code[k]}
+    assert changed == {"name": "code", "inner_lr": 0.5, "test_step_sizes": (0.5, 0.25),
+                       "eval_episodes_per_task": 40}
 
 
 @pytest.mark.parametrize("env, obs_dim", [("navigation", 2), ("cheetah-vel", 17)])
