@@ -44,7 +44,7 @@ def rate(step_batch, steps_per_call, seconds):
 
 
 def sampler_rate(env_name, tasks, episodes, seconds):
-    """The ``Sampler`` collecting ``tasks x episodes`` full-horizon trajectories per call."""
+    """The ``Sampler`` collecting ``tasks x episodes`` trajectories (padded to the horizon) per call."""
     from maml_tf.models.policy import gaussian_mlp_policy
     from maml_tf.rl import envs
     from maml_tf.rl.sampler import Sampler

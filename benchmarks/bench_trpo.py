@@ -41,7 +41,8 @@ def products(tasks, samples_per_task, observation_dim, action_dim):
         shape = (tasks, samples_per_task)
         return (tf.constant(rng.normal(size=shape + (observation_dim,)), tf.float32),
                 tf.constant(rng.normal(size=shape + (action_dim,)), tf.float32),
-                tf.constant(rng.normal(size=shape), tf.float32))
+                tf.constant(rng.normal(size=shape), tf.float32),
+                tf.ones(shape, tf.float32))  # valid: no padding (locomotion never terminates)
 
     pre, post = batch(), batch()
     centre = algo._policy_outputs(pre, post, None)

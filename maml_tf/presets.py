@@ -178,14 +178,14 @@ def _rl_budgets(paper, **budgets):
 # Smaller budgets change only the amount of sampling and training, never the method;
 # "code" is the one exception, named for what it is.
 NAVIGATION = _rl_budgets(
-    RLPreset(),
-    # The authors' navigation code, not the paper's text (Appendix A.2: alpha 0.1 in all RL
-    # experiments), produced Figure 4's numbers: maml_rl's maml_trpo_point.py meta-trains
-    # with fast_learning_rate 0.5 (the evaluated run's directory reads "flr_0.5", "mbs20")
-    # and test_maml_point.py fine-tunes every method with 0.5, then 0.25, on 40
-    # trajectories (batch_size 4000 of horizon 100). Pretrained and oracle train the same
-    # as in "paper" (the inner step size enters only MAML's training).
-    code=dict(inner_lr=0.5, test_step_sizes=(0.5, 0.25), eval_episodes_per_task=40),
+    # Section 5.3: "adaptation to a new task with up to 4 gradient updates, each with 40 samples".
+    RLPreset(eval_episodes_per_task=40),
+    # The authors' navigation code, where it departs from the paper's text (Appendix A.2:
+    # alpha 0.1 in all RL experiments): maml_rl's maml_trpo_point.py meta-trains with
+    # fast_learning_rate 0.5 (the evaluated run's directory reads "flr_0.5", "mbs20") and
+    # test_maml_point.py fine-tunes every method with 0.5, then 0.25. Pretrained and
+    # oracle train the same as in "paper" (the inner step size enters only MAML's training).
+    code=dict(inner_lr=0.5, test_step_sizes=(0.5, 0.25)),
     # A tenth of the meta-iterations, half the tasks per meta-batch.
     quick=dict(iterations=50, meta_batch_size=10),
     # For tests: seconds.

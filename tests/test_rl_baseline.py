@@ -30,6 +30,18 @@ def test_fits_returns_linear_in_the_features_exactly(rng):
     np.testing.assert_allclose(baseline.predict(obs), returns, atol=1e-6)
 
 
+def test_fit_leaves_out_the_padding(rng):
+    """Padding steps (after a path ended) with arbitrary returns do not move the fit."""
+    obs = rng.uniform(-5, 5, size=(10, 200, 2))
+    returns = LinearFeatureBaseline.features(obs) @ rng.normal(size=8)
+    valid = np.ones((10, 200))
+    valid[:, 150:] = 0.0
+    garbage = np.where(valid > 0, returns, 1e3 * rng.normal(size=returns.shape))
+    baseline = LinearFeatureBaseline()
+    baseline.fit(obs, garbage, valid)
+    np.testing.assert_allclose(baseline.predict(obs), returns, atol=1e-5)  # the padding would move it by ~1
+
+
 def test_predicts_zero_before_fitting():
     np.testing.assert_array_equal(LinearFeatureBaseline().predict(np.ones((2, 5, 3))), np.zeros((2, 5)))
 
@@ -114,3 +126,20 @@ def test_normalize_gives_mean_zero_std_one(rng):
     per_task = normalize(rng.normal(3.0, 5.0, size=(2, 4, 7)), axis=(1, 2))
     np.testing.assert_allclose(per_task.mean(axis=(1, 2)), 0.0, atol=1e-12)
     np.testing.assert_allclose(per_task.std(axis=(1, 2)), 1.0, rtol=1e-6)
+
+
+def test_padding_after_a_terminated_path_is_left_out():
+    """A path that ended at step 2 of 3: its advantages and their normalisation equal
+    those of the path cut there (value 0 after the end), the padding's are 0."""
+    rewards = np.array([[1.0, 0.5, 0.0], [0.2, -1.0, 0.7]])
+    values = np.array([[0.3, 0.8, 5.0], [0.1, 0.4, -0.2]])  # 5.0: a prediction on padding
+    valid = np.array([[1.0, 1.0, 0.0], [1.0, 1.0, 1.0]])
+    for lam in (1.0, 0.95):
+        padded = gae(rewards, values, GAMMA, lam, valid)
+        np.testing.assert_allclose(padded[0, :2], gae(rewards[:1, :2], values[:1, :2], GAMMA, lam)[0], rtol=1e-12)
+        np.testing.assert_allclose(padded[1], gae(rewards[1:], values[1:], GAMMA, lam)[0], rtol=1e-12)
+        assert padded[0, 2] == 0.0
+    advantages = np.array([[1.0, -2.0, 99.0], [0.5, 3.0, -1.0]])
+    out = normalize(advantages, valid=valid)
+    np.testing.assert_allclose(out[valid > 0], normalize(advantages[valid > 0]), rtol=1e-12)
+    assert out[0, 2] == 0.0

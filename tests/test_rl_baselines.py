@@ -59,10 +59,11 @@ def test_hessian_vector_product_is_the_exact_one_at_the_trust_region_centre(floa
     variables = algo.model.trainable_variables
     vector = [tf.constant(rng.normal(size=tuple(v.shape))) for v in variables]
     centre = algo.model(observations)
-    data = (observations, None, None, centre)  # the KL ignores actions and advantages
+    valid = tf.constant(np.repeat([1.0, 0.0], [25, 5]))  # the last 5 states are padding
+    data = (observations, None, None, valid, centre)  # the KL ignores actions and advantages
     exact = hessian_vector_product(lambda: algo._kl(*data), variables, vector)
     np.testing.assert_allclose(flat(algo._hvp(vector, *data)), flat(exact), rtol=1e-10)
-    off = (observations, None, None, centre + tf.constant(rng.normal(scale=0.5, size=(30, 4))))
+    off = (observations, None, None, valid, centre + tf.constant(rng.normal(scale=0.5, size=(30, 4))))
     exact_off = hessian_vector_product(lambda: algo._kl(*off), variables, vector)
     assert not np.allclose(flat(algo._hvp(vector, *off)), flat(exact_off), rtol=1e-3)
 

@@ -83,6 +83,44 @@ def test_batched_navigation_equals_independent_envs(rng):
             np.testing.assert_array_equal(getattr(step, field), np.stack([getattr(s, field) for s in steps]))
 
 
+def test_navigation_episode_ends_within_the_tolerance_of_the_goal():
+    """Section 5.3: the episode terminates once the point is within 0.01 of the goal (in
+    both coordinates, as the authors' code); the rest of the horizon is padding."""
+    env = Navigation2D(batch_size=2, normalize_actions=False)
+    env.reset_task([{"goal": np.array([0.2, -0.1])}, {"goal": np.array([0.5, 0.5])}])
+    env.reset()
+    toward_first_goal = np.array([[0.1, -0.05], [0.1, -0.05]], np.float32)
+    first, second = env.step(toward_first_goal), env.step(toward_first_goal)
+    np.testing.assert_array_equal(first.discount, [1.0, 1.0])
+    np.testing.assert_array_equal(second.discount, [0.0, 1.0])  # member 0 reached (0.2, -0.1)
+    np.testing.assert_allclose(second.reward[0], 0.0, atol=1e-7)  # -distance at the goal
+    frozen = second.observation[0].copy()
+    for t in range(3, Navigation2D.horizon + 1):
+        step = env.step(np.array([[0.1, 0.1], [0.0, 0.0]], np.float32))
+        np.testing.assert_array_equal(step.discount, [0.0, 1.0])
+        assert step.reward[0] == 0.0 and step.reward[1] < 0.0
+        np.testing.assert_array_equal(step.observation[0], frozen)
+        expected_type = ts.StepType.LAST if t == Navigation2D.horizon else ts.StepType.MID
+        np.testing.assert_array_equal(step.step_type, [expected_type] * 2)
+    np.testing.assert_array_equal(env.step(toward_first_goal).discount, [1.0, 1.0])  # a new episode
+
+
+@pytest.mark.parametrize("offset, ends", [(0.0099, True), (0.0101, False)])
+def test_navigation_tolerance_is_per_coordinate(offset, ends):
+    env = Navigation2D(normalize_actions=False)
+    env.reset_task({"goal": np.array([0.05 + offset, 0.05 - offset])})  # diagonal distance > 0.01
+    env.reset()
+    assert env.step(np.array([0.05, 0.05], np.float32)).discount == (0.0 if ends else 1.0)
+
+
+def test_navigation_without_tolerance_never_ends():
+    env = Navigation2D(goal_tolerance=None, normalize_actions=False)
+    env.reset_task({"goal": np.array([0.05, 0.05])})
+    env.reset()
+    assert all(env.step(np.array([0.05, 0.05]) if t == 0 else np.zeros(2, np.float32)).discount == 1.0
+               for t in range(Navigation2D.horizon))
+
+
 def test_navigation_oracle_observation_appends_goal():
     env = Navigation2D(oracle=True)
     assert env.observation_spec().shape == (4,)

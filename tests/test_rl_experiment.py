@@ -21,6 +21,7 @@ def test_presets_hold_the_papers_settings():
     assert (cheetah.meta_batch_size, cheetah.env) == (40, "cheetah-vel")
     assert (nav.inner_lr, nav.max_kl, nav.gamma, nav.hidden) == (0.1, 0.01, 0.99, (100, 100))
     assert (nav.eval_tasks, nav.eval_inner_steps, nav.test_step_sizes) == (40, 3, (0.1, 0.05))
+    assert (nav.eval_episodes_per_task, cheetah.eval_episodes_per_task) == (40, 20)
     with pytest.raises(KeyError, match="Unknown preset 'tiny'"):
         presets.get(presets.NAVIGATION, "tiny")
 
@@ -28,8 +29,7 @@ def test_presets_hold_the_papers_settings():
 def test_the_code_preset_differs_from_the_paper_only_in_the_authors_step_sizes():
     paper, code = (dataclasses.asdict(presets.NAVIGATION[n]) for n in ("paper", "code"))
     changed = {k: code[k] for k in paper if paper[k] != code[k]}
-    assert changed == {"name": "code", "inner_lr": 0.5, "test_step_sizes": (0.5, 0.25),
-                       "eval_episodes_per_task": 40}
+    assert changed == {"name": "code", "inner_lr": 0.5, "test_step_sizes": (0.5, 0.25)}
 
 
 @pytest.mark.parametrize("env, obs_dim", [("navigation", 2), ("cheetah-vel", 17)])

@@ -13,29 +13,56 @@ from maml_tf.rl.maml_trpo import MAMLTRPO
 from maml_tf.rl.trpo import hessian_vector_product
 
 
-def _batch(rng, tasks, n, dim=2):
-    """Fixed (observations, actions, advantages) per task, float64."""
+def _batch(rng, tasks, n, dim=2, padding=2):
+    """Fixed (observations, actions, advantages, valid) per task, float64; the last
+    ``padding`` steps of each task are padding (valid 0, advantage 0)."""
+    valid = np.ones((tasks, n))
+    valid[:, n - padding:] = 0.0
     return (tf.constant(rng.normal(size=(tasks, n, dim))), tf.constant(rng.normal(size=(tasks, n, dim))),
-            tf.constant(rng.normal(size=(tasks, n))))
+            tf.constant(rng.normal(size=(tasks, n)) * valid), tf.constant(valid))
+
+
+def _without_padding(data):
+    """The same batch with the padding cut off (equal valid counts per task)."""
+    keep = int(data[3].numpy().sum(axis=-1)[0])
+    return tuple(t[:, :keep] for t in data)
 
 
 def test_inner_step_is_a_hand_computed_vpg_step(float64, rng):
-    """Linear Gaussian policy: d/dmu log pi = (a - mu) / sigma^2, d/dlog_sigma = z^2 - 1."""
+    """Linear Gaussian policy: d/dmu log pi = (a - mu) / sigma^2, d/dlog_sigma = z^2 - 1;
+    the mean is over the valid steps (padding left out)."""
     model = gaussian_mlp_policy(2, 2, hidden=(), init_log_std=0.3)
     algo = MAMLTRPO(model, inner_lr=0.1)
     kernel, bias, log_std = [v.numpy() for v in model.trainable_variables]
     kernel += rng.normal(size=kernel.shape)
-    obs, act, adv = (t[0].numpy() for t in _batch(rng, 1, 7))
+    batch = [t[0] for t in _batch(rng, 1, 9)]
+    obs, act, adv = (t.numpy()[:7] for t in batch[:3])
     mean, var = obs @ kernel + bias, np.exp(2 * log_std)
     d_mean = (act - mean) / var                       # [n, 2]
     d_log_std = (act - mean) ** 2 / var - 1.0
     n = len(adv)
     grads = [-(obs * adv[:, None]).T @ d_mean / n, -(adv @ d_mean) / n, -(adv @ d_log_std) / n]
     expected = [w - 0.1 * g for w, g in zip([kernel, bias, log_std], grads)]
-    got = algo.inner_step([tf.constant(kernel), tf.constant(bias), tf.constant(log_std)],
-                          tf.constant(obs), tf.constant(act), tf.constant(adv), 0.1)
+    got = algo.inner_step([tf.constant(kernel), tf.constant(bias), tf.constant(log_std)], *batch, 0.1)
     for g, e in zip(got, expected):
         np.testing.assert_allclose(g.numpy(), e, rtol=1e-10)
+
+
+def test_padding_changes_neither_the_surrogate_nor_the_kl(float64, rng):
+    """Steps after an episode ended (valid 0) carry arbitrary states and actions: the
+    MAML surrogate, its gradient and the KL equal those of the batch without them."""
+    model = gaussian_mlp_policy(2, 2, hidden=(3,), activation="tanh", init_log_std=-0.2)
+    algo = MAMLTRPO(model, inner_lr=0.5)
+    pre, post = _batch(rng, 2, 8, padding=3), _batch(rng, 2, 7, padding=2)
+    old = tf.constant(rng.normal(scale=0.3, size=(2, 7, 4)))
+    short_pre, short_post = _without_padding(pre), _without_padding(post)
+    short_old = old[:, :5]
+    np.testing.assert_allclose(float(algo._surrogate(pre, post, old)),
+                               float(algo._surrogate(short_pre, short_post, short_old)), rtol=1e-12)
+    np.testing.assert_allclose(float(algo._kl(pre, post, old)),
+                               float(algo._kl(short_pre, short_post, short_old)), rtol=1e-12)
+    np.testing.assert_allclose(flat(_outer_gradient(algo, pre, post, old)),
+                               flat(_outer_gradient(algo, short_pre, short_post, short_old)), rtol=1e-10)
 
 
 def _outer_gradient(algo, pre, post, old):

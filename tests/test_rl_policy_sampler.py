@@ -105,6 +105,23 @@ def test_zero_std_policy_gives_the_expected_trajectory(sampler):
             np.testing.assert_allclose(out["rewards"][i, e], expected_rewards, atol=1e-5)
 
 
+def test_steps_after_the_goal_is_reached_are_marked_invalid(sampler):
+    """A deterministic policy moving (0.1, 0.1) per step reaches the goal (0.3, 0.3) at
+    its third step: valid are steps 0..2 (the terminating one included), the rest is
+    padding with reward 0, and the environment steps counted are those valid ones."""
+    goals = [{"goal": np.array([0.3, 0.3])}, {"goal": np.array([-0.3, 0.3])}, {"goal": np.array([0.3, 0.3])}]
+    means = [[1.0, 1.0], [1.0, 1.0], [0.0, 0.0]]  # the 2nd never gets there, the 3rd stays put
+    out = sampler.sample(goals, seed=0, weights=_constant_policy_weights(sampler.model, means))
+    assert out["valid"].shape == out["rewards"].shape == (3, 2, 100)
+    np.testing.assert_array_equal(out["valid"][0], np.repeat([[1.0] * 3 + [0.0] * 97], 2, axis=0))
+    np.testing.assert_array_equal(out["valid"][1:], 1.0)
+    np.testing.assert_allclose(out["rewards"][0, :, :3], [[-np.hypot(0.2, 0.2), -np.hypot(0.1, 0.1), 0.0]] * 2,
+                               atol=1e-6)
+    np.testing.assert_array_equal(out["rewards"][0, :, 3:], 0.0)
+    from maml_tf.rl.learner import env_steps
+    assert env_steps(out) == 2 * 3 + 4 * 100
+
+
 def test_shared_weights_default_to_the_model(sampler):
     tasks = sampler.env.sample_tasks(3, seed=0)
     stacked = stack_weights([v.value for v in sampler.model.trainable_variables], 3)

@@ -142,7 +142,8 @@ def paths(preset, learner, tasks, seed=0):
 def environment_note(env):
     """Which simulation a result used (the paper's returns come from rllab's models)."""
     if env == "navigation":
-        return "2D point navigation (NumPy, as maml_rl's point_env_randgoal, full-horizon episodes)"
+        return ("2D point navigation (NumPy, as maml_rl's point_env_randgoal: an episode ends within 0.01 "
+                "of the goal or at the horizon)")
     robot = envs.make(env)
     try:
         return (f"gymnasium {type(robot.robot).__name__} v5 on MuJoCo, frame_skip "

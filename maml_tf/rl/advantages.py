@@ -1,9 +1,10 @@
 """Discounted returns, generalised advantage estimation and advantage normalisation
-for fixed-length paths (Section 5.3; as rllab's ``process_samples``).
+for paths padded to the horizon (Section 5.3; as rllab's ``process_samples``).
 
-Arrays are NumPy, ``[..., T]`` with time last (``[paths, T]`` for one task). Paths
-are truncated at the horizon, not terminated, and like rllab we bootstrap with a
-value of 0 after the last step.
+Arrays are NumPy, ``[..., T]`` with time last (``[paths, T]`` for one task), padded
+to the horizon: ``valid`` marks a path's own steps (1) and the padding after a path
+that ended early (0, reward 0). Like rllab we bootstrap with a value of 0 after a
+path's last step, whether it ended at the horizon or terminated.
 """
 import numpy as np
 
@@ -23,24 +24,31 @@ def discounted_returns(rewards, gamma):
     return _discount_cumsum(np.asarray(rewards, dtype=np.float64), gamma)
 
 
-def gae(rewards, values, gamma, lam):
+def gae(rewards, values, gamma, lam, valid=None):
     """Generalised advantage estimation (Schulman et al. 2016).
 
     ``A_t = sum_k (gamma lam)^k delta_{t+k}`` with ``delta_t = r_t + gamma V_{t+1} - V_t``
-    and ``V_T = 0``; ``lam = 1`` gives ``returns - values`` (the paper's setting).
+    and ``V = 0`` after a path's last step; ``lam = 1`` gives ``returns - values`` (the
+    paper's setting). ``valid`` (default: all steps) marks the path's steps; the
+    padding's advantages are 0.
     """
     rewards = np.asarray(rewards, dtype=np.float64)
     values = np.asarray(values, dtype=np.float64)
+    valid = np.ones_like(rewards) if valid is None else np.asarray(valid, dtype=np.float64)
+    values = values * valid
     next_values = np.concatenate([values[..., 1:], np.zeros_like(values[..., :1])], axis=-1)
-    deltas = rewards + gamma * next_values - values
+    deltas = (rewards + gamma * next_values - values) * valid
     return _discount_cumsum(deltas, gamma * lam)
 
 
-def normalize(advantages, axis=None):
+def normalize(advantages, axis=None, valid=None):
     """Centre and scale to unit standard deviation over ``axis`` (``None``: all of it,
     i.e. one task's paths, as rllab's ``center_adv``; ``(1, 2)`` for
-    ``[tasks, paths, T]``). The 1e-8 guards a constant array, as in rllab."""
+    ``[tasks, paths, T]``). With ``valid``, the statistics are over the valid steps
+    and the padding is set to 0. The 1e-8 guards a constant array, as in rllab."""
     advantages = np.asarray(advantages, dtype=np.float64)
-    mean = advantages.mean(axis=axis, keepdims=True)
-    std = advantages.std(axis=axis, keepdims=True)
-    return (advantages - mean) / (std + 1e-8)
+    valid = np.ones_like(advantages) if valid is None else np.asarray(valid, dtype=np.float64)
+    count = valid.sum(axis=axis, keepdims=True)
+    mean = (advantages * valid).sum(axis=axis, keepdims=True) / count
+    std = np.sqrt((((advantages - mean) * valid) ** 2).sum(axis=axis, keepdims=True) / count)
+    return (advantages - mean) / (std + 1e-8) * valid

@@ -2,7 +2,7 @@
 
 A ridge regression of the returns on ``[o, o^2, t, t^2, t^3, 1]``, with
 ``o = clip(obs, -10, 10)`` and ``t = step / 100``; refit on every task's own paths
-(the caller's loop). NumPy, float64, fixed-length paths ``[paths, T, obs_dim]``.
+(the caller's loop). NumPy, float64, paths padded to the horizon ``[paths, T, obs_dim]``.
 """
 import numpy as np
 
@@ -27,10 +27,14 @@ class LinearFeatureBaseline:
         t = np.broadcast_to((np.arange(horizon) / 100.0)[None, :, None], (paths, horizon, 1))
         return np.concatenate([o, o ** 2, t, t ** 2, t ** 3, np.ones_like(t)], axis=-1)
 
-    def fit(self, observations, returns):
-        """Fit to ``[paths, T]`` returns of the ``[paths, T, obs_dim]`` observations."""
+    def fit(self, observations, returns, valid=None):
+        """Fit to ``[paths, T]`` returns of the ``[paths, T, obs_dim]`` observations, on the
+        steps ``valid`` marks (default: all; the padding after a path ended is left out)."""
         features = self.features(observations).reshape(-1, 2 * np.shape(observations)[-1] + 4)
         targets = np.asarray(returns, dtype=np.float64).reshape(-1)
+        if valid is not None:
+            keep = np.asarray(valid).reshape(-1) > 0
+            features, targets = features[keep], targets[keep]
         gram, moment = features.T @ features, features.T @ targets
         reg = self.reg_coeff
         for _ in range(5):

@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from maml_tf.models.policy import action_distribution
-from maml_tf.rl.learner import TRPOLearner, env_steps, mean_returns
+from maml_tf.rl.learner import TRPOLearner, env_steps, masked_mean, mean_returns
 
 
 class JointTRPO(TRPOLearner):
@@ -36,25 +36,28 @@ class JointTRPO(TRPOLearner):
     def _update(self, task_seed, sample_seed, _):
         tasks = self.sample_tasks(self.meta_batch_size, task_seed)
         samples = self.sample(tasks, sample_seed)
-        observations, actions, advantages = (t[0] for t in self.process(_pooled(samples)))
+        observations, actions, advantages, valid = (t[0] for t in self.process(_pooled(samples)))
         old_outputs = self.model(observations)
-        stats = self._trpo_step(observations, actions, advantages, old_outputs)
+        stats = self._trpo_step(observations, actions, advantages, valid, old_outputs)
         return {"return": float(mean_returns(samples).mean()), **stats}, env_steps(samples)
 
-    def _surrogate_loss(self, observations, actions, advantages, old_outputs):
-        """``-mean(pi_theta(a|s) / pi_old(a|s) A)`` over the batch."""
+    def _surrogate_loss(self, observations, actions, advantages, valid, old_outputs):
+        """``-mean(pi_theta(a|s) / pi_old(a|s) A)`` over the batch's valid steps."""
         log_ratio = (action_distribution(self.model(observations)).log_prob(actions)
                      - action_distribution(old_outputs).log_prob(actions))
-        return -tf.reduce_mean(tf.exp(log_ratio) * advantages)
+        return -masked_mean(tf.exp(log_ratio) * advantages, valid)
 
-    def _policy_outputs(self, observations, actions, advantages, old_outputs):
+    def _policy_outputs(self, observations, actions, advantages, valid, old_outputs):
         """The policy's outputs on the batch's states (the KL compares them with
         ``old_outputs``; ``actions`` and ``advantages`` are the surrogate's)."""
         return self.model(observations)
+
+    def _valid_states(self, observations, actions, advantages, valid, old_outputs):
+        return valid
 
 
 def _pooled(samples):
     """The samples of all tasks as one task's: ``[1, tasks * episodes, T, ...]``."""
     pool = lambda x: np.reshape(x, (1, -1) + np.shape(x)[2:])  # noqa: E731
     return {"observations": pool(samples["observations"]), "actions": pool(samples["actions"]),
-            "rewards": pool(samples["rewards"]), "tasks": samples["tasks"]}
+            "rewards": pool(samples["rewards"]), "valid": pool(samples["valid"]), "tasks": samples["tasks"]}

@@ -102,20 +102,21 @@ class PolicyLearner:
     def process(self, samples):
         """Per-task baseline fit and normalised GAE advantages (rllab's ``center_adv``).
 
-        Returns ``(observations, actions, advantages)`` tensors flattened per task to
-        ``[tasks, episodes * T, ...]`` in the policy's dtype.
+        Returns ``(observations, actions, advantages, valid)`` tensors flattened per task
+        to ``[tasks, episodes * T, ...]`` in the policy's dtype; ``valid`` is 0 on the
+        padding after an episode ended early, which every loss and KL leaves out.
         """
         dtype = self.model.trainable_variables[0].dtype
         advantages = []
-        for obs, rewards in zip(samples["observations"], samples["rewards"]):
+        for obs, rewards, valid in zip(samples["observations"], samples["rewards"], samples["valid"]):
             baseline = LinearFeatureBaseline()
-            baseline.fit(obs, discounted_returns(rewards, self.gamma))
-            adv = gae(rewards, baseline.predict(obs), self.gamma, self.gae_lambda)
-            advantages.append(normalize(adv))
+            baseline.fit(obs, discounted_returns(rewards, self.gamma), valid)
+            adv = gae(rewards, baseline.predict(obs), self.gamma, self.gae_lambda, valid)
+            advantages.append(normalize(adv, valid=valid))
         tasks = len(advantages)
         flatten = lambda x: tf.constant(np.reshape(x, (tasks, -1) + np.shape(x)[3:]), dtype)  # noqa: E731
         return (flatten(samples["observations"]), flatten(samples["actions"]),
-                flatten(np.stack(advantages)))
+                flatten(np.stack(advantages)), flatten(samples["valid"]))
 
     # ------------------------------------------------------------------ adaptation and meta-test
     def adapt(self, tasks, steps, step_sizes=(0.1, 0.05, 0.05), episodes_per_task=None, seed=0):
@@ -143,15 +144,16 @@ class PolicyLearner:
         final = self.sample(tasks, int(final_seed), weights, episodes_per_task)
         return np.concatenate([returns, mean_returns(final)[:, None]], axis=1)
 
-    def inner_loss(self, weights, observations, actions, advantages):
-        """Vanilla policy gradient (REINFORCE) loss ``-mean(log pi(a|s) A)``."""
-        return -tf.reduce_mean(self._log_prob(weights, observations, actions) * advantages)
+    def inner_loss(self, weights, observations, actions, advantages, valid):
+        """Vanilla policy gradient (REINFORCE) loss ``-mean(log pi(a|s) A)`` over the
+        ``valid`` steps."""
+        return -masked_mean(self._log_prob(weights, observations, actions) * advantages, valid)
 
-    def inner_step(self, weights, observations, actions, advantages, lr):
+    def inner_step(self, weights, observations, actions, advantages, valid, lr):
         """One task's adapted weights ``theta - lr grad``, differentiable in ``weights``."""
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(weights)
-            loss = self.inner_loss(weights, observations, actions, advantages)
+            loss = self.inner_loss(weights, observations, actions, advantages, valid)
         grads = tape.gradient(loss, weights, unconnected_gradients=tf.UnconnectedGradients.ZERO)
         if self.first_order:
             grads = [tf.stop_gradient(g) for g in grads]
@@ -200,20 +202,21 @@ class PolicyLearner:
     def _log_prob(self, weights, observations, actions):
         return action_distribution(self.functional(weights, observations)[0]).log_prob(actions)
 
-    def _adapt_stacked(self, weights, observations, actions, advantages, lr):
+    def _adapt_stacked(self, weights, observations, actions, advantages, valid, lr):
         """Per-task inner steps from weights stacked ``[tasks, *shape]``."""
         return tf.vectorized_map(lambda args: self.inner_step(*args, lr),
-                                 (weights, observations, actions, advantages))
+                                 (weights, observations, actions, advantages, valid))
 
 
 class TRPOLearner(PolicyLearner):
     """A :class:`PolicyLearner` trained by TRPO steps (max KL ``max_kl``) on
     ``meta_batch_size`` tasks per iteration.
 
-    Subclasses define ``_surrogate_loss(*data)`` and ``_policy_outputs(*data)`` (the
-    policy's outputs on the batch's states, a function of the current parameters) over
-    the same arguments, the last of which is the sampling policy's outputs on those
-    states. The mean KL from the sampling policy and its Hessian-vector product
+    Subclasses define ``_surrogate_loss(*data)``, ``_policy_outputs(*data)`` (the
+    policy's outputs on the batch's states, a function of the current parameters) and
+    ``_valid_states(*data)`` (1 for those states, 0 for padding) over the same
+    arguments, the last of which is the sampling policy's outputs on those states. The
+    mean KL from the sampling policy and its Hessian-vector product
     (:func:`~maml_tf.rl.trpo.kl_hessian_vector_product`) follow; all three run as
     compiled ``tf.function`` s.
     """
@@ -234,18 +237,27 @@ class TRPOLearner(PolicyLearner):
         return {key: stats[key] for key in ("loss_before", "loss_after", "kl", "accepted", "backtracks")}
 
     def _mean_kl(self, *data):
-        """Mean over the batch's states of ``KL(pi_old(.|s) || pi_theta(.|s))``."""
-        return _mean_kl_from(data[-1], self._policy_outputs(*data))
+        """Mean over the batch's valid states of ``KL(pi_old(.|s) || pi_theta(.|s))``."""
+        return _mean_kl_from(data[-1], self._policy_outputs(*data), self._valid_states(*data))
 
     def _kl_hessian_vector_product(self, vector, *data):
         """TRPO's damped KL Hessian-vector product, compiled whole (``hvp_fn`` of ``trpo_step``)."""
+        valid = self._valid_states(*data)
         return kl_hessian_vector_product(lambda: self._policy_outputs(*data),
-                                         lambda outputs: _mean_kl_from(data[-1], outputs),
+                                         lambda outputs: _mean_kl_from(data[-1], outputs, valid),
                                          self.model.trainable_variables, vector)
 
 
-def _mean_kl_from(old_outputs, outputs):
-    return tf.reduce_mean(action_distribution(old_outputs).kl_divergence(action_distribution(outputs)))
+def masked_mean(values, valid):
+    """Mean of ``values`` over the entries where ``valid`` is 1 (as rllab, which
+    concatenates the paths' own steps)."""
+    return tf.reduce_sum(values * valid) / tf.reduce_sum(valid)
+
+
+def _mean_kl_from(old_outputs, outputs, valid):
+    """Mean KL over all valid states of the batch, pooled across tasks (as rllab's MAML-TRPO)."""
+    kl = action_distribution(old_outputs).kl_divergence(action_distribution(outputs))
+    return masked_mean(kl, valid)
 
 
 def mean_returns(samples):
@@ -254,5 +266,5 @@ def mean_returns(samples):
 
 
 def env_steps(samples):
-    """Environment steps in a batch of samples (every trajectory runs the horizon)."""
-    return int(np.size(samples["rewards"]))
+    """Environment steps in a batch of samples (the padding after an episode ended excluded)."""
+    return int(np.sum(samples["valid"]))

@@ -10,7 +10,7 @@ loss and KL (second order unless ``first_order``).
 import tensorflow as tf
 
 from maml_tf.models.policy import action_distribution
-from maml_tf.rl.learner import TRPOLearner, env_steps, mean_returns
+from maml_tf.rl.learner import TRPOLearner, env_steps, masked_mean, mean_returns
 
 
 class MAMLTRPO(TRPOLearner):
@@ -50,17 +50,17 @@ class MAMLTRPO(TRPOLearner):
         meta = [v.value for v in self.model.trainable_variables]
 
         def task(args):
-            (observations, actions, advantages), rest = args[0], args[1:]
-            return fn(self.inner_step(meta, observations, actions, advantages, self.inner_lr), *rest)
+            return fn(self.inner_step(meta, *args[0], self.inner_lr), *args[1:])
 
         return tf.vectorized_map(task, (pre_data,) + task_args)
 
     def _surrogate_loss(self, pre_data, post_data, old_outputs):
-        """Mean over tasks of ``-mean(pi_theta'(a|s) / pi_old'(a|s) A)`` (post-update)."""
-        def task_loss(weights, observations, actions, advantages, old):
+        """Mean over tasks of ``-mean(pi_theta'(a|s) / pi_old'(a|s) A)`` (post-update,
+        over each task's valid steps)."""
+        def task_loss(weights, observations, actions, advantages, valid, old):
             ratio = tf.exp(self._log_prob(weights, observations, actions)
                            - action_distribution(old).log_prob(actions))
-            return -tf.reduce_mean(ratio * advantages)
+            return -masked_mean(ratio * advantages, valid)
 
         return tf.reduce_mean(self._map_adapted(task_loss, pre_data, *post_data, old_outputs))
 
@@ -69,3 +69,7 @@ class MAMLTRPO(TRPOLearner):
         (the KL and its Hessian compare them with ``old_outputs``)."""
         return self._map_adapted(lambda weights, observations: self.functional(weights, observations)[0],
                                  pre_data, post_data[0])
+
+    def _valid_states(self, pre_data, post_data, old_outputs):
+        """Which post-update states the KL averages over, ``[tasks, N]``."""
+        return post_data[3]

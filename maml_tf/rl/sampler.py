@@ -63,7 +63,7 @@ class PerTaskGaussianPolicy(py_policy.PyPolicy):
 
 
 class Sampler:
-    """Collects full-horizon trajectories of many tasks with per-task weights.
+    """Collects trajectories of many tasks with per-task weights, padded to the horizon.
 
     Args:
         env: a batched :class:`~maml_tf.rl.envs.TaskEnvironment` of
@@ -90,7 +90,8 @@ class Sampler:
 
         Returns a dict of NumPy arrays ``[tasks, episodes, T, ...]``: ``observations``
         (the state each action was taken in), ``actions`` (the unclipped Gaussian
-        samples), ``rewards``; and ``tasks``.
+        samples), ``rewards``, ``valid`` (1 for the steps of the episode, 0 for the
+        padding after it ended before the horizon: rewards there are 0); and ``tasks``.
         """
         num_tasks = len(tasks)
         members = self.env.batch_size
@@ -109,5 +110,9 @@ class Sampler:
             values = np.stack([getattr(step, field) for step in self._steps], axis=1)  # [B, T, ...]
             return values.reshape((num_tasks, episodes) + values.shape[1:])
 
+        # A step is part of the episode if the episode was still running before it:
+        # the environment's discount is 0 from the terminating step on.
+        running_after = gather("discount")
+        valid = np.concatenate([np.ones_like(running_after[..., :1]), running_after[..., :-1]], axis=-1)
         return {"observations": gather("observation"), "actions": gather("action"),
-                "rewards": gather("reward"), "tasks": list(tasks)}
+                "rewards": gather("reward"), "valid": valid, "tasks": list(tasks)}

@@ -2,7 +2,7 @@
 
 A task is a dict of the parameters that set the reward (a goal position, a goal
 velocity, a direction). ``sample_tasks`` draws them, ``reset_task`` sets them
-for the following episodes, and episodes have a fixed length ``horizon``.
+for the following episodes, and episodes last at most ``horizon`` steps.
 """
 import numpy as np
 from tf_agents.environments import py_environment
@@ -12,18 +12,24 @@ from tf_agents.trajectories import time_step as ts
 class TaskEnvironment(py_environment.PyEnvironment):
     """A tf-agents ``PyEnvironment`` whose reward depends on a task.
 
-    Episodes never end early: step ``horizon`` after a reset is ``LAST`` and no
-    step before it is, so every trajectory of a batch has the same length (the
-    paper's sampler ran fixed-length paths of ``max_path_length``). ``LAST`` is a
-    truncation (discount 1): the horizon is a time limit, not a terminal state.
-    Stepping after ``LAST`` starts a new episode (tf-agents' auto-reset).
+    Every trajectory of a batch has the same length: step ``horizon`` after a reset
+    is ``LAST`` and no step before it is. ``LAST`` at the horizon is a truncation
+    (discount 1): the horizon is a time limit, not a terminal state. Stepping after
+    ``LAST`` starts a new episode (tf-agents' auto-reset).
+
+    An episode that ends before the horizon (the navigation goal reached,
+    ``_terminal()``) reports discount 0 from its terminating step on; the steps after
+    it are padding (reward 0, observation frozen) until the batch reaches the horizon.
+    ``discount`` is thus 1 exactly while the member's episode is still running, and
+    the sampler masks the padding with it.
 
     Every environment is natively batched: with ``batch_size=B`` it steps B
     members as one call and returns [B, ...] arrays (tf-agents' batched
     convention), so a driver runs all trajectories of a meta-batch at once.
 
     Subclasses set ``horizon`` and define the specs, ``sample_tasks``, ``seed``,
-    ``_start()`` -> observation and ``_advance(action)`` -> (observation, reward).
+    ``_start()`` -> observation and ``_advance(action)`` -> (observation, reward), and
+    optionally ``_terminal()`` -> which members' episodes end at the current state.
     """
 
     horizon = None
@@ -66,24 +72,40 @@ class TaskEnvironment(py_environment.PyEnvironment):
             raise RuntimeError(f"{type(self).__name__} has no task: call reset_task(task) first, "
                                "with a task from sample_tasks(n, seed).")
         self._steps = 0
-        return self._time_step(ts.StepType.FIRST, 0.0, self._start())
+        self._ended = np.zeros(self._shape, bool)
+        self._observation = np.asarray(self._start(), np.float32)
+        return self._time_step(ts.StepType.FIRST, 0.0)
 
     def _step(self, action):
         observation, reward = self._advance(action)
         self._steps += 1
+        running = ~self._ended
+        # Padding after the episode ended: no reward, the last observation repeated.
+        reward = np.where(running, reward, 0.0)
+        observation = np.asarray(observation, np.float32)
+        self._observation = np.where(running[..., None], observation, self._observation)
+        self._ended = self._ended | np.asarray(self._terminal(), bool)
         step_type = ts.StepType.LAST if self._steps >= self.horizon else ts.StepType.MID
-        return self._time_step(step_type, reward, observation)
+        return self._time_step(step_type, reward)
 
-    def _time_step(self, step_type, reward, observation):
-        shape = () if self._batch_size is None else (self._batch_size,)
+    @property
+    def _shape(self):
+        return () if self._batch_size is None else (self._batch_size,)
+
+    def _time_step(self, step_type, reward):
         return ts.TimeStep(
-            step_type=np.full(shape, step_type, np.int32),
-            reward=np.broadcast_to(np.asarray(reward, np.float32), shape).copy(),
-            discount=np.ones(shape, np.float32),
-            observation=np.asarray(observation, np.float32))
+            step_type=np.full(self._shape, step_type, np.int32),
+            reward=np.broadcast_to(np.asarray(reward, np.float32), self._shape).copy(),
+            discount=(~self._ended).astype(np.float32),
+            observation=self._observation.copy())
 
     def _start(self):
         raise NotImplementedError
 
     def _advance(self, action):
         raise NotImplementedError
+
+    def _terminal(self):
+        """Which members' episodes end at the current state (after ``_advance``):
+        a bool per member; never, by default."""
+        return np.zeros(self._shape, bool)

@@ -41,8 +41,8 @@ How gymnasium's models differ from rllab's (returns will not match one to one):
 - Velocity. rllab used the torso subtree's centre-of-mass velocity; here (as in
   gymnasium) the torso's displacement over dt.
 - Termination. rllab's ant ended an episode when the torso height left
-  [0.2, 1.0]; here every episode lasts the horizon, as for every
-  :class:`~maml_tf.rl.envs.base.TaskEnvironment`.
+  [0.2, 1.0]; here every episode lasts the horizon (the hook for ending one
+  early is :meth:`~maml_tf.rl.envs.base.TaskEnvironment._terminal`).
 """
 import contextlib
 

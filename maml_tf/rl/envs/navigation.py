@@ -9,20 +9,22 @@ class Navigation2D(TaskEnvironment):
     """A point that starts at (0, 0) and moves by a clipped displacement each step.
 
     Goal ~ U[-0.5, 0.5]^2, displacement clipped to +-0.1 per coordinate, reward
-    -||position - goal|| after the move, observation the position, horizon 100.
+    -||position - goal|| after the move, observation the position; the episode ends
+    once the point is within 0.01 of the goal in both coordinates, or at the horizon
+    of 100 steps (Section 5.3; the condition of the authors' ``point_env_randgoal.py``).
 
     Pure NumPy and natively batched: with ``batch_size=B`` the state is [B, 2]
     and ``reset_task`` takes B tasks, so many tasks x trajectories step as one
     array operation.
 
-    Differences from the original point environment (maml_rl's
-    ``point_env_randgoal.py``): its episodes also ended once the point was
-    within 0.01 of the goal in both coordinates; here they last the full
-    horizon, as for every :class:`TaskEnvironment`.
+    The reward is the negative distance, as in the authors' code; the paper's text says
+    squared distance.
 
     Args:
         batch_size: None for one point, B for B points stepped together.
         oracle: append the goal to the observation (the paper's oracle baseline).
+        goal_tolerance: the episode ends once both coordinates are within this of the
+            goal; None: every episode lasts the horizon.
         normalize_actions: the policy acts in [-1, 1]^2 and the displacement is
             ``max_action`` times the clipped action, as in the paper's code
             (rllab's ``normalize`` wrapper). False: the action is the
@@ -33,10 +35,11 @@ class Navigation2D(TaskEnvironment):
 
     horizon = 100
 
-    def __init__(self, batch_size=None, oracle=False, normalize_actions=True,
+    def __init__(self, batch_size=None, oracle=False, goal_tolerance=0.01, normalize_actions=True,
                  goal_range=(-0.5, 0.5), max_action=0.1):
         super().__init__(batch_size)
         self.oracle = oracle
+        self.goal_tolerance = None if goal_tolerance is None else float(goal_tolerance)
         self.normalize_actions = normalize_actions
         self.goal_range = tuple(goal_range)
         self.max_action = float(max_action)
@@ -78,6 +81,12 @@ class Navigation2D(TaskEnvironment):
         self._position = self._position + move
         reward = -np.linalg.norm(self._position - self._goals, axis=-1)
         return self._observe(), reward if self.batched else reward[0]
+
+    def _terminal(self):
+        if self.goal_tolerance is None:
+            return super()._terminal()
+        reached = np.all(np.abs(self._position - self._goals) < self.goal_tolerance, axis=-1)
+        return reached if self.batched else reached[0]
 
     def _observe(self):
         observation = self._position
