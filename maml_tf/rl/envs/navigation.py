@@ -18,7 +18,10 @@ class Navigation2D(TaskEnvironment):
     array operation.
 
     The reward is the negative distance, as in the authors' code; the paper's text says
-    squared distance.
+    squared distance. A batch here holds a fixed number of episodes (20 per task, 40 at
+    test, as the paper counts them); the authors' rllab sampler filled a budget of
+    ``episodes x horizon`` steps instead, so it ran more, shorter episodes once its
+    policies reached the goal early.
 
     Args:
         batch_size: None for one point, B for B points stepped together.
