@@ -288,13 +288,39 @@ def test_batched_mujoco_steps_as_gymnasium(name, rng):
     assert not np.array_equal(first.observation[1], first.observation[2])
     for robot, data in zip(robots, batched._data):
         robot.set_state(data.qpos.copy(), data.qvel.copy())
+    running = np.ones(3, bool)
     for _ in range(30):
         actions = rng.uniform(-1.3, 1.3, (3,) + batched.action_spec().shape).astype(np.float32)
         step = batched.step(actions)
         assert step.reward.shape == (3,) and step.step_type.shape == (3,)
         for i, robot in enumerate(robots):
-            expected = robot.step(np.clip(actions[i], -1, 1).astype(np.float64))[0]
-            np.testing.assert_array_equal(step.observation[i], expected.astype(np.float32))
+            expected, _, terminated, _, _ = robot.step(np.clip(actions[i], -1, 1).astype(np.float64))
+            if running[i]:  # after termination ours is padding, gymnasium's robot runs on
+                np.testing.assert_array_equal(step.observation[i], expected.astype(np.float32))
+                running[i] = not terminated
+        np.testing.assert_array_equal(step.discount, running.astype(np.float32))
+
+
+@pytest.mark.parametrize("name", ["ant-vel", "ant-dir"])
+def test_ant_episode_ends_outside_the_healthy_height(name):
+    """rllab's ant (and gymnasium's Ant-v5) ends the episode once the torso height leaves
+    [0.2, 1]: a torso put at 1.5 m ends it at the first step, one at the start height not;
+    ``terminate_when_unhealthy=False`` never ends it. The cheetah never ends early."""
+    env = with_task(make(name, batch_size=2, seed=0))
+    env.reset()
+    qpos = env._data[1].qpos.copy()
+    qpos[2] = 1.5
+    env._data[1].qpos[:] = qpos
+    step = env.step(np.zeros((2,) + env.action_spec().shape, np.float32))
+    np.testing.assert_array_equal(step.discount, [1.0, 0.0])
+    lenient = with_task(make(name, batch_size=2, seed=0, terminate_when_unhealthy=False))
+    lenient.reset()
+    lenient._data[1].qpos[:] = qpos
+    np.testing.assert_array_equal(lenient.step(np.zeros((2, 8), np.float32)).discount, [1.0, 1.0])
+    cheetah = with_task(make("cheetah-vel", batch_size=2, seed=0))
+    cheetah.reset()
+    for _ in range(cheetah.horizon):
+        assert np.all(cheetah.step(np.ones((2, 6), np.float32)).discount == 1.0)
 
 
 @pytest.mark.parametrize("name", MUJOCO)

@@ -17,6 +17,8 @@ to [-1, 1]. These are the terms and weights of maml_rl's rllab environments
 control 0.5e-2 |a / 150|^2 on +-150 torques, contact 0.5e-3 |F|^2, +1.0 for
 velocity only, survive 0.05). As rllab's ``normalize`` wrapper did there, the
 policy acts in [-1, 1] and actions are clipped to it before simulation and cost.
+The ant's episode ends early once its torso height leaves [0.2, 1] (rllab's ant and
+gymnasium's Ant-v5 alike); the cheetah always runs the horizon.
 
 How gymnasium's models differ from rllab's (returns will not match one to one):
 
@@ -235,7 +237,8 @@ class HalfCheetahDir(HalfCheetah):
 
 
 class Ant(Locomotion):
-    """gymnasium's Ant-v5 at rllab's dt 0.02; costs 0.005 |a|^2 + 5e-4 |F|^2."""
+    """gymnasium's Ant-v5 at rllab's dt 0.02; costs 0.005 |a|^2 + 5e-4 |F|^2; an episode
+    ends early once the ant falls or jumps out of the healthy height range."""
 
     robot_class = AntEnv
     default_frame_skip = 2
@@ -253,6 +256,20 @@ class Ant(Locomotion):
         if robot._include_cfrc_ext_in_observation:
             parts.append(self._contact_forces()[:, 1:].reshape(self._rows, -1))  # without the world body
         return np.concatenate(parts, axis=1)
+
+    def _terminal(self):
+        """The episode ends once the torso height leaves [0.2, 1] or the state is not
+        finite: rllab's ``ant_env_rand[_direc].py`` (``state[2]`` of qpos, qvel), which is
+        gymnasium's unhealthy check with its defaults (``healthy_z_range``,
+        ``terminate_when_unhealthy``; both respected here)."""
+        robot = self.robot
+        if not robot._terminate_when_unhealthy:
+            return super()._terminal()
+        qpos, qvel = self._state("qpos"), self._state("qvel")
+        low, high = robot._healthy_z_range
+        healthy = (np.isfinite(qpos).all(axis=1) & np.isfinite(qvel).all(axis=1)
+                   & (qpos[:, 2] >= low) & (qpos[:, 2] <= high))
+        return ~healthy if self.batched else ~healthy[0]
 
     def _costs(self, action):
         contact = np.clip(self._state("cfrc_ext"), -1.0, 1.0)
