@@ -88,9 +88,25 @@ def rl_rows(m, name):
     return rows
 
 
+def step_size_rows(m, name):
+    """Figure 4 with the meta-test step sizes chosen on validation goals (fig4_step_sizes.py)."""
+    rows = []
+    for method, result in m["test"].items():
+        chosen = result["selected_step_sizes"]
+        ours = " / ".join(f"{r:.1f}±{c:.1f}" for r, c in zip(chosen["mean"][1:], chosen["ci95"][1:]))
+        paper = m["paper"][method]
+        paper_cell = " / ".join(f"{v:g}" for v in paper[1:]) if len(paper) > 1 else f"about {paper[0]:g}"
+        sizes = " then ".join(f"{a:g}" for a in m["selected"][method])
+        trained = "untrained" if method == "random" else f"{m['iterations'][method]:,} it. ({m['preset']} preset)"
+        budget = f"{trained}; test steps {sizes}, selected on validation goals"
+        rows.append(f"| 2D navigation (Fig. 4), return after 1 / 2 / 3 steps, step sizes selected | {method} | "
+                    f"{ours} | {paper_cell} | {budget} | [results/{name}](results/{name}/table.md) |")
+    return rows
+
+
 # results/<name> is rendered by the builder whose key starts its name (e.g. table1_omniglot_quick).
 BUILDERS = {"fig3_sinusoid": sinusoid_rows, "table1_": table1_rows,
-            "fig4_navigation": rl_rows, "fig5_": rl_rows}
+            "fig4_navigation": rl_rows, "fig4_step_sizes": step_size_rows, "fig5_": rl_rows}
 
 
 def builder(name):

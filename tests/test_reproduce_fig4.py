@@ -121,3 +121,55 @@ def test_readme_builder_renders_the_result(runs):
 def test_bad_options_are_click_errors(args, message):
     result = CliRunner().invoke(load_reproduce_script("fig4_navigation").main, args)
     assert result.exit_code == 2 and message in result.output
+
+
+@pytest.fixture(scope="module")
+def step_sizes(runs, tmp_path_factory):
+    """reproduce/fig4_step_sizes.py on the smoke run's checkpoints, a 2 x 2 grid."""
+    _, second, _, checkpoints = runs
+    assert second.exit_code == 0, second.output
+    out = tmp_path_factory.mktemp("fig4_step_sizes")
+    args = ["--preset", "smoke", "--checkpoint-dir", str(checkpoints), "--out", str(out),
+            "--first", "0.1", "--first", "0.3", "--later", "0.02", "--later", "0.05"]
+    return CliRunner().invoke(load_reproduce_script("fig4_step_sizes").main, args), out
+
+
+@pytest.mark.slow
+def test_step_sizes_are_selected_on_validation_goals_and_reported_on_test_goals(step_sizes):
+    result, out = step_sizes
+    assert result.exit_code == 0, result.output
+    metrics = _metrics(out)
+    steps = CONFIG.eval_inner_steps + 1
+    for method in ("maml", "pretrained", "random"):
+        grid = metrics["validation_grid"][method]
+        assert set(grid) == {"0.1,0.02", "0.1,0.05", "0.3,0.02", "0.3,0.05"}
+        best = max(grid, key=lambda k: sum(grid[k][1:]))
+        assert ",".join(f"{a:g}" for a in metrics["selected"][method]) == best
+        for label in ("preset_step_sizes", "selected_step_sizes"):
+            assert len(metrics["test"][method][label]["mean"]) == steps
+    assert metrics["preset_step_sizes"] == list(CONFIG.test_step_sizes)
+    assert metrics["iterations"]["maml"] == CONFIG.iterations
+    assert "| maml | 0.1/0.05 |" in (out / "table.md").read_text()
+    assert (out / "step_sizes.png").read_bytes()[:8] == PNG_MAGIC
+    sys.path.insert(0, os.path.join(REPO_ROOT, "reproduce"))
+    import update_readme
+
+    rows = update_readme.builder("fig4_step_sizes_smoke")(metrics, "fig4_step_sizes_smoke")
+    assert len(rows) == 3 and all(row.count("|") == 7 for row in rows)
+    assert "-11.7 / -3.3 / -3.2" in rows[0] and "selected on validation goals" in rows[0]
+
+
+def test_validation_goals_are_not_the_test_goals():
+    from maml_tf.experiments import rl
+
+    validation, test = rl.validation_tasks(CONFIG), rl.test_tasks(CONFIG)
+    assert len(validation) == len(test) == CONFIG.eval_tasks
+    assert not any((v["goal"] == t["goal"]).all() for v in validation for t in test)
+
+
+def test_step_sizes_without_checkpoints_says_what_to_run(tmp_path):
+    result = CliRunner().invoke(load_reproduce_script("fig4_step_sizes").main,
+                                ["--preset", "smoke", "--checkpoint-dir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "No checkpoint of maml, pretrained" in result.output
+    assert "python reproduce/fig4_navigation.py --preset smoke" in result.output

@@ -118,6 +118,12 @@ def test_tasks(preset):
     return envs.make(preset.env).sample_tasks(preset.eval_tasks, seed=10_000 + preset.seed)
 
 
+def validation_tasks(preset):
+    """As many tasks as the test, drawn with another seed: for choosing meta-test
+    settings without looking at the test tasks."""
+    return envs.make(preset.env).sample_tasks(preset.eval_tasks, seed=20_000 + preset.seed)
+
+
 def meta_test(preset, learner, tasks):
     """Per-task mean return after 0..``eval_inner_steps`` steps, ``[tasks, steps + 1]``,
     with its mean and 95% CI over tasks."""
