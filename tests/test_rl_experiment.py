@@ -26,10 +26,13 @@ def test_presets_hold_the_papers_settings():
         presets.get(presets.NAVIGATION, "tiny")
 
 
-def test_the_code_preset_differs_from_the_paper_only_in_the_authors_step_sizes():
+def test_the_code_preset_differs_from_the_paper_only_in_the_authors_step_sizes_and_hvp():
     paper, code = (dataclasses.asdict(presets.NAVIGATION[n]) for n in ("paper", "code"))
     changed = {k: code[k] for k in paper if paper[k] != code[k]}
-    assert changed == {"name": "code", "inner_lr": 0.5, "test_step_sizes": (0.5, 0.25)}
+    assert changed == {"name": "code", "inner_lr": 0.5, "test_step_sizes": (0.5, 0.25),
+                       "hvp": "finite_difference"}
+    learners = {m: rl.build(presets.NAVIGATION["code"], m) for m in rl.TRAINED}
+    assert {m: learner.hvp for m, learner in learners.items()} == dict.fromkeys(rl.TRAINED, "finite_difference")
 
 
 @pytest.mark.parametrize("env, obs_dim", [("navigation", 2), ("cheetah-vel", 17)])

@@ -141,6 +141,25 @@ def test_iteration_meta_test_and_checkpoint(tmp_path):
     np.testing.assert_array_equal(other.meta_test(tasks, steps=2, episodes_per_task=2), returns)
 
 
+def test_finite_difference_hvp_steps_inside_the_trust_region():
+    """The authors' TRPO (hvp="finite_difference"): a step is still line-searched into the
+    KL bound, and its direction differs from the exact natural gradient's."""
+    steps = {}
+    for hvp in ("exact", "finite_difference"):
+        model = gaussian_mlp_policy(2, 2, hidden=(8,))
+        model.set_weights([np.full(w.shape, 0.1, np.float32) for w in model.get_weights()])
+        start = flat(model.trainable_variables)
+        algo = MAMLTRPO(model, meta_batch_size=2, episodes_per_task=2, seed=1, hvp=hvp)
+        stats = algo.train_iteration()
+        assert stats["accepted"] and 0.0 < stats["kl"] <= 0.01 + 1e-6
+        steps[hvp] = flat(model.trainable_variables) - start
+    cosine = steps["exact"] @ steps["finite_difference"] / (
+        np.linalg.norm(steps["exact"]) * np.linalg.norm(steps["finite_difference"]) + 1e-12)
+    assert cosine < 0.99
+    with pytest.raises(ValueError, match="hvp must be one of"):
+        MAMLTRPO(gaussian_mlp_policy(2, 2, hidden=(8,)), hvp="approximate")
+
+
 @pytest.mark.slow
 def test_navigation_meta_training_improves_post_update_return():
     model = gaussian_mlp_policy(2, 2, hidden=(32, 32))

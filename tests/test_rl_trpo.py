@@ -8,7 +8,8 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from conftest import flat
-from maml_tf.rl.trpo import conjugate_gradient, hessian_vector_product, kl_hessian_vector_product, trpo_step
+from maml_tf.rl.trpo import (conjugate_gradient, finite_difference_hessian_vector_product, hessian_vector_product,
+                             kl_hessian_vector_product, trpo_step)
 
 tfd = tfp.distributions
 
@@ -81,6 +82,46 @@ def test_hvp_of_a_quadratic_is_exact(rng, damping):
     v = rng.normal(size=7)
     hv = hessian_vector_product(kl_fn, params, _split(v, params), damping=damping)
     np.testing.assert_allclose(flat(hv), hessian @ v + damping * v, rtol=1e-12)
+
+
+def _quadratic_kl_gradient(params, kl_fn):
+    def grad_fn():
+        with tf.GradientTape() as tape:
+            kl = kl_fn()
+        return tape.gradient(kl, params)
+    return grad_fn
+
+
+def test_finite_difference_hvp_of_a_quadratic_in_float64_is_exact(rng):
+    """Central differences are exact on a quadratic when theta + eps v is representable."""
+    params, kl_fn, hessian = _quadratic_kl(rng)
+    for p in params:
+        p.assign_add(rng.normal(size=p.shape))
+    before = flat(params)
+    v = rng.normal(size=7)
+    hv = finite_difference_hessian_vector_product(_quadratic_kl_gradient(params, kl_fn), params,
+                                                  _split(v, params), base_eps=1e-4, damping=0.1)
+    np.testing.assert_allclose(flat(hv), hessian @ v + 0.1 * v, rtol=1e-7)
+    np.testing.assert_array_equal(flat(params), before)  # restored
+
+
+def test_finite_difference_hvp_in_float32_is_mostly_the_damping(rng):
+    """The authors' setting (rllab's base_eps 1e-8, float32 parameters of size ~1): theta +
+    eps v rounds back to theta, both gradients are equal and only ``damping * v`` is left,
+    although the true product is large."""
+    params, kl_fn, hessian = _quadratic_kl(rng)
+    params32 = [tf.Variable(tf.cast(p + rng.normal(size=p.shape), tf.float32)) for p in params]
+    start32 = [tf.cast(p, tf.float32) for p in params]  # the KL's centre
+
+    def kl32():
+        d = tf.concat([tf.reshape(p - s, [-1]) for p, s in zip(params32, start32)], axis=0) + 1.0
+        return 0.5 * tf.tensordot(d, tf.linalg.matvec(tf.constant(hessian, tf.float32), d), 1)
+
+    v = rng.normal(size=7).astype(np.float32)
+    vector = [tf.cast(x, tf.float32) for x in _split(v, params)]
+    hv = finite_difference_hessian_vector_product(_quadratic_kl_gradient(params32, kl32), params32, vector)
+    np.testing.assert_allclose(flat(hv), 1e-5 * v, rtol=1e-6)
+    assert np.linalg.norm(hessian @ v) > 1e4 * np.linalg.norm(flat(hv))
 
 
 def _gaussian_policy_params(rng, make_variable=tf.Variable, obs_dim=3, hidden=5, act_dim=2):

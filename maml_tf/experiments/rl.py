@@ -42,11 +42,10 @@ def build(preset, method):
     common = dict(env=preset.env, episodes_per_task=preset.episodes_per_task, inner_lr=preset.inner_lr,
                   first_order=preset.first_order, gamma=preset.gamma, gae_lambda=preset.gae_lambda,
                   seed=preset.seed, env_kwargs=env_kwargs)
-    if method == "maml":
-        return MAMLTRPO(model, meta_batch_size=preset.meta_batch_size, max_kl=preset.max_kl, **common)
     if method == "random":
         return PolicyLearner(model, **common)
-    return JointTRPO(model, meta_batch_size=preset.meta_batch_size, max_kl=preset.max_kl, **common)
+    trpo = dict(meta_batch_size=preset.meta_batch_size, max_kl=preset.max_kl, hvp=preset.hvp)
+    return (MAMLTRPO if method == "maml" else JointTRPO)(model, **trpo, **common)
 
 
 def checkpoint_path(checkpoint_dir, method):

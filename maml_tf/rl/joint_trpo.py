@@ -30,6 +30,7 @@ class JointTRPO(TRPOLearner):
         model: the policy, trained in place.
         meta_batch_size: tasks per iteration.
         max_kl: TRPO trust region (0.01).
+        hvp: "exact" or "finite_difference" Hessian-vector products (see ``MAMLTRPO``).
         **kwargs: the rest of :class:`~maml_tf.rl.learner.PolicyLearner`'s arguments.
     """
 

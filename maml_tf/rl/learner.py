@@ -20,7 +20,11 @@ from maml_tf.rl import envs
 from maml_tf.rl.advantages import discounted_returns, gae, normalize
 from maml_tf.rl.baseline import LinearFeatureBaseline
 from maml_tf.rl.sampler import Sampler, stack_weights
-from maml_tf.rl.trpo import kl_hessian_vector_product, trpo_step
+from maml_tf.rl.trpo import finite_difference_hessian_vector_product, kl_hessian_vector_product, trpo_step
+
+# How TRPO's conjugate gradient gets KL Hessian-vector products: "exact" (the paper's
+# TRPO), or "finite_difference" (the authors' code: rllab's FiniteDifferenceHvp in float32).
+HVP_METHODS = ("exact", "finite_difference")
 
 
 class PolicyLearner:
@@ -218,23 +222,39 @@ class TRPOLearner(PolicyLearner):
     arguments, the last of which is the sampling policy's outputs on those states. The
     mean KL from the sampling policy and its Hessian-vector product
     (:func:`~maml_tf.rl.trpo.kl_hessian_vector_product`) follow; all three run as
-    compiled ``tf.function`` s.
+    compiled ``tf.function`` s. ``hvp="finite_difference"`` replaces that exact product
+    with the authors' code's (:func:`~maml_tf.rl.trpo.finite_difference_hessian_vector_product`).
     """
 
-    def __init__(self, model, env="navigation", meta_batch_size=20, max_kl=0.01, **kwargs):
+    def __init__(self, model, env="navigation", meta_batch_size=20, max_kl=0.01, hvp="exact", **kwargs):
         super().__init__(model, env, **kwargs)
+        if hvp not in HVP_METHODS:
+            raise ValueError(f"hvp must be one of {HVP_METHODS}, got {hvp!r}.")
         self.meta_batch_size = int(meta_batch_size)
         self.max_kl = float(max_kl)
+        self.hvp = hvp
         self._surrogate = tf.function(self._surrogate_loss)
         self._kl = tf.function(self._mean_kl)
         self._hvp = tf.function(self._kl_hessian_vector_product)
+        self._kl_gradient = tf.function(self._mean_kl_gradient)
 
     def _trpo_step(self, *data):
         """One TRPO step of the policy on ``data``; the step's diagnostics."""
+        if self.hvp == "exact":
+            hvp_fn = lambda vector: self._hvp(vector, *data)  # noqa: E731
+        else:
+            hvp_fn = lambda vector: finite_difference_hessian_vector_product(  # noqa: E731
+                lambda: self._kl_gradient(*data), self.model.trainable_variables, vector)
         stats = trpo_step(lambda: self._surrogate(*data), lambda: self._kl(*data),
-                          self.model.trainable_variables, max_kl=self.max_kl,
-                          hvp_fn=lambda vector: self._hvp(vector, *data))
+                          self.model.trainable_variables, max_kl=self.max_kl, hvp_fn=hvp_fn)
         return {key: stats[key] for key in ("loss_before", "loss_after", "kl", "accepted", "backtracks")}
+
+    def _mean_kl_gradient(self, *data):
+        """The gradient of :meth:`_mean_kl` in the policy's variables (for ``hvp="finite_difference"``)."""
+        variables = self.model.trainable_variables
+        with tf.GradientTape() as tape:
+            kl = self._mean_kl(*data)
+        return tape.gradient(kl, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO)
 
     def _mean_kl(self, *data):
         """Mean over the batch's valid states of ``KL(pi_old(.|s) || pi_theta(.|s))``."""

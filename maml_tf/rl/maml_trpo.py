@@ -21,6 +21,9 @@ class MAMLTRPO(TRPOLearner):
         meta_batch_size: tasks per meta-iteration (20 for navigation, 40 for
             locomotion in the paper).
         max_kl: TRPO trust region (0.01).
+        hvp: TRPO's KL Hessian-vector products: "exact" (double backprop through the
+            inner step, the paper's TRPO) or "finite_difference" (the authors' code, whose
+            float32 differences leave mostly the damping: a KL-limited gradient step).
         **kwargs: the rest of :class:`~maml_tf.rl.learner.PolicyLearner`'s arguments
             (``env``, ``episodes_per_task``, ``inner_lr``, ``first_order``, ``gamma``,
             ``gae_lambda``, ``seed``, ``env_kwargs``).

@@ -111,6 +111,35 @@ def kl_hessian_vector_product(outputs_fn, kl_of_outputs, params, vector, damping
     return [h + damping * v for h, v in zip(hv, vector)]
 
 
+def finite_difference_hessian_vector_product(grad_fn, params, vector, base_eps=1e-8, damping=1e-5):
+    """``(H + damping I) v`` as the MAML authors' TRPO computed it: rllab's
+    ``FiniteDifferenceHvp``, the default of the ``ConjugateGradientOptimizer`` that
+    ``maml_rl`` meta-trains with (Section 5.3).
+
+    Central differences ``(g(theta + eps v) - g(theta - eps v)) / (2 eps)`` of the KL
+    gradient ``grad_fn()`` (a list parallel to ``params``), with
+    ``eps = base_eps / |theta|`` and theta moved in the parameters' own dtype. In float32
+    with ``base_eps = 1e-8`` (rllab's), ``theta + eps v`` rounds back to ``theta`` in
+    nearly every coordinate, so the product is mostly the damping term and TRPO's step
+    becomes, in effect, a KL-limited gradient step rather than a natural-gradient one.
+    Reproducing the authors' numbers needs that behaviour, not the exact product of
+    :func:`hessian_vector_product`. Moves and restores the variables ``params``: eager only.
+    """
+    params = list(params)
+    theta = [tf.identity(p) for p in params]
+    norm = math.sqrt(sum(float(tf.reduce_sum(tf.square(tf.cast(t, tf.float64)))) for t in theta))
+    eps = base_eps / (norm + 1e-8)
+    grads = []
+    for sign in (1.0, -1.0):
+        for p, t, v in zip(params, theta, vector):
+            p.assign(t + tf.cast(sign * eps, t.dtype) * tf.cast(v, t.dtype))
+        grads.append(grad_fn())
+    for p, t in zip(params, theta):
+        p.assign(t)
+    return [(plus - minus) / tf.cast(2 * eps, plus.dtype) + damping * v
+            for plus, minus, v in zip(*grads, vector)]
+
+
 def trpo_step(loss_fn, kl_fn, params, max_kl=0.01, cg_iterations=10, backtrack_ratio=0.8,
               max_backtracks=15, damping=1e-5, hvp_fn=None):
     """One TRPO update of the variables ``params`` (TF or Keras), in place.
