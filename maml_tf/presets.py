@@ -149,7 +149,8 @@ class RLPreset:
     trajectories per iteration (the paper does not give their budget); the random
     baseline is not trained. Every method is then fine-tuned on ``eval_tasks`` fixed
     test tasks with the inner rule: step k has step size ``test_step_sizes[k]``, the
-    last one repeated.
+    last one repeated (``method_test_step_sizes``, pairs ``(method, sizes)``, gives some
+    methods their own, as the authors' test scripts did).
     """
     name: str = "paper"
     env: str = "navigation"           # a name of maml_tf.rl.envs.ENVIRONMENTS
@@ -167,7 +168,12 @@ class RLPreset:
     eval_episodes_per_task: int = 20
     eval_inner_steps: int = 3         # returns after 0..3 gradient steps
     test_step_sizes: tuple = (0.1, 0.05)
+    method_test_step_sizes: tuple = ()
     seed: int = 0
+
+    def step_sizes(self, method):
+        """The meta-test step sizes of ``method``."""
+        return dict(self.method_test_step_sizes).get(method, self.test_step_sizes)
 
 
 def _rl_budgets(paper, **budgets):
@@ -193,8 +199,31 @@ NAVIGATION = _rl_budgets(
     # For tests: seconds.
     smoke=dict(iterations=2, meta_batch_size=2, episodes_per_task=4, eval_tasks=3,
                eval_episodes_per_task=2))
+# The authors' locomotion code (maml_rl's cluster_maml_trpo_{cheetah,ant}.py and the
+# test_maml_*.py scripts that made Figure 5), where it departs from the paper's text: the
+# evaluated MAML checkpoint (its directory name gives trajectories per task "fbs", tasks
+# "mbs", alpha "flr", trust region "mlr"; "itr_N" its iteration), rllab's finite-difference
+# Hessian-vector products, and test step sizes per method (the first step's, then the
+# scripts' learning_rate factor times it). The pretrained and oracle baselines train as
+# many iterations as MAML here (the authors' checkpoints: 475 to 1975).
+_LOCOMOTION_CODE = {
+    # maml1_fbs10_mbs40_flr_0.1_mlr0.01/itr_475; steps maml 0.1, pretrain 0.02, random 0.1, then half.
+    "cheetah-vel": dict(iterations=475, episodes_per_task=10, method_test_step_sizes=(
+        ("maml", (0.1, 0.05)), ("pretrained", (0.02, 0.01)), ("random", (0.1, 0.05)))),
+    # maml1_fbs20_mbs40_flr_0.1_mlr0.02/itr_100; steps maml 0.1, pretrain 0.2, random 1.0, then half.
+    "cheetah-dir": dict(iterations=100, max_kl=0.02, method_test_step_sizes=(
+        ("maml", (0.1, 0.05)), ("pretrained", (0.2, 0.1)), ("random", (1.0, 0.5)))),
+    # maml1_fbs20_mbs40_flr_0.1_mlr0.01/itr_375; steps maml 0.1, pretrain 0.2, random 1.0, then half.
+    "ant-vel": dict(iterations=375, method_test_step_sizes=(
+        ("maml", (0.1, 0.05)), ("pretrained", (0.2, 0.1)), ("random", (1.0, 0.5)))),
+    # maml1_fbs40_mbs40_flr_0.1_mlr0.01/itr_575; 8000 test steps (40 trajectories); steps
+    # maml 0.1, pretrain 0.2, random 1.0, then 0.01 times that.
+    "ant-dir": dict(iterations=575, episodes_per_task=40, eval_episodes_per_task=40, method_test_step_sizes=(
+        ("maml", (0.1, 0.001)), ("pretrained", (0.2, 0.002)), ("random", (1.0, 0.01)))),
+}
 LOCOMOTION = {env: _rl_budgets(
     RLPreset(env=env, meta_batch_size=40),
+    code=dict(hvp="finite_difference", **_LOCOMOTION_CODE[env]),
     quick=dict(iterations=50, meta_batch_size=10, episodes_per_task=10, eval_tasks=20,
                eval_episodes_per_task=10),
     smoke=dict(iterations=2, meta_batch_size=2, episodes_per_task=2, eval_tasks=2,

@@ -32,7 +32,8 @@ def main(preset, out, checkpoint_dir, time_limit, until):
     metrics, learners, tasks, out = rl_common.run("fig4", config, presets.NAVIGATION["paper"], out,
                                                   checkpoint_dir, time_limit, until)
     goals = tasks[:PATH_TASKS]
-    drawn = {m: rl.paths(config, learners[m], goals, seed=config.seed) for m in ("maml", "pretrained")}
+    drawn = {m: rl.paths(config, learners[m], goals, config.step_sizes(m), seed=config.seed)
+             for m in ("maml", "pretrained")}
     plot_paths(drawn, [g["goal"] for g in goals], config.eval_inner_steps, metrics["iterations"],
                os.path.join(out, "fig4_paths.png"))
     click.echo(f"wrote {out}/")

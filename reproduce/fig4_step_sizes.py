@@ -13,7 +13,6 @@ test goals, beside the preset's own step sizes and the paper's numbers.
 Writes results/fig4_step_sizes/ (or results/fig4_step_sizes_<preset>/): metrics.json,
 table.md and step_sizes.png (validation return per step-size pair, per method).
 """
-import dataclasses
 import os
 import sys
 import time
@@ -59,21 +58,21 @@ def main(preset, checkpoint_dir, out, first_sizes, later_sizes):
     for method, learner in learners.items():
         grid[method] = {}
         for a, b in pairs:
-            returns = rl.meta_test(dataclasses.replace(config, test_step_sizes=(a, b)), learner, validation)
+            returns = rl.meta_test(config, learner, validation, (a, b))
             grid[method][_key(a, b)] = returns["mean"]
             click.echo(f"[{method}] validation, steps {a:g} then {b:g}: "
                        + " / ".join(f"{r:.1f}" for r in returns["mean"]))
     selected = {m: max(pairs, key=lambda p: _score(grid[m][_key(*p)])) for m in METHODS}
     results = {}
     for method, learner in learners.items():
-        own = rl.meta_test(config, learner, test)
-        chosen = rl.meta_test(dataclasses.replace(config, test_step_sizes=selected[method]), learner, test)
+        own = rl.meta_test(config, learner, test, config.step_sizes(method))
+        chosen = rl.meta_test(config, learner, test, selected[method])
         results[method] = {"preset_step_sizes": {k: own[k] for k in ("mean", "ci95")},
                            "selected_step_sizes": {k: chosen[k] for k in ("mean", "ci95")}}
     metrics = {
         "experiment": "fig4_step_sizes", "task": config.env, "preset": config.name,
         "checkpoints": checkpoint_dir, "iterations": {m: learners[m].iteration for m in METHODS},
-        "preset_step_sizes": list(config.test_step_sizes),
+        "preset_step_sizes": {m: list(config.step_sizes(m)) for m in METHODS},
         "candidates": {"first": list(first_sizes), "later": list(later_sizes)},
         "selection": "best mean return over steps 1..3 on the validation goals",
         "validation_tasks": len(validation), "test_tasks": len(test),
@@ -126,8 +125,8 @@ def markdown(metrics):
         "| method | step sizes | return after 0 / 1 / 2 / 3 steps (test goals) | paper |",
         "|---|---|---|---|",
     ]
-    preset_sizes = "/".join(f"{a:g}" for a in metrics["preset_step_sizes"])
     for method, result in metrics["test"].items():
+        preset_sizes = "/".join(f"{a:g}" for a in metrics["preset_step_sizes"][method])
         paper = metrics["paper"][method]
         paper_cell = " / ".join(f"{v:g}" for v in paper) if len(paper) > 1 else f"about {paper[0]:g}"
         selected = "/".join(f"{a:g}" for a in metrics["selected"][method]) + " (selected" + (

@@ -91,10 +91,11 @@ def run(figure, preset, paper_preset, out, checkpoint_dir, time_limit, until=Non
         click.echo(f"{', '.join(unfinished)} stopped before {preset.iterations} iterations (time limit or "
                    "--until); run again to resume.")
     tasks = rl.test_tasks(preset)
+    step_sizes = {method: list(preset.step_sizes(method)) for method in rl.METHODS}
     click.echo(f"meta-test: {len(tasks)} tasks x {preset.eval_episodes_per_task} trajectories, "
-               f"0..{preset.eval_inner_steps} steps of sizes {preset.test_step_sizes}")
+               f"0..{preset.eval_inner_steps} steps of sizes {_fmt_step_sizes(step_sizes)}")
     started = time.time()
-    results = {method: rl.meta_test(preset, learners[method], tasks) for method in rl.METHODS}
+    results = {method: rl.meta_test(preset, learners[method], tasks, step_sizes[method]) for method in rl.METHODS}
     metrics = {
         "experiment": name, "task": preset.env, "preset": preset.name,
         "returns": {m: r["mean"] for m, r in results.items()},
@@ -107,6 +108,7 @@ def run(figure, preset, paper_preset, out, checkpoint_dir, time_limit, until=Non
         "seconds": {m: round(learners[m].seconds, 1) for m in rl.METHODS},
         "eval_seconds": round(time.time() - started, 1),
         "training_curve": {m: rl.training_curve(checkpoint_dir, m) for m in rl.TRAINED},
+        "test_step_sizes": step_sizes,
         "settings": _settings(preset),
         "paper_budget": {k: getattr(paper_preset, k) for k in BUDGET_FIELDS},
         "environment": rl.environment_note(preset.env),
@@ -149,6 +151,14 @@ def budget_mark(metrics, method):
     return "reduced budget" if any(settings[k] < paper[k] for k in BUDGET_FIELDS) else ""
 
 
+def _fmt_step_sizes(step_sizes):
+    """``0.1, 0.05`` if every method fine-tunes alike, else ``maml 0.1/0.05, pretrained ...``."""
+    distinct = {tuple(sizes) for sizes in step_sizes.values()}
+    if len(distinct) == 1:
+        return ", ".join(f"{a:g}" for a in distinct.pop())
+    return ", ".join(f"{m} " + "/".join(f"{a:g}" for a in sizes) for m, sizes in step_sizes.items())
+
+
 def _fmt_paper(values):
     return " / ".join(f"{v:g}" for v in values)
 
@@ -166,8 +176,8 @@ def markdown(metrics):
         "baselines train as many TRPO iterations on as many tasks, a budget the paper does not give); "
         f"test: {s['eval_tasks']} fixed tasks x {s['eval_episodes_per_task']} trajectories (paper: "
         f"{paper_budget['eval_tasks']} x {paper_budget['eval_episodes_per_task']}), inner step sizes "
-        f"{', '.join(f'{a:g}' for a in s['test_step_sizes'])} (the last repeated; MAML meta-trained with "
-        f"{s['inner_lr']:g}); mean ± 95% CI over tasks. "
+        f"{_fmt_step_sizes(metrics['test_step_sizes'])} (the last repeated; MAML meta-trained with "
+        f"{s['inner_lr']:g}); TRPO Hessian-vector products {s['hvp']}; mean ± 95% CI over tasks. "
         "Bold: fewer iterations than the preset's (unfinished: the same command resumes) or a "
         "budget smaller than the paper's.  ",
         f"Environment: {metrics['environment']}.  ",

@@ -80,9 +80,10 @@ def rl_rows(m, name):
             budget = f"{m['iterations'][method]:,} it. × {settings['meta_batch_size']} tasks"
             if m["iterations"][method] < settings["iterations"]:
                 budget += f" (unfinished, of {settings['iterations']:,})"
-        steps = "/".join(f"{a:g}" for a in settings["test_step_sizes"])
+        steps = "/".join(f"{a:g}" for a in m["test_step_sizes"][method])
         budget += (f" ({m['preset']} preset" + (f", smaller {', '.join(reduced)}" if reduced else "")
-                   + f"; α {settings['inner_lr']:g}, test {steps})")
+                   + f"; α {settings['inner_lr']:g}, test {steps}"
+                   + (", finite-difference HVP" if settings["hvp"] != "exact" else "") + ")")
         rows.append(f"| {RL_TITLES[m['task']]}, return after 1 / 2 / 3 steps | {method} | {ours} | "
                     f"{paper_cell} | {budget} | [results/{name}](results/{name}/table.md) |")
     return rows

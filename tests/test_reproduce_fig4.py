@@ -77,6 +77,7 @@ def test_metrics_json_has_every_method_after_0_to_3_steps(runs):
                 "preset"):
         assert key in metrics, key
     assert metrics["preset"] == "smoke" and metrics["task"] == "navigation"
+    assert metrics["test_step_sizes"] == dict.fromkeys(METHODS, list(CONFIG.test_step_sizes))
     steps = CONFIG.eval_inner_steps + 1
     for key in ("returns", "ci95"):
         assert set(metrics[key]) == set(METHODS)
@@ -147,7 +148,8 @@ def test_step_sizes_are_selected_on_validation_goals_and_reported_on_test_goals(
         assert ",".join(f"{a:g}" for a in metrics["selected"][method]) == best
         for label in ("preset_step_sizes", "selected_step_sizes"):
             assert len(metrics["test"][method][label]["mean"]) == steps
-    assert metrics["preset_step_sizes"] == list(CONFIG.test_step_sizes)
+    assert metrics["preset_step_sizes"] == dict.fromkeys(("maml", "pretrained", "random"),
+                                                         list(CONFIG.test_step_sizes))
     assert metrics["iterations"]["maml"] == CONFIG.iterations
     assert "| maml | 0.1/0.05 |" in (out / "table.md").read_text()
     assert (out / "step_sizes.png").read_bytes()[:8] == PNG_MAGIC

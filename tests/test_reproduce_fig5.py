@@ -44,3 +44,18 @@ def test_smoke_run_writes_metrics_table_and_png(tmp_path):
 def test_bad_options_are_click_errors(args, message):
     result = CliRunner().invoke(load_reproduce_script("fig5_locomotion").main, args)
     assert result.exit_code == 2 and message in result.output
+
+
+def test_step_sizes_are_named_per_method_only_when_they_differ():
+    import os
+    import sys
+
+    from conftest import REPO_ROOT
+    sys.path.insert(0, os.path.join(REPO_ROOT, "reproduce"))
+    import rl_common
+
+    code = presets.LOCOMOTION["cheetah-dir"]["code"]
+    sizes = {m: list(code.step_sizes(m)) for m in ("maml", "pretrained", "random", "oracle")}
+    assert rl_common._fmt_step_sizes(sizes) == ("maml 0.1/0.05, pretrained 0.2/0.1, random 1/0.5, "
+                                                "oracle 0.1/0.05")
+    assert rl_common._fmt_step_sizes(dict.fromkeys(sizes, [0.1, 0.05])) == "0.1, 0.05"

@@ -35,6 +35,31 @@ def test_the_code_preset_differs_from_the_paper_only_in_the_authors_step_sizes_a
     assert {m: learner.hvp for m, learner in learners.items()} == dict.fromkeys(rl.TRAINED, "finite_difference")
 
 
+@pytest.mark.parametrize("env, changes", [
+    ("cheetah-vel", {"iterations": 475, "episodes_per_task": 10}),
+    ("cheetah-dir", {"iterations": 100, "max_kl": 0.02}),
+    ("ant-vel", {"iterations": 375}),
+    ("ant-dir", {"iterations": 575, "episodes_per_task": 40, "eval_episodes_per_task": 40})])
+def test_locomotion_code_presets_are_the_authors_evaluated_runs(env, changes):
+    """The checkpoint names of maml_rl's test scripts, rllab's HVP and per-method test steps."""
+    paper, code = (dataclasses.asdict(presets.LOCOMOTION[env][n]) for n in ("paper", "code"))
+    changed = {k: code[k] for k in paper if paper[k] != code[k]}
+    assert changed.pop("name") == "code" and changed.pop("hvp") == "finite_difference"
+    per_method = dict(changed.pop("method_test_step_sizes"))
+    assert changed == changes
+    assert set(per_method) == {"maml", "pretrained", "random"}
+    assert all(sizes[0] > sizes[1] for sizes in per_method.values())
+    preset = presets.LOCOMOTION[env]["code"]
+    assert preset.step_sizes("maml") == (0.1, 0.05 if env != "ant-dir" else 0.001)
+    assert preset.step_sizes("oracle") == preset.test_step_sizes == (0.1, 0.05)
+
+
+def test_every_method_fine_tunes_alike_unless_the_preset_says_otherwise():
+    nav = presets.NAVIGATION["paper"]
+    assert {m: nav.step_sizes(m) for m in rl.METHODS} == dict.fromkeys(rl.METHODS, (0.1, 0.05))
+    assert presets.LOCOMOTION["cheetah-dir"]["code"].step_sizes("random") == (1.0, 0.5)
+
+
 @pytest.mark.parametrize("env, obs_dim", [("navigation", 2), ("cheetah-vel", 17)])
 def test_methods_share_the_initial_weights_and_the_oracle_sees_the_task(env, obs_dim):
     preset = presets.get(presets.LOCOMOTION[env] if env != "navigation" else presets.NAVIGATION, "smoke")
@@ -75,6 +100,6 @@ def test_training_stops_at_the_deadline_and_resumes_from_the_checkpoint(tmp_path
 def test_meta_test_tasks_are_fixed_and_results_have_one_row_per_task():
     tasks = rl.test_tasks(SMOKE)
     np.testing.assert_array_equal([t["goal"] for t in tasks], [t["goal"] for t in rl.test_tasks(SMOKE)])
-    result = rl.meta_test(SMOKE, rl.build(SMOKE, "random"), tasks)
+    result = rl.meta_test(SMOKE, rl.build(SMOKE, "random"), tasks, SMOKE.step_sizes("random"))
     assert np.shape(result["per_task"]) == (SMOKE.eval_tasks, SMOKE.eval_inner_steps + 1)
     assert len(result["mean"]) == len(result["ci95"]) == SMOKE.eval_inner_steps + 1

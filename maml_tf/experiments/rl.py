@@ -123,22 +123,23 @@ def validation_tasks(preset):
     return envs.make(preset.env).sample_tasks(preset.eval_tasks, seed=20_000 + preset.seed)
 
 
-def meta_test(preset, learner, tasks):
-    """Per-task mean return after 0..``eval_inner_steps`` steps, ``[tasks, steps + 1]``,
-    with its mean and 95% CI over tasks."""
+def meta_test(preset, learner, tasks, step_sizes):
+    """Per-task mean return after 0..``eval_inner_steps`` steps of ``step_sizes``
+    (``preset.step_sizes(method)``), ``[tasks, steps + 1]``, with its mean and 95% CI
+    over tasks."""
     per_task = learner.meta_test(tasks, steps=preset.eval_inner_steps,
                                  episodes_per_task=preset.eval_episodes_per_task,
-                                 step_sizes=preset.test_step_sizes, seed=preset.seed)
+                                 step_sizes=step_sizes, seed=preset.seed)
     mean, ci = mean_ci95(per_task)
     return {"mean": mean.tolist(), "ci95": ci.tolist(), "per_task": per_task.tolist()}
 
 
-def paths(preset, learner, tasks, seed=0):
+def paths(preset, learner, tasks, step_sizes, seed=0):
     """One trajectory's observations per task before and after ``eval_inner_steps``
-    adaptation steps: ``{"pre": [tasks, T, obs], "post": [tasks, T, obs]}`` (Figure 4's
-    picture; in navigation the observation is the position)."""
+    adaptation steps of ``step_sizes``: ``{"pre": [tasks, T, obs], "post": [tasks, T, obs]}``
+    (Figure 4's picture; in navigation the observation is the position)."""
     pre = learner.sample(tasks, seed, episodes_per_task=1)
-    weights, _ = learner.adapt(tasks, preset.eval_inner_steps, preset.test_step_sizes,
+    weights, _ = learner.adapt(tasks, preset.eval_inner_steps, step_sizes,
                                preset.eval_episodes_per_task, seed)
     post = learner.sample(tasks, seed, weights, episodes_per_task=1)
     return {"pre": pre["observations"][:, 0], "post": post["observations"][:, 0]}
