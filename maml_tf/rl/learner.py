@@ -137,8 +137,9 @@ class PolicyLearner:
         for k in range(int(steps)):
             samples = self.sample(tasks, int(seeds[k]), weights, episodes_per_task)
             returns.append(mean_returns(samples))
-            lr = step_sizes[min(k, len(step_sizes) - 1)]
-            weights = self._adapt_tasks(weights, *self.process(samples), float(lr))
+            # A tensor, so that the compiled step is traced once for every step size.
+            lr = tf.constant(step_sizes[min(k, len(step_sizes) - 1)], weights[0].dtype)
+            weights = self._adapt_tasks(weights, *self.process(samples), lr)
         return weights, np.stack(returns, axis=1) if returns else np.zeros((len(tasks), 0))
 
     def meta_test(self, tasks, steps=3, episodes_per_task=20, step_sizes=(0.1, 0.05, 0.05), seed=0):
