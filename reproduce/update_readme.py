@@ -61,6 +61,11 @@ RL_TITLES = {"navigation": "2D navigation (Fig. 4)", "cheetah-vel": "Half-cheeta
              "ant-dir": "Ant direction (Fig. 5)"}
 
 
+def _paper_after_steps(paper):
+    """The paper's returns after 1 / 2 / 3 steps, or the one value its text gives."""
+    return " / ".join(f"{v:g}" for v in paper[1:]) if len(paper) > 1 else f"about {paper[0]:g}"
+
+
 def rl_rows(m, name):
     """Figures 4 and 5: return after 1 / 2 / 3 steps per method (the oracle: after 0,
     as the paper's oracle is not fine-tuned)."""
@@ -73,7 +78,7 @@ def rl_rows(m, name):
             ours, paper_cell = f"{returns[0]:.1f}±{ci[0]:.1f} (0 steps)", f"{paper[0]:g} (0 steps)"
         else:
             ours = " / ".join(f"{r:.1f}±{c:.1f}" for r, c in zip(returns[1:], ci[1:]))
-            paper_cell = " / ".join(f"{v:g}" for v in paper[1:]) if len(paper) > 1 else f"about {paper[0]:g}"
+            paper_cell = _paper_after_steps(paper)
         if method == "random":
             budget = "untrained"
         else:
@@ -96,7 +101,7 @@ def step_size_rows(m, name):
         chosen = result["selected_step_sizes"]
         ours = " / ".join(f"{r:.1f}±{c:.1f}" for r, c in zip(chosen["mean"][1:], chosen["ci95"][1:]))
         paper = m["paper"][method]
-        paper_cell = " / ".join(f"{v:g}" for v in paper[1:]) if len(paper) > 1 else f"about {paper[0]:g}"
+        paper_cell = _paper_after_steps(paper)
         sizes = " then ".join(f"{a:g}" for a in m["selected"][method])
         trained = "untrained" if method == "random" else f"{m['iterations'][method]:,} it. ({m['preset']} preset)"
         budget = f"{trained}; test steps {sizes}, selected on validation goals"
