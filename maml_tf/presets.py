@@ -161,6 +161,7 @@ class RLPreset:
     first_order: bool = False
     max_kl: float = 0.01              # TRPO trust region
     hvp: str = "exact"                # TRPO's KL Hessian-vector products (maml_tf.rl.learner.HVP_METHODS)
+    sampling: str = "episodes"        # a task's batch: episodes, or a budget of steps (learner.SAMPLING)
     gamma: float = 0.99
     gae_lambda: float = 1.0           # 1: returns minus the linear feature baseline
     hidden: tuple = (100, 100)
@@ -192,8 +193,10 @@ NAVIGATION = _rl_budgets(
     # fast_learning_rate 0.5 (the evaluated run's directory reads "flr_0.5", "mbs20") and
     # test_maml_point.py fine-tunes every method with 0.5, then 0.25. Its TRPO (MAML's
     # and the baselines') takes Hessian-vector products by rllab's float32 finite
-    # differences, the ConjugateGradientOptimizer's default, not exactly.
-    code=dict(inner_lr=0.5, test_step_sizes=(0.5, 0.25), hvp="finite_difference"),
+    # differences, the ConjugateGradientOptimizer's default, not exactly. Its sampler
+    # filled a budget of 20 (40 at test) x 100 steps per goal with episodes, restarting
+    # one as soon as it reached the goal.
+    code=dict(inner_lr=0.5, test_step_sizes=(0.5, 0.25), hvp="finite_difference", sampling="steps"),
     # A tenth of the meta-iterations, half the tasks per meta-batch.
     quick=dict(iterations=50, meta_batch_size=10),
     # For tests: seconds.
@@ -203,7 +206,8 @@ NAVIGATION = _rl_budgets(
 # test_maml_*.py scripts that made Figure 5), where it departs from the paper's text: the
 # evaluated MAML checkpoint (its directory name gives trajectories per task "fbs", tasks
 # "mbs", alpha "flr", trust region "mlr"; "itr_N" its iteration), rllab's finite-difference
-# Hessian-vector products, and test step sizes per method (the first step's, then the
+# Hessian-vector products, its sampler's budget of steps (a fallen ant restarts), and test
+# step sizes per method (the first step's, then the
 # scripts' learning_rate factor times it). The pretrained and oracle baselines train as
 # many iterations as MAML here (the authors' checkpoints: 475 to 1975).
 _LOCOMOTION_CODE = {
@@ -223,7 +227,7 @@ _LOCOMOTION_CODE = {
 }
 LOCOMOTION = {env: _rl_budgets(
     RLPreset(env=env, meta_batch_size=40),
-    code=dict(hvp="finite_difference", **_LOCOMOTION_CODE[env]),
+    code=dict(hvp="finite_difference", sampling="steps", **_LOCOMOTION_CODE[env]),
     quick=dict(iterations=50, meta_batch_size=10, episodes_per_task=10, eval_tasks=20,
                eval_episodes_per_task=10),
     smoke=dict(iterations=2, meta_batch_size=2, episodes_per_task=2, eval_tasks=2,

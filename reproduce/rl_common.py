@@ -177,7 +177,11 @@ def markdown(metrics):
         f"test: {s['eval_tasks']} fixed tasks x {s['eval_episodes_per_task']} trajectories (paper: "
         f"{paper_budget['eval_tasks']} x {paper_budget['eval_episodes_per_task']}), inner step sizes "
         f"{_fmt_step_sizes(metrics['test_step_sizes'])} (the last repeated; MAML meta-trained with "
-        f"{s['inner_lr']:g}); TRPO Hessian-vector products {s['hvp']}; mean ± 95% CI over tasks. "
+        f"{s['inner_lr']:g}); TRPO Hessian-vector products {s['hvp']}; "
+        + ("trajectories counted as a budget of steps per task (trajectories x horizon), an episode that "
+           "ends early restarting within it, returns averaged over complete episodes (rllab's sampler); "
+           if s.get("sampling") == "steps" else "")
+        + "mean ± 95% CI over tasks. "
         "Bold: fewer iterations than the preset's (unfinished: the same command resumes) or a "
         "budget smaller than the paper's.  ",
         f"Environment: {metrics['environment']}.  ",

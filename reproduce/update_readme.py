@@ -88,7 +88,8 @@ def rl_rows(m, name):
         steps = "/".join(f"{a:g}" for a in m["test_step_sizes"][method])
         budget += (f" ({m['preset']} preset" + (f", smaller {', '.join(reduced)}" if reduced else "")
                    + f"; α {settings['inner_lr']:g}, test {steps}"
-                   + (", finite-difference HVP" if settings["hvp"] != "exact" else "") + ")")
+                   + (", finite-difference HVP" if settings["hvp"] != "exact" else "")
+                   + (", step-budget sampling" if settings.get("sampling") == "steps" else "") + ")")
         rows.append(f"| {RL_TITLES[m['task']]}, return after 1 / 2 / 3 steps | {method} | {ours} | "
                     f"{paper_cell} | {budget} | [results/{name}](results/{name}/table.md) |")
     return rows

@@ -143,3 +143,25 @@ def test_padding_after_a_terminated_path_is_left_out():
     out = normalize(advantages, valid=valid)
     np.testing.assert_allclose(out[valid > 0], normalize(advantages[valid > 0]), rtol=1e-12)
     assert out[0, 2] == 0.0
+
+
+def test_a_row_of_several_episodes_is_processed_as_the_episodes_apart():
+    """rllab's step-budget sampler restarts an episode that ends early within the row:
+    returns, advantages (lambda 1 and 0.95) and the baseline's time features of a row
+    holding episodes of 2 and 3 steps equal those of the two episodes on their own."""
+    rewards = np.array([[1.0, -0.5, 0.3, 2.0, -1.0]])
+    values = np.array([[0.4, 0.1, -0.2, 0.9, 0.5]])
+    ends = np.array([[0.0, 1.0, 0.0, 0.0, 1.0]])
+    first, second = slice(0, 2), slice(2, 5)
+    np.testing.assert_allclose(discounted_returns(rewards, GAMMA, ends),
+                               np.concatenate([discounted_returns(rewards[:, first], GAMMA),
+                                               discounted_returns(rewards[:, second], GAMMA)], axis=1),
+                               rtol=1e-12)
+    for lam in (1.0, 0.95):
+        apart = [gae(rewards[:, part], values[:, part], GAMMA, lam) for part in (first, second)]
+        np.testing.assert_allclose(gae(rewards, values, GAMMA, lam, ends=ends), np.concatenate(apart, axis=1),
+                                   rtol=1e-12)
+    observations = np.arange(10.0).reshape(1, 5, 2) / 10
+    features = LinearFeatureBaseline.features(observations, timesteps=np.array([[0, 1, 0, 1, 2]]))
+    np.testing.assert_allclose(features, np.concatenate(
+        [LinearFeatureBaseline.features(observations[:, part]) for part in (first, second)], axis=1))

@@ -110,3 +110,13 @@ def test_checkpoint_round_trip_and_a_mismatched_policy_is_refused(tmp_path):
         _joint(hidden=(9,)).restore(path)
     with pytest.raises(ValueError, match="weight arrays"):
         _joint(hidden=(8, 8)).restore(path)
+
+
+def test_sampling_is_episodes_or_steps():
+    model = gaussian_mlp_policy(2, 2, hidden=(4,))
+    with pytest.raises(ValueError, match="sampling must be one of"):
+        PolicyLearner(model, sampling="budget")
+    algo = _joint(meta_batch_size=2, episodes_per_task=3, seed=3, sampling="steps")
+    stats = algo.train_iteration()
+    assert stats["accepted"] and 0 < stats["kl"] <= 0.01 * (1 + 1e-6)
+    assert 0 < algo.env_steps <= 2 * 3 * 100

@@ -378,3 +378,41 @@ def test_building_a_cheetah_leaves_no_mujoco_log(tmp_path, monkeypatch):
     HalfCheetahVel()  # MuJoCo 4 warns about half_cheetah.xml's deprecated settotalmass
     assert not (tmp_path / "MUJOCO_LOG.TXT").exists()
     assert mujoco.MjLogConfig.get().logto_file  # the log configuration is restored
+
+
+def test_navigation_restarting_on_termination_starts_again_from_the_origin():
+    """rllab's sampler: a member that reaches the goal starts a new episode at once, in
+    the same row. Discount 0 marks only the terminating step, whose observation is
+    already the origin; the row still ends at the horizon."""
+    env = Navigation2D(batch_size=2, normalize_actions=False, restart_on_termination=True)
+    env.reset_task([{"goal": np.array([0.2, -0.1])}, {"goal": np.array([0.5, 0.5])}])
+    env.reset()
+    toward_first_goal = np.array([[0.1, -0.05], [0.1, -0.05]], np.float32)
+    for t in range(1, Navigation2D.horizon + 1):
+        step = env.step(toward_first_goal)
+        reached = t % 2 == 0
+        np.testing.assert_array_equal(step.discount, [0.0 if reached else 1.0, 1.0])
+        np.testing.assert_allclose(step.observation[0], [0.0, 0.0] if reached else [0.1, -0.05], atol=1e-7)
+        np.testing.assert_allclose(step.reward[0], 0.0 if reached else -np.hypot(0.1, 0.05), atol=1e-6)
+        np.testing.assert_allclose(step.observation[1], [0.1 * t, -0.05 * t], atol=1e-5)
+        expected_type = ts.StepType.LAST if t == Navigation2D.horizon else ts.StepType.MID
+        np.testing.assert_array_equal(step.step_type, [expected_type] * 2)
+
+
+@pytest.mark.parametrize("name", ["ant-vel", "ant-dir"])
+def test_a_fallen_ant_restarts_and_the_others_run_on(name):
+    """With ``restart_on_termination`` the unhealthy member is reset to a noisy start
+    pose; the healthy member steps exactly as without restarts."""
+    restarting, padded = (with_task(make(name, batch_size=2, seed=0, restart_on_termination=restart))
+                          for restart in (True, False))
+    for env in (restarting, padded):
+        env.reset()
+        env._data[1].qpos[2] = 1.5
+    action = np.zeros((2, 8), np.float32)
+    step, reference = restarting.step(action), padded.step(action)
+    np.testing.assert_array_equal(step.discount, [1.0, 0.0])
+    np.testing.assert_array_equal(step.observation[0], reference.observation[0])
+    start = restarting.robot.init_qpos
+    scale = restarting.robot._reset_noise_scale
+    assert np.all(np.abs(restarting._data[1].qpos - start) <= scale)
+    np.testing.assert_array_equal(restarting.step(action).discount, [1.0, 1.0])

@@ -26,13 +26,15 @@ def test_presets_hold_the_papers_settings():
         presets.get(presets.NAVIGATION, "tiny")
 
 
-def test_the_code_preset_differs_from_the_paper_only_in_the_authors_step_sizes_and_hvp():
+def test_the_code_preset_differs_from_the_paper_only_in_the_authors_step_sizes_hvp_and_sampler():
     paper, code = (dataclasses.asdict(presets.NAVIGATION[n]) for n in ("paper", "code"))
     changed = {k: code[k] for k in paper if paper[k] != code[k]}
     assert changed == {"name": "code", "inner_lr": 0.5, "test_step_sizes": (0.5, 0.25),
-                       "hvp": "finite_difference"}
-    learners = {m: rl.build(presets.NAVIGATION["code"], m) for m in rl.TRAINED}
-    assert {m: learner.hvp for m, learner in learners.items()} == dict.fromkeys(rl.TRAINED, "finite_difference")
+                       "hvp": "finite_difference", "sampling": "steps"}
+    learners = {m: rl.build(presets.NAVIGATION["code"], m) for m in rl.METHODS}
+    assert {m: learner.hvp for m, learner in learners.items() if m in rl.TRAINED} == dict.fromkeys(
+        rl.TRAINED, "finite_difference")
+    assert {m: learner.sampling for m, learner in learners.items()} == dict.fromkeys(rl.METHODS, "steps")
 
 
 @pytest.mark.parametrize("env, changes", [
@@ -45,6 +47,7 @@ def test_locomotion_code_presets_are_the_authors_evaluated_runs(env, changes):
     paper, code = (dataclasses.asdict(presets.LOCOMOTION[env][n]) for n in ("paper", "code"))
     changed = {k: code[k] for k in paper if paper[k] != code[k]}
     assert changed.pop("name") == "code" and changed.pop("hvp") == "finite_difference"
+    assert changed.pop("sampling") == "steps"
     per_method = dict(changed.pop("method_test_step_sizes"))
     assert changed == changes
     assert set(per_method) == {"maml", "pretrained", "random"}

@@ -133,3 +133,29 @@ def test_shared_weights_default_to_the_model(sampler):
 def test_sampler_rejects_tasks_that_do_not_split_the_batch(sampler):
     with pytest.raises(ValueError, match="split"):
         sampler.sample(sampler.env.sample_tasks(4, seed=0), seed=0)
+
+
+def test_a_step_budget_row_holds_the_episodes_that_end_within_it():
+    """``restart_on_termination`` (rllab's sampler): the goal (0.3, 0.3) is reached every
+    third step, so a row of 100 holds 33 episodes and the start of a 34th, which the
+    horizon cuts short and which is not valid; a task that never reaches its goal has
+    one episode per row. Returns are averaged over complete episodes."""
+    env = envs.make("navigation", batch_size=6, restart_on_termination=True)
+    sampler = Sampler(env, gaussian_mlp_policy(2, 2, hidden=(8,)))
+    goals = [{"goal": np.array([0.3, 0.3])}, {"goal": np.array([-0.3, 0.3])}, {"goal": np.array([0.3, 0.3])}]
+    means = [[1.0, 1.0], [1.0, 1.0], [0.0, 0.0]]
+    out = sampler.sample(goals, seed=0, weights=_constant_policy_weights(sampler.model, means))
+    period = np.arange(100) % 3
+    np.testing.assert_array_equal(out["valid"][0], np.repeat([[1.0] * 99 + [0.0]], 2, axis=0))
+    np.testing.assert_array_equal(out["ends"][0], np.repeat([(period == 2) * 1.0], 2, axis=0))
+    np.testing.assert_array_equal(out["timesteps"][0], np.repeat([period], 2, axis=0))
+    np.testing.assert_allclose(out["observations"][0, 0, :6], [[0, 0], [0.1, 0.1], [0.2, 0.2]] * 2, atol=1e-6)
+    np.testing.assert_array_equal(out["valid"][1:], 1.0)
+    np.testing.assert_array_equal(out["ends"][1:, :, :-1], 0.0)
+    np.testing.assert_array_equal(out["ends"][1:, :, -1], 1.0)
+    np.testing.assert_array_equal(out["timesteps"][1:], np.broadcast_to(np.arange(100.0), (2, 2, 100)))
+    from maml_tf.rl.learner import env_steps, mean_returns
+    returns = mean_returns(out)
+    np.testing.assert_allclose(returns[0], -np.hypot(0.2, 0.2) - np.hypot(0.1, 0.1), atol=1e-5)
+    np.testing.assert_allclose(returns[1:], out["rewards"][1:, 0].sum(axis=-1), rtol=1e-6)
+    assert env_steps(out) == 2 * 99 + 4 * 100

@@ -14,6 +14,7 @@ import os
 import time
 
 import keras
+import numpy as np
 
 from maml_tf.evaluation import mean_ci95
 from maml_tf.models.policy import gaussian_mlp_policy
@@ -41,7 +42,7 @@ def build(preset, method):
     model = gaussian_mlp_policy(observation_dim, action_dim, hidden=preset.hidden)
     common = dict(env=preset.env, episodes_per_task=preset.episodes_per_task, inner_lr=preset.inner_lr,
                   first_order=preset.first_order, gamma=preset.gamma, gae_lambda=preset.gae_lambda,
-                  seed=preset.seed, env_kwargs=env_kwargs)
+                  seed=preset.seed, env_kwargs=env_kwargs, sampling=preset.sampling)
     if method == "random":
         return PolicyLearner(model, **common)
     trpo = dict(meta_batch_size=preset.meta_batch_size, max_kl=preset.max_kl, hvp=preset.hvp)
@@ -135,14 +136,24 @@ def meta_test(preset, learner, tasks, step_sizes):
 
 
 def paths(preset, learner, tasks, step_sizes, seed=0):
-    """One trajectory's observations per task before and after ``eval_inner_steps``
-    adaptation steps of ``step_sizes``: ``{"pre": [tasks, T, obs], "post": [tasks, T, obs]}``
-    (Figure 4's picture; in navigation the observation is the position)."""
+    """One episode's observations per task before and after ``eval_inner_steps``
+    adaptation steps of ``step_sizes``: ``{"pre": [tasks, T, obs], "post": [tasks, T, obs]}``,
+    the last state repeated after the episode ended (Figure 4's picture; in navigation
+    the observation is the position)."""
     pre = learner.sample(tasks, seed, episodes_per_task=1)
     weights, _ = learner.adapt(tasks, preset.eval_inner_steps, step_sizes,
                                preset.eval_episodes_per_task, seed)
     post = learner.sample(tasks, seed, weights, episodes_per_task=1)
-    return {"pre": pre["observations"][:, 0], "post": post["observations"][:, 0]}
+    return {"pre": _first_episode(pre), "post": _first_episode(post)}
+
+
+def _first_episode(samples):
+    """The first episode's observations of each task's first row, ``[tasks, T, obs]``: a
+    row restarting on termination holds more."""
+    observations, ends = samples["observations"][:, 0], samples["ends"][:, 0]
+    last = np.argmax(ends > 0, axis=-1)  # every row's first episode ends within it
+    steps = np.minimum(np.arange(observations.shape[1])[None], last[:, None])
+    return np.take_along_axis(observations, steps[..., None], axis=1)
 
 
 def environment_note(env):

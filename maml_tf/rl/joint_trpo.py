@@ -58,7 +58,6 @@ class JointTRPO(TRPOLearner):
 
 
 def _pooled(samples):
-    """The samples of all tasks as one task's: ``[1, tasks * episodes, T, ...]``."""
-    pool = lambda x: np.reshape(x, (1, -1) + np.shape(x)[2:])  # noqa: E731
-    return {"observations": pool(samples["observations"]), "actions": pool(samples["actions"]),
-            "rewards": pool(samples["rewards"]), "valid": pool(samples["valid"]), "tasks": samples["tasks"]}
+    """The samples of all tasks as one task's: ``[1, tasks * rows, T, ...]``."""
+    return {key: value if key == "tasks" else np.reshape(value, (1, -1) + np.shape(value)[2:])
+            for key, value in samples.items()}

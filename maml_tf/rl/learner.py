@@ -25,6 +25,10 @@ from maml_tf.rl.trpo import finite_difference_hessian_vector_product, kl_hessian
 # How TRPO's conjugate gradient gets KL Hessian-vector products: "exact" (the paper's
 # TRPO), or "finite_difference" (the authors' code: rllab's FiniteDifferenceHvp in float32).
 HVP_METHODS = ("exact", "finite_difference")
+# What a task's batch holds: "episodes", a fixed number of episodes (the paper's count of
+# trajectories), or "steps", a budget of episodes x horizon steps that episodes ending
+# early leave to new ones (the authors' code: rllab's sampler).
+SAMPLING = ("episodes", "steps")
 
 
 class PolicyLearner:
@@ -35,11 +39,15 @@ class PolicyLearner:
             parameters that training updates and adaptation starts from.
         env: a name from ``maml_tf.rl.envs.ENVIRONMENTS``; ``env_kwargs`` go to ``make``
             (e.g. ``{"oracle": True}``: the task parameters appended to the observation).
-        episodes_per_task: trajectories per task in training (20 in the paper).
+        episodes_per_task: trajectories per task in training (20 in the paper); with
+            ``sampling="steps"`` a budget of ``episodes_per_task x horizon`` steps.
         inner_lr: step size alpha of the inner policy-gradient step (0.1).
         first_order: treat the inner gradient as a constant where it is differentiated.
         gamma, gae_lambda: discount (0.99) and GAE lambda (1: returns minus baseline).
         seed: tasks and action noise of training iteration k are a function of (seed, k).
+        sampling: one of ``SAMPLING``: in training and at test, "steps" restarts an
+            episode that ends early (the navigation goal reached, the ant fallen) in
+            the same batch row, so a task gets more, shorter episodes.
 
     Training counters, saved by :meth:`checkpoint`: ``iteration``, ``env_steps``
     (environment steps sampled by training) and ``seconds`` (spent in training
@@ -47,7 +55,9 @@ class PolicyLearner:
     """
 
     def __init__(self, model, env="navigation", episodes_per_task=20, inner_lr=0.1, first_order=False,
-                 gamma=0.99, gae_lambda=1.0, seed=0, env_kwargs=None):
+                 gamma=0.99, gae_lambda=1.0, seed=0, env_kwargs=None, sampling="episodes"):
+        if sampling not in SAMPLING:
+            raise ValueError(f"sampling must be one of {SAMPLING}, got {sampling!r}.")
         self.model = model
         self.functional = FunctionalModel(model)
         self.env_name = env
@@ -58,6 +68,7 @@ class PolicyLearner:
         self.gamma = float(gamma)
         self.gae_lambda = float(gae_lambda)
         self.seed = int(seed)
+        self.sampling = sampling
         self.iteration = 0
         self.env_steps = 0
         self.seconds = 0.0
@@ -112,10 +123,11 @@ class PolicyLearner:
         """
         dtype = self.model.trainable_variables[0].dtype
         advantages = []
-        for obs, rewards, valid in zip(samples["observations"], samples["rewards"], samples["valid"]):
+        for obs, rewards, valid, ends, timesteps in zip(*(samples[key] for key in (
+                "observations", "rewards", "valid", "ends", "timesteps"))):
             baseline = LinearFeatureBaseline()
-            baseline.fit(obs, discounted_returns(rewards, self.gamma), valid)
-            adv = gae(rewards, baseline.predict(obs), self.gamma, self.gae_lambda, valid)
+            baseline.fit(obs, discounted_returns(rewards, self.gamma, ends), valid, timesteps)
+            adv = gae(rewards, baseline.predict(obs, timesteps), self.gamma, self.gae_lambda, valid, ends)
             advantages.append(normalize(adv, valid=valid))
         tasks = len(advantages)
         flatten = lambda x: tf.constant(np.reshape(x, (tasks, -1) + np.shape(x)[3:]), dtype)  # noqa: E731
@@ -197,7 +209,8 @@ class PolicyLearner:
     def _sampler(self, num_tasks, episodes):
         members = num_tasks * episodes
         if members not in self._samplers:
-            env = envs.make(self.env_name, batch_size=members, **self.env_kwargs)
+            env = envs.make(self.env_name, batch_size=members, **self.env_kwargs,
+                            restart_on_termination=self.sampling == "steps")
             self._samplers[members] = Sampler(env, self.model)
         return self._samplers[members]
 
@@ -282,10 +295,12 @@ def _mean_kl_from(old_outputs, outputs, valid):
 
 
 def mean_returns(samples):
-    """Undiscounted return per task, averaged over its trajectories: ``[tasks]``."""
-    return samples["rewards"].sum(axis=-1).mean(axis=-1)
+    """Undiscounted return per task, averaged over its complete episodes: ``[tasks]``."""
+    total = (samples["rewards"] * samples["valid"]).sum(axis=(1, 2))
+    return total / samples["ends"].sum(axis=(1, 2))
 
 
 def env_steps(samples):
-    """Environment steps in a batch of samples (the padding after an episode ended excluded)."""
+    """Environment steps in a batch of samples: those of complete episodes (neither the
+    padding after an episode ended nor the unfinished episode a row may end with)."""
     return int(np.sum(samples["valid"]))

@@ -63,7 +63,7 @@ class PerTaskGaussianPolicy(py_policy.PyPolicy):
 
 
 class Sampler:
-    """Collects trajectories of many tasks with per-task weights, padded to the horizon.
+    """Collects trajectories of many tasks with per-task weights, in rows of the horizon.
 
     Args:
         env: a batched :class:`~maml_tf.rl.envs.TaskEnvironment` of
@@ -88,10 +88,15 @@ class Sampler:
         ``weights``: ``[tasks, *shape]`` per-task weights in model variable order, or
         None for the model's current weights on every task.
 
-        Returns a dict of NumPy arrays ``[tasks, episodes, T, ...]``: ``observations``
+        Returns a dict of NumPy arrays ``[tasks, rows, T, ...]``: ``observations``
         (the state each action was taken in), ``actions`` (the unclipped Gaussian
-        samples), ``rewards``, ``valid`` (1 for the steps of the episode, 0 for the
-        padding after it ended before the horizon: rewards there are 0); and ``tasks``.
+        samples), ``rewards``, ``valid`` (1 for the steps of complete episodes, 0 for
+        the padding after an episode ended before the horizon: rewards there are 0),
+        ``ends`` (1 at the last step of each complete episode), ``timesteps`` (a step's
+        index within its episode); and ``tasks``. A row is one episode, or, with an
+        environment that restarts on termination, as many as end within the horizon
+        (the steps of the one the horizon cuts short are not valid, as rllab's sampler
+        discarded unfinished paths).
         """
         num_tasks = len(tasks)
         members = self.env.batch_size
@@ -110,9 +115,34 @@ class Sampler:
             values = np.stack([getattr(step, field) for step in self._steps], axis=1)  # [B, T, ...]
             return values.reshape((num_tasks, episodes) + values.shape[1:])
 
-        # A step is part of the episode if the episode was still running before it:
-        # the environment's discount is 0 from the terminating step on.
-        running_after = gather("discount")
-        valid = np.concatenate([np.ones_like(running_after[..., :1]), running_after[..., :-1]], axis=-1)
+        episode = (_restarting_episodes if self.env.restart_on_termination else _padded_episodes)(
+            gather("discount"))
         return {"observations": gather("observation"), "actions": gather("action"),
-                "rewards": gather("reward"), "valid": valid, "tasks": list(tasks)}
+                "rewards": gather("reward"), **episode, "tasks": list(tasks)}
+
+
+def _padded_episodes(discounts):
+    """``valid``, ``ends``, ``timesteps`` of rows holding one episode each, whose discount
+    is 0 from its terminating step on."""
+    # A step is part of the episode if the episode was still running before it.
+    valid = np.concatenate([np.ones_like(discounts[..., :1]), discounts[..., :-1]], axis=-1)
+    horizon = np.arange(discounts.shape[-1])
+    ends = valid * ((discounts == 0) | (horizon == horizon[-1]))
+    return {"valid": valid, "ends": ends.astype(valid.dtype),
+            "timesteps": np.broadcast_to(horizon, discounts.shape).astype(valid.dtype)}
+
+
+def _restarting_episodes(discounts):
+    """``valid``, ``ends``, ``timesteps`` of rows whose episodes restart on termination
+    (discount 0 at each terminating step only)."""
+    terminal = discounts == 0
+    steps = np.arange(discounts.shape[-1])
+    # A row without termination is one episode of the horizon; otherwise the steps after
+    # its last termination belong to an unfinished episode.
+    last = np.where(terminal.any(axis=-1), steps[-1] - np.argmax(terminal[..., ::-1], axis=-1), steps[-1])
+    valid = steps <= last[..., None]
+    ends = terminal | ((steps == steps[-1]) & ~terminal.any(axis=-1, keepdims=True))
+    starts = np.concatenate([np.ones_like(terminal[..., :1]), terminal[..., :-1]], axis=-1)
+    timesteps = steps - np.maximum.accumulate(np.where(starts, steps, 0), axis=-1)
+    dtype = discounts.dtype
+    return {"valid": valid.astype(dtype), "ends": ends.astype(dtype), "timesteps": timesteps.astype(dtype)}

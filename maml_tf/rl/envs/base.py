@@ -23,20 +23,28 @@ class TaskEnvironment(py_environment.PyEnvironment):
     ``discount`` is thus 1 exactly while the member's episode is still running, and
     the sampler masks the padding with it.
 
+    With ``restart_on_termination=True`` a member whose episode terminates starts a
+    new one at once instead (``_restart``): discount 0 marks only the terminating
+    step, whose observation is already the new episode's first. A member's row of
+    ``horizon`` steps then holds one or more episodes, as rllab's sampler filled a
+    budget of steps with episodes (the authors' code).
+
     Every environment is natively batched: with ``batch_size=B`` it steps B
     members as one call and returns [B, ...] arrays (tf-agents' batched
     convention), so a driver runs all trajectories of a meta-batch at once.
 
     Subclasses set ``horizon`` and define the specs, ``sample_tasks``, ``seed``,
     ``_start()`` -> observation and ``_advance(action)`` -> (observation, reward), and
-    optionally ``_terminal()`` -> which members' episodes end at the current state.
+    optionally ``_terminal()`` -> which members' episodes end at the current state and
+    ``_restart(members)`` -> observation after starting those members afresh.
     """
 
     horizon = None
 
-    def __init__(self, batch_size=None):
+    def __init__(self, batch_size=None, restart_on_termination=False):
         super().__init__(handle_auto_reset=True)
         self._batch_size = batch_size
+        self.restart_on_termination = bool(restart_on_termination)
         self._task = None
         self._steps = 0
 
@@ -79,12 +87,18 @@ class TaskEnvironment(py_environment.PyEnvironment):
     def _step(self, action):
         observation, reward = self._advance(action)
         self._steps += 1
-        running = ~self._ended
-        # Padding after the episode ended: no reward, the last observation repeated.
-        reward = np.where(running, reward, 0.0)
-        observation = np.asarray(observation, np.float32)
-        self._observation = np.where(running[..., None], observation, self._observation)
-        self._ended = self._ended | np.asarray(self._terminal(), bool)
+        if self.restart_on_termination:
+            self._ended = np.asarray(self._terminal(), bool)  # at this step only
+            if self._ended.any():
+                observation = self._restart(np.atleast_1d(self._ended))
+            self._observation = np.asarray(observation, np.float32)
+        else:
+            running = ~self._ended
+            # Padding after the episode ended: no reward, the last observation repeated.
+            reward = np.where(running, reward, 0.0)
+            observation = np.asarray(observation, np.float32)
+            self._observation = np.where(running[..., None], observation, self._observation)
+            self._ended = self._ended | np.asarray(self._terminal(), bool)
         step_type = ts.StepType.LAST if self._steps >= self.horizon else ts.StepType.MID
         return self._time_step(step_type, reward)
 
@@ -109,3 +123,8 @@ class TaskEnvironment(py_environment.PyEnvironment):
         """Which members' episodes end at the current state (after ``_advance``):
         a bool per member; never, by default."""
         return np.zeros(self._shape, bool)
+
+    def _restart(self, members):
+        """Start new episodes for the ``members`` (a bool per member) at the current step;
+        the observation of every member afterwards."""
+        raise NotImplementedError(f"{type(self).__name__} cannot restart single members' episodes.")

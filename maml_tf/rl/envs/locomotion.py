@@ -42,9 +42,9 @@ How gymnasium's models differ from rllab's (returns will not match one to one):
   bodies (rllab 125: with x, y, the world body, torso rotation and centre of mass).
 - Velocity. rllab used the torso subtree's centre-of-mass velocity; here (as in
   gymnasium) the torso's displacement over dt.
-- Termination. rllab's ant ended an episode when the torso height left
-  [0.2, 1.0]; here every episode lasts the horizon (the hook for ending one
-  early is :meth:`~maml_tf.rl.envs.base.TaskEnvironment._terminal`).
+- Termination. The ant's episode ends when the torso height leaves [0.2, 1.0], as
+  in both; rllab's sampler then started a new episode within its budget of steps
+  (``restart_on_termination=True`` here), by default the rest of the row is padding.
 """
 import contextlib
 
@@ -79,6 +79,8 @@ class Locomotion(TaskEnvironment):
         seed: seeds the reset noise (later resets continue the stream; ``seed()``
             restarts it). Member by member, the draws are gymnasium's
             ``reset(seed=seed)``: one robot seeded s starts where gymnasium's does.
+        restart_on_termination: a member whose episode ends early (the ant) starts a
+            new one within its row (see :class:`~maml_tf.rl.envs.base.TaskEnvironment`).
         **robot_kwargs: passed on to the gymnasium environment, e.g.
             ``reset_noise_scale`` or ``exclude_current_positions_from_observation``.
     """
@@ -89,8 +91,9 @@ class Locomotion(TaskEnvironment):
     task_key = None
     uses_contact_forces = False
 
-    def __init__(self, batch_size=None, oracle=False, frame_skip=None, seed=None, **robot_kwargs):
-        super().__init__(batch_size)
+    def __init__(self, batch_size=None, oracle=False, frame_skip=None, seed=None, restart_on_termination=False,
+                 **robot_kwargs):
+        super().__init__(batch_size, restart_on_termination)
         self.oracle = oracle
         frame_skip = self.default_frame_skip if frame_skip is None else frame_skip
         with _quiet_mujoco_log():
@@ -131,8 +134,11 @@ class Locomotion(TaskEnvironment):
         self._params = np.array([t[self.task_key] for t in tasks], np.float64)
 
     def _start(self):
+        return self._restart(np.ones(self._rows, bool))
+
+    def _restart(self, members):
         robot, scale = self.robot, self.robot._reset_noise_scale
-        for data in self._data:
+        for data in (data for data, restart in zip(self._data, members) if restart):
             # gymnasium's reset_model: qpos + U(-s, s), qvel + s N(0, 1), then mj_forward.
             mujoco.mj_resetData(self.model, data)
             data.qpos[:] = robot.init_qpos + self._rng.uniform(-scale, scale, self.model.nq)

@@ -18,10 +18,10 @@ class Navigation2D(TaskEnvironment):
     array operation.
 
     The reward is the negative distance, as in the authors' code; the paper's text says
-    squared distance. A batch here holds a fixed number of episodes (20 per task, 40 at
-    test, as the paper counts them); the authors' rllab sampler filled a budget of
-    ``episodes x horizon`` steps instead, so it ran more, shorter episodes once its
-    policies reached the goal early.
+    squared distance. By default a batch row holds one episode (20 rows per task, 40 at
+    test, as the paper counts trajectories); the authors' rllab sampler filled a budget
+    of ``episodes x horizon`` steps instead, so it ran more, shorter episodes once its
+    policies reached the goal early: ``restart_on_termination=True`` does that.
 
     Args:
         batch_size: None for one point, B for B points stepped together.
@@ -34,13 +34,15 @@ class Navigation2D(TaskEnvironment):
             displacement itself, clipped to +-``max_action``.
         goal_range: bounds of the uniform goal coordinates.
         max_action: the largest displacement per coordinate and step.
+        restart_on_termination: a member that reaches the goal starts again from the
+            origin within its row (see :class:`TaskEnvironment`).
     """
 
     horizon = 100
 
     def __init__(self, batch_size=None, oracle=False, goal_tolerance=0.01, normalize_actions=True,
-                 goal_range=(-0.5, 0.5), max_action=0.1):
-        super().__init__(batch_size)
+                 goal_range=(-0.5, 0.5), max_action=0.1, restart_on_termination=False):
+        super().__init__(batch_size, restart_on_termination)
         self.oracle = oracle
         self.goal_tolerance = None if goal_tolerance is None else float(goal_tolerance)
         self.normalize_actions = normalize_actions
@@ -73,6 +75,10 @@ class Navigation2D(TaskEnvironment):
 
     def _start(self):
         self._position = np.zeros((self._rows, 2))
+        return self._observe()
+
+    def _restart(self, members):
+        self._position[members] = 0.0
         return self._observe()
 
     def _advance(self, action):
