@@ -1,6 +1,7 @@
 """reproduce/table1_omniglot.py end to end (smoke budget) and ``maml data prepare
 omniglot``, on the tiny fake Omniglot of tests/fake_omniglot.py."""
 import csv
+import dataclasses
 import json
 import os
 
@@ -223,3 +224,16 @@ def test_multi_worker_without_tf_config_fails_cleanly(tmp_path, monkeypatch):
     result = CliRunner().invoke(load_reproduce_script("table1_omniglot").main, args)
     assert result.exit_code == 1 and "TF_CONFIG" in result.output, result.output
     assert "Traceback" not in result.output and not os.path.exists(tmp_path / "runs")
+
+
+@pytest.mark.parametrize("table", [presets.OMNIGLOT, presets.MINI_IMAGENET])
+def test_the_code_preset_is_the_paper_with_the_authors_loss_scale_batch_norm_and_test_steps(table):
+    """cbfinn/maml: cross-entropy summed over examples / K, batch norm not adapted in the
+    inner loop, 10 test steps; budget and every other hyperparameter as the paper."""
+    for setting in table:
+        paper, code = (dataclasses.asdict(presets.classification(table, setting, b)) for b in ("paper", "code"))
+        changed = {k: code[k] for k in paper if paper[k] != code[k]}
+        expected = {"name": "code", "loss_reduction": "sum_over_shots", "adapt": "no_batch_norm"}
+        if paper["eval_inner_steps"] != 10:
+            expected["eval_inner_steps"] = 10
+        assert changed == expected
