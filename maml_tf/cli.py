@@ -41,7 +41,7 @@ def _check_choices(ctx, experiment, preset, setting):
                                      f"{', '.join(sorted(presets.SINUSOID))}.", ctx, param_hint="--preset")
         return
     if preset not in presets.BUDGETS:
-        raise click.BadParameter(f"{preset!r} is not a budget of {experiment}; choose one of "
+        raise click.BadParameter(f"{preset!r} is not a preset of {experiment}; choose one of "
                                  f"{', '.join(sorted(presets.BUDGETS))}.", ctx, param_hint="--preset")
     if setting not in EXPERIMENTS[experiment]:
         raise click.BadParameter(f"{experiment} settings are {', '.join(sorted(EXPERIMENTS[experiment]))}"
@@ -58,8 +58,8 @@ def _preset(experiment, preset, setting):
 @main.command()
 @click.argument("experiment", type=click.Choice(sorted(EXPERIMENTS)))
 @click.option("--preset", default="paper", show_default=True,
-              help="Sinusoid: paper | code | quick | smoke. Omniglot / mini_imagenet: the budget, "
-                   "paper | quick | smoke.")
+              help="Sinusoid: paper | code | quick | smoke. Omniglot / mini_imagenet: paper | code "
+                   "(the authors' loss scale and batch-norm handling) | quick | smoke.")
 @click.option("--setting", default=None,
               help="Table 1 row for omniglot / mini_imagenet, e.g. 5way1shot, 20way1shot, 5way1shot_fo.")
 @click.option("--run-dir", type=click.Path(file_okay=False), default=None,

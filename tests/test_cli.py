@@ -48,7 +48,7 @@ def test_every_command_has_help(command):
     (["train", "cifar"], ["cifar", "sinusoid", "omniglot"]),
     (["train", "omniglot", "--setting", "7way1shot", "--preset", "smoke"], ["--setting", "20way1shot"]),
     (["train", "omniglot", "--preset", "smoke"], ["--setting", "pass one"]),
-    (["train", "omniglot", "--setting", "5way1shot", "--preset", "code"], ["--preset", "quick"]),
+    (["train", "omniglot", "--setting", "5way1shot", "--preset", "huge"], ["--preset", "huge", "quick"]),
     (["train", "sinusoid", "--preset", "huge"], ["--preset", "huge", "smoke"]),
     (["train", "sinusoid", "--setting", "5way1shot"], ["sinusoid has no --setting"]),
     (["train", "sinusoid", "--strategy", "tpu"], ["--strategy", "mirrored"]),
