@@ -15,6 +15,7 @@ import click
 
 from maml_tf import presets
 from maml_tf.distribute import STRATEGIES
+from maml_tf.experiments.checkpoints import RunDirectoryMismatch
 
 DATASETS = ("omniglot", "mini_imagenet")
 # Experiment -> its presets: the paper's sinusoid presets, or Table 1 rows at a budget.
@@ -59,7 +60,7 @@ def _preset(experiment, preset, setting):
 @click.argument("experiment", type=click.Choice(sorted(EXPERIMENTS)))
 @click.option("--preset", default="paper", show_default=True,
               help="Sinusoid: paper | code | quick | smoke. Omniglot / mini_imagenet: paper | code "
-                   "(the authors' loss scale and batch-norm handling) | quick | smoke.")
+                   "(the authors' loss scale, layers and batch-norm handling) | quick | smoke.")
 @click.option("--setting", default=None,
               help="Table 1 row for omniglot / mini_imagenet, e.g. 5way1shot, 20way1shot, 5way1shot_fo.")
 @click.option("--run-dir", type=click.Path(file_okay=False), default=None,
@@ -79,6 +80,12 @@ def train(ctx, experiment, preset, setting, run_dir, strategy, time_limit, data_
     _check_choices(ctx, experiment, preset, setting)
     config = _preset(experiment, preset, setting)
     run_dir = run_dir or os.path.join("runs", experiment, preset, *([setting] if setting else []))
+    if experiment != "sinusoid":
+        from maml_tf.experiments import classification
+        try:  # before the config is rewritten: a refused directory stays as it was
+            classification.check_run_dir(config, run_dir)
+        except RunDirectoryMismatch as error:
+            raise click.ClickException(str(error)) from None
     os.makedirs(run_dir, exist_ok=True)
     _write_config(run_dir, experiment, preset, setting, config, strategy)
 
@@ -212,7 +219,7 @@ def _load(experiment, config, run_dir):
             return sinusoid.load_latest(config, run_dir)
         from maml_tf.experiments import classification
         return classification.load_latest(config, run_dir)
-    except FileNotFoundError as error:
+    except (FileNotFoundError, RunDirectoryMismatch) as error:
         raise click.ClickException(str(error)) from None
 
 

@@ -10,6 +10,7 @@ import click
 from maml_tf import presets, reporting
 from maml_tf.core.maml import TASK_PARALLELISM
 from maml_tf.distribute import STRATEGIES
+from maml_tf.experiments.checkpoints import RunDirectoryMismatch
 
 # Table 1 of the paper: accuracy (%) and 95% CI.
 PAPER = {
@@ -26,7 +27,7 @@ def options(table, default_run_root):
         for option in reversed([
             click.option("--preset", "budget", type=click.Choice(sorted(presets.BUDGETS)), default="paper",
                          show_default=True, help="Budget (maml_tf/presets.py); the method is the paper's, except "
-                              "'code': the authors' code's loss scale, batch-norm handling and test steps."),
+                              "'code': the authors' code's loss scale, layers, batch-norm handling and test steps."),
             click.option("--setting", "settings", multiple=True, type=click.Choice(sorted(table)),
                          help="Table 1 row(s) to run (repeatable); default: all."),
             click.option("--data-dir", type=click.Path(file_okay=False), default=None,
@@ -76,15 +77,16 @@ def run(name, table, budget, settings, data_dir, run_dir, out, train, time_limit
         setting_dir = os.path.join(run_root, setting)
         click.echo(f"[{setting}] {preset.iterations:,} iterations, meta-batch {preset.meta_batch_size}, "
                    f"{preset.inner_steps} step(s) alpha {preset.inner_lr}; checkpoints in {setting_dir}")
-        if train:
-            limit = None if time_limit is None else 60 * time_limit
-            maml, done = classification.train(preset, setting_dir, data_dir, verbose, time_limit=limit,
-                                              strategy=strategy)
-        else:
-            try:
+        try:
+            if train:
+                limit = None if time_limit is None else 60 * time_limit
+                maml, done = classification.train(preset, setting_dir, data_dir, verbose, time_limit=limit,
+                                                  strategy=strategy)
+            else:
                 maml = classification.load_latest(preset, setting_dir)
-            except FileNotFoundError as error:
-                raise click.ClickException(str(error)) from None
+        except (FileNotFoundError, RunDirectoryMismatch) as error:
+            raise click.ClickException(str(error)) from None
+        if not train:
             done = classification.completed_iterations(setting_dir, preset)
         started = time.time()
         result = classification.evaluate(preset, maml, data_dir)
@@ -151,8 +153,9 @@ def markdown(name, metrics):
          if metrics.get("data", "real") != "real" else []) + (
         ["Preset `code`: the authors' code where it departs from the paper's text: cross-entropy "
          "summed over a task's examples and divided by K (alpha acts on N times the mean loss's "
-         "gradient), batch norm's scale and offset not adapted in the inner loop, 10 steps at test "
-         "(every step's accuracy is listed below).", ""]
+         "gradient), batch norm with an offset only (tf.contrib's default) and not adapted in the "
+         "inner loop, the Omniglot conv head drawn from N(0, 1) and the FC net's kernels with std "
+         "0.01, 10 steps at test (every step's accuracy is listed below).", ""]
         if any(r.get("preset") == "code" for r in metrics["rows"]) else []) + [
         "| setting | method | ours | paper | iterations (paper) | meta-batch | steps at test | test tasks | s / iteration |",
         "|---|---|---|---|---|---|---|---|---|",

@@ -50,7 +50,7 @@ def table1_rows(m, name):
         else:
             budget += " (paper)"
         if r.get("preset") == "code":
-            budget += "; authors' code: loss summed / K, batch norm not adapted"
+            budget += "; authors' code: loss summed / K, their layers, batch norm not adapted"
         paper = "—" if r["paper"] is None else f"{r['paper']}±{r['paper_ci95']}"
         rows.append(f"| {title} {r['setting']}, accuracy % after {r['eval_inner_steps']} steps | "
                     f"{r['method']} | {r['accuracy']:.2f}±{r['ci95']:.2f} ({r['test_tasks']} tasks) | "

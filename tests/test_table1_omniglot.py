@@ -5,6 +5,7 @@ import dataclasses
 import json
 import os
 
+import keras
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -227,13 +228,98 @@ def test_multi_worker_without_tf_config_fails_cleanly(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("table", [presets.OMNIGLOT, presets.MINI_IMAGENET])
-def test_the_code_preset_is_the_paper_with_the_authors_loss_scale_batch_norm_and_test_steps(table):
+def test_the_code_preset_is_the_paper_with_the_authors_loss_scale_layers_and_test_steps(table):
     """cbfinn/maml: cross-entropy summed over examples / K, batch norm not adapted in the
-    inner loop, 10 test steps; budget and every other hyperparameter as the paper."""
+    inner loop, its layers, 10 test steps; budget and every other hyperparameter as the paper."""
     for setting in table:
         paper, code = (dataclasses.asdict(presets.classification(table, setting, b)) for b in ("paper", "code"))
         changed = {k: code[k] for k in paper if paper[k] != code[k]}
-        expected = {"name": "code", "loss_reduction": "sum_over_shots", "adapt": "no_batch_norm"}
+        expected = {"name": "code", "loss_reduction": "sum_over_shots", "adapt": "no_batch_norm",
+                    "authors_layers": True}
         if paper["eval_inner_steps"] != 10:
             expected["eval_inner_steps"] = 10
         assert changed == expected
+
+
+def _batch_norm_weights(model):
+    return sorted({w.path.split("/")[-1] for layer in model.layers
+                   if isinstance(layer, keras.layers.BatchNormalization) for w in layer.trainable_weights})
+
+
+@pytest.mark.parametrize("setting", ["20way1shot", "5way1shot_fc"])
+def test_the_authors_layers(setting):
+    """cbfinn/maml's layers: tf.contrib batch norm (offset, no scale), the strided conv
+    net's head from tf.random_normal (std 1), the FC net's kernels truncated normal std
+    0.01; the paper preset keeps Keras' (scale and offset, Glorot uniform)."""
+    from maml_tf.experiments import classification
+    keras.utils.set_random_seed(0)
+    paper, code = (classification.build_model(presets.classification(presets.OMNIGLOT, setting, b))
+                   for b in ("paper", "code"))
+    assert _batch_norm_weights(paper) == ["beta", "gamma"]
+    assert _batch_norm_weights(code) == ["beta"]
+    head = lambda model: model.get_layer("head").kernel.numpy()  # noqa: E731
+    glorot_std = np.sqrt(2.0 / sum(head(paper).shape))  # uniform(+-sqrt(6 / fan sum))
+    assert abs(head(paper).std() / glorot_std - 1) < 0.1
+    if setting == "20way1shot":  # 64 x 20 = 1280 draws
+        assert abs(head(code).std() - 1.0) < 0.1
+    else:
+        for layer in code.layers:
+            if isinstance(layer, keras.layers.Dense):
+                kernel = layer.kernel.numpy()
+                # N(0, 0.01) cut at 2 std: std 0.0088, nothing beyond 0.02.
+                assert np.abs(kernel).max() <= 0.02 and abs(kernel.std() / 0.0088 - 1) < 0.15, layer.name
+
+
+def test_mini_imagenet_authors_head_is_glorot():
+    """cbfinn/maml draws the max-pool network's head with the Xavier initializer, as Keras."""
+    from maml_tf.experiments import classification
+    code = classification.build_model(presets.classification(presets.MINI_IMAGENET, "5way1shot", "code"))
+    kernel = code.get_layer("head").kernel.numpy()
+    assert _batch_norm_weights(code) == ["beta"]
+    assert abs(kernel.std() / np.sqrt(2.0 / sum(kernel.shape)) - 1) < 0.1
+
+
+# ----------------------------------------------------------------------------- run directories
+def test_a_run_directory_refuses_other_hyperparameters(tmp_path):
+    from maml_tf.experiments import checkpoints, classification
+    smoke = presets.classification(presets.OMNIGLOT, "5way1shot", "smoke")
+    run_dir = str(tmp_path / "run")
+    classification.check_run_dir(smoke, run_dir)  # a new directory: recorded
+    assert os.path.exists(os.path.join(run_dir, checkpoints.PRESET_FILE))
+    # Budget, evaluation and compute may change between runs of one directory ...
+    classification.check_run_dir(dataclasses.replace(
+        smoke, name="longer", iterations=40, eval_tasks=3, eval_inner_steps=5, task_parallelism="loop"), run_dir)
+    # ... the model and its training may not.
+    code = dataclasses.replace(smoke, authors_layers=True, loss_reduction="sum_over_shots")
+    with pytest.raises(checkpoints.RunDirectoryMismatch) as error:
+        classification.check_run_dir(code, run_dir)
+    message = str(error.value)
+    assert "authors_layers: False there, True now" in message
+    assert "loss_reduction: 'mean' there, 'sum_over_shots' now" in message
+    assert "--run-dir" in message and run_dir in message
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_table1_script_refuses_a_run_directory_of_other_hyperparameters(tmp_path, train):
+    """A clean error before anything is trained or loaded, not a weight-loading trace."""
+    from maml_tf.experiments import classification
+    smoke = presets.classification(presets.OMNIGLOT, "5way1shot", "smoke")
+    classification.check_run_dir(dataclasses.replace(smoke, inner_lr=0.123), str(tmp_path / "runs" / "5way1shot"))
+    args = ["--preset", "smoke", "--setting", "5way1shot", "--run-dir", str(tmp_path / "runs"),
+            "--data-dir", str(tmp_path / "tfds"), "--out", str(tmp_path / "out"),
+            *([] if train else ["--no-train"])]
+    result = CliRunner().invoke(load_reproduce_script("table1_omniglot").main, args)
+    assert result.exit_code == 1, result.output
+    assert "inner_lr: 0.123 there, 0.4 now" in result.output and "Traceback" not in result.output
+    assert not os.path.exists(tmp_path / "out")
+
+
+def test_cli_train_refuses_a_run_directory_of_other_hyperparameters(tmp_path):
+    from maml_tf.experiments import classification
+    run_dir = tmp_path / "run"
+    smoke = presets.classification(presets.OMNIGLOT, "5way1shot", "smoke")
+    classification.check_run_dir(dataclasses.replace(smoke, seed=7), str(run_dir))
+    result = CliRunner().invoke(maml_cli, ["train", "omniglot", "--preset", "smoke", "--setting", "5way1shot",
+                                           "--run-dir", str(run_dir), "--data-dir", str(tmp_path / "tfds")])
+    assert result.exit_code == 1 and "seed: 7 there, 0 now" in result.output, result.output
+    assert sorted(os.listdir(run_dir)) == ["preset.json"]  # its config was not rewritten

@@ -36,8 +36,8 @@ class MAML(keras.Model):
         eval_inner_steps: steps at meta-test (``evaluate``); defaults to ``inner_steps``.
         first_order: drop the second-order terms (first-order MAML, Section 5.2).
         adapt: which weights the inner loop changes: ``"all"`` (paper), ``"head"``
-            (the last layer with weights, ANIL), ``"no_batch_norm"`` (all but BN
-            scale/offset, as the authors' code), a list of regexes matched against
+            (the last layer with weights, ANIL), ``"no_batch_norm"`` (all but batch
+            norm's scale and offset; the authors' code adapts no batch-norm variable), a list of regexes matched against
             variable paths, or a predicate ``f(variable) -> bool``.
         inner_rule: ``"sgd"`` (paper), ``"meta-sgd"`` (learned per-parameter rates) or
             ``"lslr"`` (learned per-layer-per-step rates, MAML++), or an ``InnerSGD``.

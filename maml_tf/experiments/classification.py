@@ -20,6 +20,9 @@ from maml_tf.tasks.few_shot import FewShotTasks
 VALIDATION_SEED, TEST_SEED = 10_000, 20_000
 EVAL_CHUNK = 50  # test tasks per compiled evaluation call (bounds memory)
 FINAL = "final.weights.h5"  # a finished run's weights, in its run directory
+# Preset fields a run directory may change between runs: budget, evaluation and compute.
+FREE_FIELDS = ("name", "iterations", "eval_tasks", "validation_tasks", "curve_steps", "eval_inner_steps",
+               "task_parallelism")
 
 
 def load_split(preset, split, data_dir=None):
@@ -40,9 +43,16 @@ def tasks(preset, split, data_dir=None):
 
 def build_model(preset):
     shape = (preset.image_size, preset.image_size, preset.channels)
+    scale = not preset.authors_layers
     if preset.network == "fc":
-        return fully_connected(preset.ways, input_shape=shape)
-    return conv4(preset.ways, input_shape=shape, filters=preset.filters, downsample=preset.downsample)
+        kernels = keras.initializers.TruncatedNormal(stddev=0.01) if preset.authors_layers else "glorot_uniform"
+        return fully_connected(preset.ways, input_shape=shape, batch_norm_scale=scale, kernel_initializer=kernels)
+    # cbfinn/maml: the head of the strided (Omniglot) network is tf.random_normal, std 1;
+    # the max-pool (MiniImagenet) one Glorot, as its conv kernels and Keras'.
+    head = (keras.initializers.RandomNormal(stddev=1.0) if preset.authors_layers and preset.downsample == "stride"
+            else "glorot_uniform")
+    return conv4(preset.ways, input_shape=shape, filters=preset.filters, downsample=preset.downsample,
+                 batch_norm_scale=scale, head_initializer=head)
 
 
 def build_maml(preset):
@@ -112,6 +122,12 @@ def completed_iterations(run_dir, preset):
         return int(json.load(f)["epoch"]) * preset.steps_per_epoch
 
 
+def check_run_dir(preset, run_dir):
+    """Raise ``checkpoints.RunDirectoryMismatch`` if ``run_dir`` was trained with another
+    model or training setup than ``preset``'s (records the preset in a new directory)."""
+    checkpoints.check_preset(run_dir, preset, FREE_FIELDS)
+
+
 def train(preset, run_dir, data_dir=None, verbose=2, time_limit=None, callbacks=(), strategy=None):
     """Meta-train one Table 1 setting up to ``preset.iterations``, resuming from ``run_dir``
     (checkpoint after every ``steps_per_epoch`` iterations).
@@ -119,7 +135,7 @@ def train(preset, run_dir, data_dir=None, verbose=2, time_limit=None, callbacks=
     Stops early after ``time_limit`` seconds; ``strategy`` (a ``tf.distribute.Strategy``)
     splits each meta-batch over its replicas. Returns ``(maml, iterations_done)``.
     """
-    os.makedirs(run_dir, exist_ok=True)
+    check_run_dir(preset, run_dir)
     keras.utils.set_random_seed(preset.seed)
     strategy = strategy or tf.distribute.get_strategy()
     with strategy.scope():
@@ -148,6 +164,8 @@ def train(preset, run_dir, data_dir=None, verbose=2, time_limit=None, callbacks=
 
 def load_latest(preset, run_dir, maml=None):
     """The run's final weights, else its latest checkpoint (an unfinished run)."""
+    if os.path.isdir(run_dir):
+        check_run_dir(preset, run_dir)
     return checkpoints.load_first(
         maml or build_maml(preset), [os.path.join(run_dir, FINAL), os.path.join(run_dir, "backup", "latest.weights.h5")],
         f"No checkpoint in {run_dir}: train first (the same command without --no-train).")
