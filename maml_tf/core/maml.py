@@ -37,8 +37,8 @@ class MAML(keras.Model):
         first_order: drop the second-order terms (first-order MAML, Section 5.2).
         adapt: which weights the inner loop changes: ``"all"`` (paper), ``"head"``
             (the last layer with weights, ANIL), ``"no_batch_norm"`` (all but batch
-            norm's scale and offset; the authors' code adapts no batch-norm variable), a list of regexes matched against
-            variable paths, or a predicate ``f(variable) -> bool``.
+            norm's scale and offset, as the authors' code), a list of regexes matched
+            against variable paths, or a predicate ``f(variable) -> bool``.
         inner_rule: ``"sgd"`` (paper), ``"meta-sgd"`` (learned per-parameter rates) or
             ``"lslr"`` (learned per-layer-per-step rates, MAML++), or an ``InnerSGD``.
         multi_step_loss: MAML++ multi-step loss: the outer loss weights the query loss
