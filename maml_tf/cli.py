@@ -80,12 +80,11 @@ def train(ctx, experiment, preset, setting, run_dir, strategy, time_limit, data_
     _check_choices(ctx, experiment, preset, setting)
     config = _preset(experiment, preset, setting)
     run_dir = run_dir or os.path.join("runs", experiment, preset, *([setting] if setting else []))
-    if experiment != "sinusoid":
-        from maml_tf.experiments import classification
-        try:  # before the config is rewritten: a refused directory stays as it was
-            classification.check_run_dir(config, run_dir)
-        except RunDirectoryMismatch as error:
-            raise click.ClickException(str(error)) from None
+    from maml_tf.experiments import classification, sinusoid
+    try:  # before the config is rewritten: a refused directory stays as it was
+        (sinusoid if experiment == "sinusoid" else classification).check_run_dir(config, run_dir)
+    except RunDirectoryMismatch as error:
+        raise click.ClickException(str(error)) from None
     os.makedirs(run_dir, exist_ok=True)
     _write_config(run_dir, experiment, preset, setting, config, strategy)
 
@@ -102,11 +101,9 @@ def train(ctx, experiment, preset, setting, run_dir, strategy, time_limit, data_
     limit = None if time_limit is None else 60 * time_limit
     with _dataset_errors():
         if experiment == "sinusoid":
-            from maml_tf.experiments import sinusoid
             extra += [] if limit is None else [TimeLimit(limit)]
             maml, _, finished = sinusoid.train(config, "maml", run_dir, verbose, extra, chosen)
         else:
-            from maml_tf.experiments import classification
             maml, done = classification.train(config, run_dir, data_dir, verbose, limit, extra, chosen)
             finished = done >= config.iterations
         click.echo(f"{'finished' if finished else 'stopped at a checkpoint (run again to resume)'}: {run_dir}")

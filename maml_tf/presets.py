@@ -19,6 +19,7 @@ class SinusoidPreset:
     inner_lr: float = 0.01            # alpha (the authors' code: 0.001)
     outer_lr: float = 0.001           # beta, Adam
     hidden: tuple = (40, 40)
+    authors_layers: bool = False      # kernels truncated normal (std 0.01), as the authors' code
     eval_shots: tuple = (5, 10, 20)   # K at meta-test (Figure 3 panels)
     eval_inner_steps: int = 10        # curves after 0..10 steps
     eval_tasks: int = 600
@@ -36,8 +37,9 @@ class SinusoidPreset:
 
 SINUSOID = {
     "paper": SinusoidPreset(),
-    # The authors' released command (cbfinn/maml README: update_lr=0.001), else as paper.
-    "code": SinusoidPreset(name="code", inner_lr=0.001),
+    # The authors' code: their released command (cbfinn/maml README: update_lr=0.001) and
+    # their weights (construct_fc_weights: truncated normal, std 0.01; biases zero).
+    "code": SinusoidPreset(name="code", inner_lr=0.001, authors_layers=True),
     # The demo: same settings, 1/14 of the meta-iterations (a few minutes on 2 cores).
     "quick": SinusoidPreset(name="quick", iterations=5_000, steps_per_epoch=500),
     # For tests: seconds, enough to see learning.

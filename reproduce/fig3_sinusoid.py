@@ -2,7 +2,7 @@
 
     python reproduce/fig3_sinusoid.py                 # the paper's budget (70,000 iterations)
     python reproduce/fig3_sinusoid.py --preset quick  # the demo (5,000 iterations)
-    python reproduce/fig3_sinusoid.py --preset code   # inner_lr 0.001 as the authors' command
+    python reproduce/fig3_sinusoid.py --preset code   # the authors' code: inner_lr 0.001, their init
 
 Writes results/fig3_sinusoid/ (metrics.json, table.md, fig3_curves.png,
 fig2_examples.png). Training checkpoints go to --run-dir; an interrupted run resumes.
@@ -42,6 +42,7 @@ def main(preset, out, run_dir, verbose, strategy):
     """Reproduce Figures 2 and 3 of Finn et al. (2017)."""
     from maml_tf import distribute
     from maml_tf.experiments import sinusoid
+    from maml_tf.experiments.checkpoints import RunDirectoryMismatch
 
     try:
         strategy = distribute.strategy(strategy)
@@ -50,7 +51,10 @@ def main(preset, out, run_dir, verbose, strategy):
     config = presets.get(presets.SINUSOID, preset)
     run_dir = run_dir or os.path.join("runs", "fig3_sinusoid", preset)
     out = out or os.path.join("results", "fig3_sinusoid" + ("" if preset == "paper" else f"_{preset}"))
-    os.makedirs(run_dir, exist_ok=True)
+    try:
+        sinusoid.check_run_dir(config, run_dir)
+    except RunDirectoryMismatch as error:
+        raise click.ClickException(str(error)) from None
     learners, seconds = {}, {}
     for method in sinusoid.METHODS:
         click.echo(f"[{method}] training {config.iterations} iterations, meta-batch "
@@ -94,7 +98,9 @@ def table(metrics):
         "",
         f"Command: `{metrics['command']}`  ",
         f"Preset `{metrics['preset']}`: inner_lr {metrics['settings']['inner_lr']}, "
-        f"{metrics['settings']['inner_steps']} inner step(s), K={metrics['settings']['support_shots']} in training.  ",
+        f"{metrics['settings']['inner_steps']} inner step(s), K={metrics['settings']['support_shots']} in training"
+        + ("; the authors' weights: kernels truncated normal (std 0.01), biases zero"
+           if metrics["settings"].get("authors_layers") else "") + ".  ",
         f"Budget: {metrics['iterations']:,} meta-iterations (paper: 70,000), meta-batch "
         f"{metrics['meta_batch_size']}; {metrics['settings']['eval_tasks']} test tasks per K, "
         f"{metrics['settings']['eval_query_points']} query points each; mean ± 95% CI over tasks "

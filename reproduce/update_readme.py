@@ -32,7 +32,8 @@ def sinusoid_rows(m, name):
             + " (median " + " / ".join(f"{m['median'][method]['K5'][s]:.2f}" for s in (1, 5, 10))
             + _diverged(m, method) + ")"
             + f" | {' / '.join(str(paper[s]) for s in ('1', '5', '10'))} | "
-            f"{m['iterations']:,} it. × {m['meta_batch_size']} tasks ({m['preset']}) | "
+            f"{m['iterations']:,} it. × {m['meta_batch_size']} tasks ({m['preset']}"
+            + ("; the authors' init" if m["settings"].get("authors_layers") else "") + ") | "
             f"[results/{name}](results/{name}/table.md) |")
     return rows
 

@@ -1,13 +1,15 @@
 """reproduce/fig3_sinusoid.py end to end with the smoke preset (seconds, not hours)."""
+import dataclasses
 import json
 import os
 
+import keras
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from conftest import PNG_MAGIC, load_reproduce_script
 
 from maml_tf import presets
-
 
 
 @pytest.fixture(scope="module")
@@ -72,3 +74,50 @@ def test_table_and_figures(smoke_run):
         path = out / name
         assert path.exists(), name
         assert path.read_bytes()[:8] == PNG_MAGIC and path.stat().st_size > 10_000, name
+
+
+# ----------------------------------------------------------------------------- the authors' code
+def test_the_code_preset_is_the_paper_with_the_authors_step_size_and_weights():
+    """cbfinn/maml's sinusoid run: update_lr 0.001 and its own initialisation; every
+    other hyperparameter and the budget as the paper."""
+    paper, code = (dataclasses.asdict(presets.get(presets.SINUSOID, n)) for n in ("paper", "code"))
+    assert {k: code[k] for k in paper if paper[k] != code[k]} == {
+        "name": "code", "inner_lr": 0.001, "authors_layers": True}
+
+
+def test_the_authors_weights():
+    """construct_fc_weights: kernels truncated normal (std 0.01, cut at 2 std), biases
+    zero; the paper preset keeps Keras' Glorot uniform."""
+    from maml_tf.experiments import sinusoid
+    keras.utils.set_random_seed(0)
+    paper, code = (sinusoid.build_maml(presets.get(presets.SINUSOID, n)).model for n in ("paper", "code"))
+    for ours, authors in zip(paper.layers[1:], code.layers[1:]):
+        kernel = authors.kernel.numpy()
+        assert np.abs(kernel).max() <= 0.02 and not authors.bias.numpy().any(), authors.name
+        if kernel.size > 100:  # hidden_1: 1600 draws; N(0, 0.01) cut at 2 std has std 0.0088
+            assert abs(kernel.std() / 0.0088 - 1) < 0.15
+            glorot_std = np.sqrt(2.0 / sum(kernel.shape))
+            assert abs(ours.kernel.numpy().std() / glorot_std - 1) < 0.1
+
+
+def test_a_sinusoid_run_directory_refuses_other_hyperparameters(tmp_path):
+    from maml_tf.experiments import checkpoints, sinusoid
+    smoke = presets.get(presets.SINUSOID, "smoke")
+    run_dir = str(tmp_path / "run")
+    sinusoid.check_run_dir(smoke, run_dir)
+    sinusoid.check_run_dir(dataclasses.replace(smoke, iterations=600, eval_tasks=7), run_dir)  # budget, evaluation
+    with pytest.raises(checkpoints.RunDirectoryMismatch) as error:
+        sinusoid.check_run_dir(dataclasses.replace(smoke, authors_layers=True), run_dir)
+    assert "authors_layers: False there, True now" in str(error.value)
+
+
+def test_fig3_script_refuses_a_run_directory_of_other_hyperparameters(tmp_path):
+    """A clean error before anything is trained, not old weights reused for a new preset."""
+    from maml_tf.experiments import sinusoid
+    run_dir = tmp_path / "runs"
+    sinusoid.check_run_dir(presets.get(presets.SINUSOID, "code"), str(run_dir))
+    result = CliRunner().invoke(load_reproduce_script("fig3_sinusoid").main, [
+        "--preset", "smoke", "--run-dir", str(run_dir), "--out", str(tmp_path / "out"), "--verbose", "0"])
+    assert result.exit_code == 1, result.output
+    assert "inner_lr: 0.001 there, 0.01 now" in result.output and "Traceback" not in result.output
+    assert sorted(os.listdir(run_dir)) == ["preset.json"] and not os.path.exists(tmp_path / "out")

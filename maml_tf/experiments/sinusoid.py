@@ -13,6 +13,8 @@ from maml_tf.models import mlp
 from maml_tf.tasks import SinusoidTasks
 
 METHODS = ("maml", "pretrained", "oracle")
+# Preset fields a run directory may change between runs: budget and evaluation.
+FREE_FIELDS = ("name", "iterations", "eval_shots", "eval_inner_steps", "eval_tasks", "eval_query_points")
 
 
 def task_distribution(preset, shots=None, query=None, oracle=False):
@@ -23,7 +25,8 @@ def task_distribution(preset, shots=None, query=None, oracle=False):
 
 
 def build_maml(preset, input_dim=1, steps_per_execution=50):
-    model = mlp(input_dim=input_dim, hidden=preset.hidden)
+    kernels = keras.initializers.TruncatedNormal(stddev=0.01) if preset.authors_layers else "glorot_uniform"
+    model = mlp(input_dim=input_dim, hidden=preset.hidden, kernel_initializer=kernels)
     maml = MAML(model, inner_lr=preset.inner_lr, inner_steps=preset.inner_steps,
                 eval_inner_steps=preset.eval_inner_steps)
     maml.compile(optimizer=keras.optimizers.Adam(preset.outer_lr), loss="mse",
@@ -47,6 +50,12 @@ def final_weights(run_dir, method):
     return os.path.join(run_dir, f"{method}.weights.h5")
 
 
+def check_run_dir(preset, run_dir):
+    """Raise ``checkpoints.RunDirectoryMismatch`` if ``run_dir`` was trained with another
+    network or training setup than ``preset``'s (records the preset in a new directory)."""
+    checkpoints.check_preset(run_dir, preset, FREE_FIELDS)
+
+
 def train(preset, method, run_dir, verbose=2, callbacks=(), strategy=None):
     """Train one method for ``preset.iterations`` steps, resuming from ``run_dir``.
 
@@ -57,6 +66,7 @@ def train(preset, method, run_dir, verbose=2, callbacks=(), strategy=None):
     rule, and ``finished`` is False when a callback stopped training early (the
     checkpoint in ``run_dir`` resumes it).
     """
+    check_run_dir(preset, run_dir)
     keras.utils.set_random_seed(preset.seed)
     oracle = method == "oracle"
     tasks = task_distribution(preset, oracle=oracle)
@@ -86,6 +96,8 @@ def train(preset, method, run_dir, verbose=2, callbacks=(), strategy=None):
 
 def load_latest(preset, run_dir, method="maml"):
     """``method``'s final weights in ``run_dir``, else its latest checkpoint."""
+    if os.path.isdir(run_dir):
+        check_run_dir(preset, run_dir)
     return checkpoints.load_first(
         build_maml(preset), [final_weights(run_dir, method), os.path.join(run_dir, "backup", method, "latest.weights.h5")],
         f"No {method} checkpoint in {run_dir}: train first.")

@@ -2,13 +2,19 @@
 import keras
 
 
-def mlp(input_dim=1, output_dim=1, hidden=(40, 40), activation="relu", name="mlp"):
-    """Regression MLP; the sinusoid network is 1-40-40-1 ReLU (Section 5.1)."""
+def mlp(input_dim=1, output_dim=1, hidden=(40, 40), activation="relu", kernel_initializer="glorot_uniform",
+        name="mlp"):
+    """Regression MLP; the sinusoid network is 1-40-40-1 ReLU (Section 5.1).
+
+    ``kernel_initializer`` (any Keras initializer) draws every layer's kernel.
+    """
     inputs = keras.Input((input_dim,))
     h = inputs
     for i, units in enumerate(hidden):
-        h = keras.layers.Dense(units, activation=activation, name=f"hidden_{i}")(h)
-    return keras.Model(inputs, keras.layers.Dense(output_dim, name="head")(h), name=name)
+        h = keras.layers.Dense(units, activation=activation, kernel_initializer=kernel_initializer,
+                               name=f"hidden_{i}")(h)
+    head = keras.layers.Dense(output_dim, kernel_initializer=kernel_initializer, name="head")
+    return keras.Model(inputs, head(h), name=name)
 
 
 def conv4(num_classes, input_shape=(28, 28, 1), filters=64, downsample="stride",
