@@ -13,7 +13,7 @@ from maml_tf import distribute, evaluation
 from maml_tf.callbacks import TimeLimit
 from maml_tf.core import MAML
 from maml_tf.experiments import checkpoints
-from maml_tf.models import conv4, fully_connected
+from maml_tf.models import conv4, dense_kernel_initializer, fully_connected
 from maml_tf.tasks.few_shot import FewShotTasks
 
 # Seeds of the fixed task sets: every method and run is scored on the same tasks.
@@ -45,8 +45,8 @@ def build_model(preset):
     shape = (preset.image_size, preset.image_size, preset.channels)
     scale = not preset.authors_layers
     if preset.network == "fc":
-        kernels = keras.initializers.TruncatedNormal(stddev=0.01) if preset.authors_layers else "glorot_uniform"
-        return fully_connected(preset.ways, input_shape=shape, batch_norm_scale=scale, kernel_initializer=kernels)
+        return fully_connected(preset.ways, input_shape=shape, batch_norm_scale=scale,
+                               kernel_initializer=dense_kernel_initializer(preset.authors_layers))
     # cbfinn/maml: the head of the strided (Omniglot) network is tf.random_normal, std 1;
     # the max-pool (MiniImagenet) one Glorot, as its conv kernels and Keras'.
     head = (keras.initializers.RandomNormal(stddev=1.0) if preset.authors_layers and preset.downsample == "stride"

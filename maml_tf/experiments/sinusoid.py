@@ -9,7 +9,7 @@ from maml_tf import baselines, distribute, evaluation
 from maml_tf.callbacks import TrainingClock
 from maml_tf.core import MAML
 from maml_tf.experiments import checkpoints
-from maml_tf.models import mlp
+from maml_tf.models import dense_kernel_initializer, mlp
 from maml_tf.tasks import SinusoidTasks
 
 METHODS = ("maml", "pretrained", "oracle")
@@ -25,8 +25,8 @@ def task_distribution(preset, shots=None, query=None, oracle=False):
 
 
 def build_maml(preset, input_dim=1, steps_per_execution=50):
-    kernels = keras.initializers.TruncatedNormal(stddev=0.01) if preset.authors_layers else "glorot_uniform"
-    model = mlp(input_dim=input_dim, hidden=preset.hidden, kernel_initializer=kernels)
+    model = mlp(input_dim=input_dim, hidden=preset.hidden,
+                kernel_initializer=dense_kernel_initializer(preset.authors_layers))
     maml = MAML(model, inner_lr=preset.inner_lr, inner_steps=preset.inner_steps,
                 eval_inner_steps=preset.eval_inner_steps)
     maml.compile(optimizer=keras.optimizers.Adam(preset.outer_lr), loss="mse",

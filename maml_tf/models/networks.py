@@ -2,6 +2,12 @@
 import keras
 
 
+def dense_kernel_initializer(authors_layers=False):
+    """Dense kernels: Keras' Glorot uniform, or the authors' (cbfinn/maml's
+    ``construct_fc_weights``: truncated normal, std 0.01) for the sinusoid and FC nets."""
+    return keras.initializers.TruncatedNormal(stddev=0.01) if authors_layers else "glorot_uniform"
+
+
 def mlp(input_dim=1, output_dim=1, hidden=(40, 40), activation="relu", kernel_initializer="glorot_uniform",
         name="mlp"):
     """Regression MLP; the sinusoid network is 1-40-40-1 ReLU (Section 5.1).
