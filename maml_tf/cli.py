@@ -99,7 +99,7 @@ def train(ctx, experiment, preset, setting, run_dir, strategy, time_limit, data_
         raise click.ClickException(str(error)) from None
     extra = [keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"))]
     limit = None if time_limit is None else 60 * time_limit
-    with _dataset_errors():
+    with _run_errors():
         if experiment == "sinusoid":
             extra += [] if limit is None else [TimeLimit(limit)]
             maml, _, finished = sinusoid.train(config, "maml", run_dir, verbose, extra, chosen)
@@ -122,7 +122,7 @@ def evaluate(run_dir, tasks, data_dir):
     experiment, config = _read_config(run_dir)
     if tasks:
         config = dataclasses.replace(config, eval_tasks=tasks)
-    with _dataset_errors():
+    with _run_errors():
         _report(run_dir, _meta_test(experiment, config, _load(experiment, config, run_dir), data_dir))
 
 
@@ -161,7 +161,7 @@ def data():
               help="TFDS data directory (default $TFDS_DATA_DIR or ~/tensorflow_datasets).")
 def prepare(name, source, data_dir):
     """Build dataset NAME for tensorflow-datasets, without network access."""
-    with _dataset_errors():
+    with _run_errors():
         if name == "omniglot":
             from maml_tf.datasets import omniglot
             out = omniglot.prepare(source, data_dir)
@@ -180,12 +180,14 @@ def prepare(name, source, data_dir):
 
 # ----------------------------------------------------------------------------- helpers
 @contextlib.contextmanager
-def _dataset_errors():
-    """A missing dataset becomes a clean click error (its message says how to prepare it)."""
+def _run_errors():
+    """A missing dataset or a diverging run becomes a clean click error (its message says
+    what to do: how to prepare the data, which hyperparameter to lower)."""
     from maml_tf.datasets import DatasetNotFoundError
+    from maml_tf.experiments.errors import TrainingDiverged
     try:
         yield
-    except DatasetNotFoundError as error:
+    except (DatasetNotFoundError, TrainingDiverged) as error:
         raise click.ClickException(str(error)) from None
 
 
@@ -201,12 +203,18 @@ def _read_config(run_dir):
     if not os.path.exists(path):
         raise click.UsageError(f"{run_dir} is not a run directory (no {CONFIG}): make one with "
                                "`maml train EXPERIMENT --run-dir DIR`.")
-    with open(path) as f:
-        saved = json.load(f)
-    kind = presets.SinusoidPreset if saved["experiment"] == "sinusoid" else presets.ClassificationPreset
-    # JSON turned the presets' tuples into lists.
-    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in saved["hyperparameters"].items()}
-    return saved["experiment"], kind(**fields)
+    try:
+        with open(path) as f:
+            saved = json.load(f)
+        kind = presets.SinusoidPreset if saved["experiment"] == "sinusoid" else presets.ClassificationPreset
+        # JSON turned the presets' tuples into lists.
+        fields = {k: tuple(v) if isinstance(v, list) else v for k, v in saved["hyperparameters"].items()}
+        return saved["experiment"], kind(**fields)
+    except (ValueError, KeyError, TypeError, AttributeError) as error:  # JSONDecodeError is a ValueError
+        raise click.UsageError(
+            f"{path} is not a config this version of maml_tf can read ({type(error).__name__}: {error}); "
+            "it was edited by hand or written by another version: train again into a new run "
+            "directory, or restore the file.") from None
 
 
 def _load(experiment, config, run_dir):

@@ -7,6 +7,14 @@ import dataclasses
 import math
 
 
+def _check_epochs(preset):
+    """Training runs whole epochs (a checkpoint each), so it must divide the iterations."""
+    if preset.iterations < 1 or preset.steps_per_epoch < 1 or preset.iterations % preset.steps_per_epoch:
+        raise ValueError(
+            f"iterations ({preset.iterations}) must be a positive multiple of steps_per_epoch "
+            f"({preset.steps_per_epoch}): change one of them.")
+
+
 @dataclasses.dataclass(frozen=True)
 class SinusoidPreset:
     """Section 5.1 / Figure 3. Defaults are the paper's settings."""
@@ -30,9 +38,12 @@ class SinusoidPreset:
     input_range: tuple = (-5.0, 5.0)
     seed: int = 0
 
+    def __post_init__(self):
+        _check_epochs(self)
+
     @property
     def epochs(self):
-        return max(1, self.iterations // self.steps_per_epoch)
+        return self.iterations // self.steps_per_epoch
 
 
 SINUSOID = {
@@ -93,9 +104,12 @@ class ClassificationPreset:
     # How a meta-batch's tasks run (compute only, never the numbers): see MAML(task_parallelism=).
     task_parallelism: str = "auto"
 
+    def __post_init__(self):
+        _check_epochs(self)
+
     @property
     def epochs(self):
-        return max(1, -(-self.iterations // self.steps_per_epoch))
+        return self.iterations // self.steps_per_epoch
 
     @property
     def setting(self):

@@ -43,8 +43,11 @@ def replace_block(path, start, end, text):
     generated table in a README); appends the block when the markers are missing."""
     with open(path) as f:
         doc = f.read()
-    head, _, rest = doc.partition(start)
-    _, _, tail = rest.partition(end)
+    head, found, rest = doc.partition(start)
+    _, found_end, tail = rest.partition(end)
+    if found and not found_end:
+        raise ValueError(f"{path} has the marker line {start!r} but no {end!r} after it: "
+                         "restore the end marker (the generated block ends there) and run again.")
     with open(path, "w") as f:
         f.write(head + start + "\n" + text + "\n" + end + tail)
 

@@ -43,6 +43,7 @@ def main(preset, out, run_dir, verbose, strategy):
     from maml_tf import distribute
     from maml_tf.experiments import sinusoid
     from maml_tf.experiments.checkpoints import RunDirectoryMismatch
+    from maml_tf.experiments.errors import TrainingDiverged
 
     try:
         strategy = distribute.strategy(strategy)
@@ -59,8 +60,11 @@ def main(preset, out, run_dir, verbose, strategy):
     for method in sinusoid.METHODS:
         click.echo(f"[{method}] training {config.iterations} iterations, meta-batch "
                    f"{config.meta_batch_size} (checkpoints in {run_dir})")
-        learners[method], seconds[method], _ = sinusoid.train(
-            config, method, run_dir, verbose, strategy=strategy if method == "maml" else None)
+        try:
+            learners[method], seconds[method], _ = sinusoid.train(
+                config, method, run_dir, verbose, strategy=strategy if method == "maml" else None)
+        except TrainingDiverged as error:
+            raise click.ClickException(str(error)) from None
     click.echo(f"meta-test: {config.eval_tasks} tasks per K in {config.eval_shots}, "
                f"{config.eval_inner_steps} steps")
     started = time.time()

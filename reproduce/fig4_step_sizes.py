@@ -50,7 +50,8 @@ def main(preset, checkpoint_dir, out, first_sizes, later_sizes):
     if missing:
         raise click.UsageError(f"No checkpoint of {', '.join(missing)} in {checkpoint_dir}: train first with "
                                f"`python reproduce/fig4_navigation.py --preset {config.name}`.")
-    learners = {m: rl.load(config, m, checkpoint_dir) for m in METHODS}
+    with rl_common.refuse_other_checkpoints(checkpoint_dir):
+        learners = {m: rl.load(config, m, checkpoint_dir) for m in METHODS}
     validation, test = rl.validation_tasks(config), rl.test_tasks(config)
     pairs = [(a, b) for a in first_sizes for b in later_sizes]
     started = time.time()

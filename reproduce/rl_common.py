@@ -1,6 +1,7 @@
 """What the two RL scripts (Figures 4 and 5, Section 5.3) share: train the four methods
 with resumable checkpoints, meta-test them on fixed tasks, write results/<name>/
 (metrics.json, table.md, the returns PNG)."""
+import contextlib
 import dataclasses
 import os
 import time
@@ -76,16 +77,17 @@ def run(figure, preset, paper_preset, out, checkpoint_dir, time_limit, until=Non
     out = out or os.path.join("results", name + ("" if preset.name == "paper" else f"_{preset.name}"))
     deadline = None if time_limit is None else time.time() + 60 * time_limit
     learners = {}
-    for method in rl.METHODS:
-        if method in rl.TRAINED:
-            click.echo(f"[{method}] {preset.iterations} iterations of {preset.meta_batch_size} tasks x "
-                       f"{preset.episodes_per_task} trajectories; checkpoint "
-                       f"{rl.checkpoint_path(checkpoint_dir, method)}")
-        learners[method] = learner = rl.train(preset, method, checkpoint_dir, deadline,
-                                              _progress(method, preset), until)
-        if method in rl.TRAINED:
-            click.echo(f"[{method}] at {learner.iteration}/{preset.iterations} iterations: "
-                       f"{learner.seconds:.0f} s of training, {learner.env_steps:,} environment steps")
+    with refuse_other_checkpoints(checkpoint_dir):
+        for method in rl.METHODS:
+            if method in rl.TRAINED:
+                click.echo(f"[{method}] {preset.iterations} iterations of {preset.meta_batch_size} tasks x "
+                           f"{preset.episodes_per_task} trajectories; checkpoint "
+                           f"{rl.checkpoint_path(checkpoint_dir, method)}")
+            learners[method] = learner = rl.train(preset, method, checkpoint_dir, deadline,
+                                                  _progress(method, preset), until)
+            if method in rl.TRAINED:
+                click.echo(f"[{method}] at {learner.iteration}/{preset.iterations} iterations: "
+                           f"{learner.seconds:.0f} s of training, {learner.env_steps:,} environment steps")
     unfinished = [m for m in rl.TRAINED if learners[m].iteration < preset.iterations]
     if unfinished:
         click.echo(f"{', '.join(unfinished)} stopped before {preset.iterations} iterations (time limit or "
@@ -121,6 +123,21 @@ def run(figure, preset, paper_preset, out, checkpoint_dir, time_limit, until=Non
     plot_returns(metrics, os.path.join(out, f"{figure}_returns.png"))
     click.echo(markdown(metrics))
     return metrics, learners, tasks, out
+
+
+@contextlib.contextmanager
+def refuse_other_checkpoints(checkpoint_dir):
+    """Checkpoints of other settings or of another policy as a click error saying what to do."""
+    from maml_tf.experiments.checkpoints import RunDirectoryMismatch
+    from maml_tf.rl.learner import CheckpointMismatch
+
+    try:
+        yield
+    except RunDirectoryMismatch as error:
+        raise click.ClickException(str(error)) from None
+    except CheckpointMismatch as error:
+        raise click.ClickException(f"{error} {checkpoint_dir} holds another policy's checkpoints: use another "
+                                   f"--checkpoint-dir, or delete {checkpoint_dir} to start over.") from None
 
 
 def _settings(preset):

@@ -59,9 +59,17 @@ def run(name, table, budget, settings, data_dir, run_dir, out, train, time_limit
     """Train (resuming) and meta-test each setting; merge the rows into ``out``.
 
     ``data_note`` says what the data were when they are not the real dataset."""
+    from maml_tf import distribute
     from maml_tf.experiments import classification
+    from maml_tf.experiments.errors import TrainingDiverged
 
     strategy = _strategy(strategy)
+    chosen = [presets.classification(table, setting, budget) for setting in settings or sorted(table)]
+    try:  # before any training, so a bad meta-batch / replica pairing costs nothing
+        for preset in chosen:
+            distribute.check_meta_batch(preset.meta_batch_size, strategy)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
 
     run_root = run_dir or os.path.join(default_run_root, budget)
     out = out or os.path.join("results", name + ("" if budget == "paper" else f"_{budget}"))
@@ -70,8 +78,8 @@ def run(name, table, budget, settings, data_dir, run_dir, out, train, time_limit
     if os.path.exists(metrics_path):
         with open(metrics_path) as f:
             metrics = json.load(f)
-    for setting in settings or sorted(table):
-        preset = presets.classification(table, setting, budget)
+    for preset in chosen:
+        setting = preset.setting
         if task_parallelism:
             preset = dataclasses.replace(preset, task_parallelism=task_parallelism)
         setting_dir = os.path.join(run_root, setting)
@@ -84,12 +92,11 @@ def run(name, table, budget, settings, data_dir, run_dir, out, train, time_limit
                                                   strategy=strategy)
             else:
                 maml = classification.load_latest(preset, setting_dir)
-        except (FileNotFoundError, RunDirectoryMismatch) as error:
+                done = classification.completed_iterations(setting_dir, preset)
+            started = time.time()
+            result = classification.evaluate(preset, maml, data_dir)
+        except (FileNotFoundError, RunDirectoryMismatch, TrainingDiverged) as error:  # incl. DatasetNotFoundError
             raise click.ClickException(str(error)) from None
-        if not train:
-            done = classification.completed_iterations(setting_dir, preset)
-        started = time.time()
-        result = classification.evaluate(preset, maml, data_dir)
         paper, paper_ci = PAPER[preset.dataset].get(setting, (None, None))
         row = {
             "setting": setting, "method": "first-order MAML" if preset.first_order else "MAML",

@@ -1,6 +1,7 @@
 """The ``maml`` command: train / evaluate / export / data prepare through click's test
 runner (sinusoid at the smoke preset; Omniglot on the tiny fake dataset)."""
 import csv
+import dataclasses
 import json
 import os
 
@@ -171,3 +172,22 @@ def test_train_omniglot_without_the_dataset(tmp_path):
                     "--data-dir", tmp_path / "empty", "--run-dir", tmp_path / "run")
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "maml data prepare omniglot" in result.output
+
+
+@pytest.mark.parametrize("corrupt", [
+    lambda c: "{not json",
+    lambda c: json.dumps({**c, "hyperparameters": {**c["hyperparameters"], "no_such_field": 1}}),
+    lambda c: json.dumps({k: v for k, v in c.items() if k != "hyperparameters"}),
+])
+def test_a_config_this_version_cannot_read_is_a_usage_error(tmp_path, corrupt):
+    config = {"experiment": "sinusoid", "hyperparameters": dataclasses.asdict(SMOKE)}
+    (tmp_path / "config.json").write_text(corrupt(config))
+    usage_error(invoke("evaluate", tmp_path), "config.json", "new run directory")
+
+
+def test_a_diverging_run_is_a_clean_error(tmp_path, monkeypatch):
+    monkeypatch.setitem(presets.SINUSOID, "smoke", dataclasses.replace(SMOKE, inner_lr=1e30))
+    result = invoke("train", "sinusoid", "--preset", "smoke", "--run-dir", tmp_path / "run", "--verbose", "0")
+    assert result.exit_code == 1, (result.output, result.exception)
+    assert "lower inner_lr" in result.output and str(tmp_path / "run") in result.output
+    assert "Traceback" not in result.output and "node" not in result.output

@@ -175,3 +175,36 @@ def test_step_sizes_without_checkpoints_says_what_to_run(tmp_path):
     assert result.exit_code == 2
     assert "No checkpoint of maml, pretrained" in result.output
     assert "python reproduce/fig4_navigation.py --preset smoke" in result.output
+
+
+def test_a_checkpoint_dir_of_another_preset_is_refused(tmp_path):
+    """The smoke preset's record; the quick preset samples more: exit 1 naming what
+    differs, no traceback, nothing written."""
+    from maml_tf.experiments import rl
+
+    checkpoints = tmp_path / "checkpoints"
+    rl.check_checkpoint_dir(CONFIG, str(checkpoints))
+    record = (checkpoints / "preset.json").read_text()
+    result = CliRunner().invoke(load_reproduce_script("fig4_navigation").main, [
+        "--preset", "quick", "--checkpoint-dir", str(checkpoints), "--out", str(tmp_path / "results")])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert "meta_batch_size: 2 there, 10 now" in result.output and "episodes_per_task" in result.output
+    assert "--checkpoint-dir" in result.output and "Traceback" not in result.output
+    assert os.listdir(checkpoints) == ["preset.json"] and (checkpoints / "preset.json").read_text() == record
+    assert not (tmp_path / "results").exists()
+
+
+def test_step_sizes_on_another_policys_checkpoints_is_refused(tmp_path):
+    """Checkpoints from before the records, of a narrower policy than the preset's."""
+    from maml_tf.models.policy import gaussian_mlp_policy
+    from maml_tf.rl.learner import PolicyLearner
+
+    narrow = PolicyLearner(gaussian_mlp_policy(2, 2, hidden=(8, 8)))
+    for method in ("maml", "pretrained"):
+        narrow.checkpoint(tmp_path / f"{method}.npz")
+    result = CliRunner().invoke(load_reproduce_script("fig4_step_sizes").main, [
+        "--preset", "smoke", "--checkpoint-dir", str(tmp_path), "--out", str(tmp_path / "results")])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert "has shape (2, 8)" in result.output and "holds another policy's checkpoints" in result.output
+    assert "Traceback" not in result.output
+    assert sorted(os.listdir(tmp_path)) == ["maml.npz", "pretrained.npz"]

@@ -121,3 +121,71 @@ def test_fig3_script_refuses_a_run_directory_of_other_hyperparameters(tmp_path):
     assert result.exit_code == 1, result.output
     assert "inner_lr: 0.001 there, 0.01 now" in result.output and "Traceback" not in result.output
     assert sorted(os.listdir(run_dir)) == ["preset.json"] and not os.path.exists(tmp_path / "out")
+
+
+# ----------------------------------------------------------------------------- interruptions
+TINY = dataclasses.replace(presets.SINUSOID["smoke"], iterations=150, steps_per_epoch=50, meta_batch_size=5)
+
+
+def _epochs_logged(run_dir, method="maml"):
+    import csv
+    with open(os.path.join(run_dir, f"{method}_log.csv")) as f:
+        return [int(r["epoch"]) for r in csv.DictReader(f)]
+
+
+@pytest.mark.slow
+def test_an_interrupted_extended_run_matches_an_uninterrupted_one(tmp_path):
+    """Finished at 50 iterations before final weights had a record, extended to 150,
+    stopped at 100, killed while writing its next checkpoint, resumed: the same weights
+    as 150 iterations in one go (the task stream continues where it stopped)."""
+    from maml_tf.callbacks import TimeLimit
+    from maml_tf.experiments import sinusoid
+    whole, _, finished = sinusoid.train(TINY, "maml", str(tmp_path / "whole"), verbose=0)
+    assert finished
+
+    run_dir = str(tmp_path / "parts")
+    final = sinusoid.final_weights(run_dir, "maml")
+    assert sinusoid.train(dataclasses.replace(TINY, iterations=50), "maml", run_dir, verbose=0)[2]
+    os.remove(final.replace(".weights.h5", ".iterations.json"))  # as before records existed
+    assert not sinusoid.train(TINY, "maml", run_dir, verbose=0, callbacks=[TimeLimit(0)])[2]
+    backup = os.path.join(run_dir, "backup", "maml")
+    assert json.load(open(os.path.join(backup, "training_metadata.json")))["epoch"] == 2
+    # Killed while saving epoch 3: BackupAndRestore had copied its checkpoint to *.bkp.
+    for name in ("latest.weights.h5", "training_metadata.json"):
+        with open(os.path.join(backup, name), "rb") as src, open(os.path.join(backup, name + ".bkp"), "wb") as dst:
+            dst.write(src.read())
+    with open(os.path.join(backup, "latest.weights.h5"), "r+b") as f:
+        f.truncate(1000)
+    parts, _, finished = sinusoid.train(TINY, "maml", run_dir, verbose=0)
+    assert finished and _epochs_logged(run_dir) == [0, 1, 2]
+    assert json.load(open(final.replace(".weights.h5", ".iterations.json"))) == {"iterations": 150}
+    for a, b in zip(whole.model.get_weights(), parts.model.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    for a, b in zip(whole.model.get_weights(), sinusoid.load_latest(TINY, run_dir).model.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_a_diverging_maml_run_stops_with_a_clear_error(tmp_path, monkeypatch):
+    """A NaN meta-loss: one line saying what to change and where the checkpoints are,
+    nothing saved from the diverged weights, no TensorFlow traceback."""
+    monkeypatch.setitem(presets.SINUSOID, "smoke", dataclasses.replace(TINY, inner_lr=1e30))
+    run_dir = tmp_path / "runs"
+    result = CliRunner().invoke(load_reproduce_script("fig3_sinusoid").main, [
+        "--preset", "smoke", "--run-dir", str(run_dir), "--out", str(tmp_path / "out"), "--verbose", "0"])
+    assert result.exit_code == 1, result.output
+    message = result.output
+    assert "lower inner_lr" in message and str(run_dir) in message, message
+    assert "Traceback" not in message and "InvalidArgumentError" not in message and "node" not in message.lower()
+    assert not os.path.exists(run_dir / "backup" / "maml" / "latest.weights.h5")
+    assert not os.path.exists(run_dir / "maml.weights.h5")
+
+
+def test_a_diverging_baseline_saves_no_checkpoint(tmp_path):
+    from maml_tf.experiments import sinusoid
+    from maml_tf.experiments.errors import TrainingDiverged
+    run_dir = str(tmp_path / "runs")
+    with pytest.raises(TrainingDiverged) as error:
+        sinusoid.train(dataclasses.replace(TINY, outer_lr=1e30), "pretrained", run_dir, verbose=0)
+    assert "lower outer_lr" in str(error.value) and run_dir in str(error.value)
+    assert not os.path.exists(os.path.join(run_dir, "backup", "pretrained", "latest.weights.h5"))
+    assert not os.path.exists(sinusoid.final_weights(run_dir, "pretrained"))

@@ -94,6 +94,36 @@ def test_fine_tuning_uses_the_step_sizes_in_order():
     assert np.abs(flat(x[0].numpy() for x in moved) - start).max() > 1e-4
 
 
+@pytest.mark.parametrize("env, inputs, actions, env_kwargs, message", [
+    ("navigation", 3, 2, {}, r"maps 3 inputs to 4 outputs; environment 'navigation' needs 2 \(its observation\) "
+                             r"to 4 .*gaussian_mlp_policy\(2, 2\)"),
+    ("navigation", 4, 2, {}, r"env_kwargs=\{'oracle': True\}"),
+    ("navigation", 2, 2, {"oracle": True}, r"with \{'oracle': True\} needs 4 .*gaussian_mlp_policy\(4, 2\)"),
+    ("cheetah-vel", 2, 2, {}, r"needs 17 \(its observation\) to 12 .*gaussian_mlp_policy\(17, 6\)"),
+])
+def test_a_policy_of_other_sizes_than_the_environment_is_refused(env, inputs, actions, env_kwargs, message):
+    """Refused when built, not deep inside the sampler or at MuJoCo's controls."""
+    with pytest.raises(ValueError, match=message):
+        JointTRPO(gaussian_mlp_policy(inputs, actions, hidden=(4,)), env=env, env_kwargs=env_kwargs)
+
+
+def test_fine_tuning_defaults_to_inner_lr_then_half_of_it():
+    """The paper's rule (alpha, then alpha / 2) from the learner's own alpha; an empty
+    sequence of step sizes is refused."""
+    learner = PolicyLearner(gaussian_mlp_policy(2, 2, hidden=(8,)), episodes_per_task=2, inner_lr=0.5)
+    tasks = learner.sample_tasks(2, seed=0)
+    default, default_returns = learner.adapt(tasks, 3, episodes_per_task=2)
+    halved, halved_returns = learner.adapt(tasks, 3, step_sizes=(0.5, 0.25), episodes_per_task=2)
+    papers, _ = learner.adapt(tasks, 3, step_sizes=(0.1, 0.05), episodes_per_task=2)
+    np.testing.assert_array_equal(flat(w.numpy() for w in default), flat(w.numpy() for w in halved))
+    np.testing.assert_array_equal(default_returns, halved_returns)
+    assert not np.allclose(flat(w.numpy() for w in default), flat(w.numpy() for w in papers))
+    for call in (lambda: learner.adapt(tasks, 1, step_sizes=()), lambda: learner.meta_test(tasks, step_sizes=[])):
+        with pytest.raises(ValueError, match="step_sizes is empty"):
+            call()
+
+
+
 def test_checkpoint_round_trip_and_a_mismatched_policy_is_refused(tmp_path):
     algo = _joint(hidden=(8,), meta_batch_size=2, episodes_per_task=2)
     algo.train_iteration()

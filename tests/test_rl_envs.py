@@ -1,4 +1,5 @@
 """The MAML-RL environments: rewards, task distributions, horizons, specs, batching."""
+import importlib
 import os
 import subprocess
 import sys
@@ -149,6 +150,38 @@ def test_task_errors():
         Navigation2D(batch_size=3).reset_task(Navigation2D().sample_tasks(2, 0))
     with pytest.raises(ValueError, match="Unknown environment"):
         make("cheetah")
+
+
+def _without(monkeypatch, *packages):
+    """Make ``packages`` unimportable and maml_tf.rl's environments and sampler import
+    afresh; monkeypatch puts everything back."""
+    import maml_tf.rl
+    monkeypatch.setattr(maml_tf.rl, "envs", maml_tf.rl.envs)  # a fresh import rebinds it
+    for name in list(sys.modules):
+        if name.split(".")[0] in packages or name.startswith(("maml_tf.rl.envs", "maml_tf.rl.sampler")):
+            monkeypatch.delitem(sys.modules, name)
+    for package in packages:
+        monkeypatch.setitem(sys.modules, package, None)
+
+
+def test_navigation_needs_neither_mujoco_nor_gymnasium(monkeypatch):
+    """They are the optional ``rl`` extra: only a locomotion environment imports them."""
+    _without(monkeypatch, "mujoco", "gymnasium")
+    fresh = importlib.import_module("maml_tf.rl.envs")
+    assert type(fresh.make("navigation")).__name__ == "Navigation2D"
+    with pytest.raises(ImportError, match=r"\(mujoco is missing\): pip install 'maml-tf\[rl\]'.*make install"):
+        fresh.make("cheetah-vel")
+    with pytest.raises(ImportError, match="mujoco is missing"):
+        fresh.AntDir
+
+
+def test_missing_tf_agents_says_how_to_install_it(monkeypatch):
+    _without(monkeypatch, "tf_agents")
+    for module in ("maml_tf.rl.envs", "maml_tf.rl.sampler"):
+        with pytest.raises(ImportError, match=r"tf-agents \(tf_agents is missing\).*make install, or pip "
+                                              r"install --no-deps -r requirements/nodeps.txt"):
+            importlib.import_module(module)
+
 
 
 # ----------------------------------------------------------------------------- MuJoCo

@@ -1,6 +1,7 @@
 """maml_tf.experiments.rl (Section 5.3): the four methods built from a preset, and
 training that checkpoints every iteration, stops at a deadline and resumes."""
 import dataclasses
+import os
 import time
 
 import numpy as np
@@ -8,8 +9,11 @@ import pytest
 
 from maml_tf import presets
 from maml_tf.experiments import rl
+from maml_tf.experiments.checkpoints import RunDirectoryMismatch
+from maml_tf.models.policy import gaussian_mlp_policy
+from maml_tf.rl.envs import Navigation2D
 from maml_tf.rl.joint_trpo import JointTRPO
-from maml_tf.rl.learner import PolicyLearner
+from maml_tf.rl.learner import CheckpointMismatch, PolicyLearner
 from maml_tf.rl.maml_trpo import MAMLTRPO
 
 SMOKE = presets.get(presets.NAVIGATION, "smoke")
@@ -106,3 +110,64 @@ def test_meta_test_tasks_are_fixed_and_results_have_one_row_per_task():
     result = rl.meta_test(SMOKE, rl.build(SMOKE, "random"), tasks, SMOKE.step_sizes("random"))
     assert np.shape(result["per_task"]) == (SMOKE.eval_tasks, SMOKE.eval_inner_steps + 1)
     assert len(result["mean"]) == len(result["ci95"]) == SMOKE.eval_inner_steps + 1
+
+
+def test_the_fixed_test_tasks_do_not_change():
+    """Every result is meta-tested on them: how they are drawn must not move them."""
+    nav = rl.test_tasks(presets.NAVIGATION["paper"])
+    np.testing.assert_array_equal(nav[0]["goal"], [0.016690402330462484, -0.07630084748356925])
+    np.testing.assert_array_equal(nav[2]["goal"], [-0.33009269497349625, 0.2863194711504502])
+    np.testing.assert_array_equal(rl.validation_tasks(presets.NAVIGATION["paper"])[0]["goal"],
+                                  [0.0267894269808705, 0.4019985475588723])
+    vel = rl.test_tasks(presets.LOCOMOTION["cheetah-vel"]["paper"])
+    assert [t["velocity"] for t in vel[:3]] == [1.033380804660925, 0.8473983050328615, 1.1485513544627934]
+    directions = rl.test_tasks(presets.LOCOMOTION["cheetah-dir"]["paper"])
+    assert [t["direction"] for t in directions[:10]] == [-1, 1, -1, -1, 1, 1, 1, -1, -1, -1]
+    assert len(nav) == len(vel) == len(directions) == 40
+
+
+def test_environments_built_to_draw_tasks_are_closed(monkeypatch):
+    closed = []
+    monkeypatch.setattr(Navigation2D, "close", lambda self: closed.append(self.batch_size))
+    rl.test_tasks(SMOKE), rl.validation_tasks(SMOKE)
+    learner = PolicyLearner(gaussian_mlp_policy(2, 2, hidden=(4,)))  # checks the policy on a probe
+    learner.sample_tasks(3, seed=0)
+    assert closed == [None] * 4
+
+
+def test_a_checkpoint_dir_keeps_to_its_settings_but_not_to_its_budget(tmp_path):
+    rl.train(SMOKE, "random", tmp_path)  # records the preset
+    budget = dataclasses.replace(SMOKE, name="other", iterations=5, eval_tasks=7, eval_episodes_per_task=3,
+                                 eval_inner_steps=1, test_step_sizes=(0.3,),
+                                 method_test_step_sizes=(("random", (1.0,)),))
+    rl.train(budget, "random", tmp_path)
+    with pytest.raises(RunDirectoryMismatch, match=r"seed: 0 there, 1 now.*\(--checkpoint-dir\)"):
+        rl.train(dataclasses.replace(SMOKE, seed=1), "random", tmp_path)
+    assert set(rl.FREE_FIELDS) < {field.name for field in dataclasses.fields(presets.RLPreset)}
+
+
+def test_an_older_checkpoint_dir_is_adopted_once_its_checkpoints_load(tmp_path):
+    """A directory from before the records gets one, unless its weights are another policy's."""
+    rl.build(SMOKE, "pretrained").checkpoint(tmp_path / "pretrained.npz")
+    narrower = dataclasses.replace(SMOKE, hidden=(8, 8))
+    with pytest.raises(CheckpointMismatch, match="shape"):
+        rl.train(narrower, "pretrained", tmp_path, until=0)
+    assert sorted(os.listdir(tmp_path)) == ["pretrained.npz"]
+    assert rl.train(SMOKE, "pretrained", tmp_path, until=0).iteration == 0
+    assert (tmp_path / "preset.json").exists()
+    with pytest.raises(RunDirectoryMismatch, match=r"hidden: \[100, 100\] there, \[8, 8\] now"):
+        rl.load(narrower, "pretrained", tmp_path)
+
+
+def test_a_drawn_path_ends_where_the_first_episode_ended():
+    """Task 0 terminates at its third step (its state frozen after it), task 1 runs the
+    horizon of 5: the paths include the state after the last move. With restarts, the
+    state after a terminating move is the next episode's start, so the path stops before."""
+    observations = np.array([[0, 1, 2, 3, 3], [5, 6, 7, 8, 9]], float).reshape(2, 1, 5, 1)
+    samples = {"observations": observations, "final_observations": np.array([3.0, 10.0]).reshape(2, 1, 1),
+               "ends": np.array([[0, 0, 1, 0, 0], [0, 0, 0, 0, 1]], float).reshape(2, 1, 5)}
+    np.testing.assert_array_equal(rl._first_episode(samples)[..., 0], [[0, 1, 2, 3, 3, 3], [5, 6, 7, 8, 9, 10]])
+    restarted = dict(samples, observations=np.array([[0, 1, 2, 0, 1], [5, 6, 7, 8, 9]], float).reshape(2, 1, 5, 1),
+                     final_observations=np.array([2.0, 10.0]).reshape(2, 1, 1))
+    np.testing.assert_array_equal(rl._first_episode(restarted, restarts=True)[..., 0],
+                                  [[0, 1, 2, 2, 2, 2], [5, 6, 7, 8, 9, 9]])

@@ -141,6 +141,15 @@ def test_iteration_meta_test_and_checkpoint(tmp_path):
     np.testing.assert_array_equal(other.meta_test(tasks, steps=2, episodes_per_task=2), returns)
 
 
+def test_the_inner_step_is_traced_once_for_training_and_every_test_step_size():
+    """The step size goes in as a tensor, so the compiled inner step is not retraced."""
+    algo = MAMLTRPO(gaussian_mlp_policy(2, 2, hidden=(8,)), meta_batch_size=2, episodes_per_task=2, seed=1)
+    algo.train_iteration()
+    algo.adapt(algo.sample_tasks(2, seed=7), 3, step_sizes=(0.3, 0.1), episodes_per_task=2)
+    assert algo._adapt_tasks.experimental_get_tracing_count() == 1
+
+
+
 def test_finite_difference_hvp_steps_inside_the_trust_region():
     """The authors' TRPO (hvp="finite_difference"): a step is still line-searched into the
     KL bound, and its direction differs from the exact natural gradient's."""

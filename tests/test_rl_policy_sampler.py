@@ -102,6 +102,7 @@ def test_zero_std_policy_gives_the_expected_trajectory(sampler):
         for e in range(2):
             np.testing.assert_allclose(out["actions"][i, e], np.broadcast_to(mean, (100, 2)), atol=1e-6)
             np.testing.assert_allclose(out["observations"][i, e, 1:], positions[:-1], atol=1e-5)
+            np.testing.assert_allclose(out["final_observations"][i, e], positions[-1], atol=1e-5)
             np.testing.assert_allclose(out["rewards"][i, e], expected_rewards, atol=1e-5)
 
 
@@ -118,6 +119,8 @@ def test_steps_after_the_goal_is_reached_are_marked_invalid(sampler):
     np.testing.assert_allclose(out["rewards"][0, :, :3], [[-np.hypot(0.2, 0.2), -np.hypot(0.1, 0.1), 0.0]] * 2,
                                atol=1e-6)
     np.testing.assert_array_equal(out["rewards"][0, :, 3:], 0.0)
+    # After the row: at the goal (frozen since), far past the other, where the third stayed.
+    np.testing.assert_allclose(out["final_observations"][:, 0], [[0.3, 0.3], [10.0, 10.0], [0.0, 0.0]], atol=1e-4)
     from maml_tf.rl.learner import env_steps
     assert env_steps(out) == 2 * 3 + 4 * 100
 

@@ -122,3 +122,15 @@ def test_curve_matches_the_labels():
 def test_needs_at_least_one_shot(kwargs):
     with pytest.raises(ValueError, match="must be >= 1"):
         SinusoidTasks(**kwargs)
+
+
+def test_dataset_resumes_at_start():
+    """The stream from ``start=k`` is the whole stream without its first k meta-batches,
+    so a resumed run trains on the tasks an uninterrupted one would have."""
+    tasks = SinusoidTasks(support_shots=4, query_shots=3)
+    whole = [_arrays(e) for e in tasks.dataset(meta_batch_size=6, seed=5).take(5)]
+    resumed = [_arrays(e) for e in tasks.dataset(meta_batch_size=6, seed=5, start=3).take(2)]
+    for batch_a, batch_b in zip(whole[3:], resumed):
+        for x, y in zip(batch_a, batch_b):
+            np.testing.assert_array_equal(x, y)
+    assert not np.allclose(whole[0][0], resumed[0][0])

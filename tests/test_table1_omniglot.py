@@ -158,7 +158,7 @@ def test_first_order_row_beside_second_order(fake_data, tmp_path):
 
 
 @pytest.mark.slow
-def test_interrupt_resume_and_evaluate_checkpoint(fake_data, tmp_path):
+def test_interrupt_resume_and_evaluate_checkpoint(fake_data, tmp_path, monkeypatch):
     _, data_dir = fake_data
     setting = "5way1shot_fc"
     preset = presets.classification(presets.OMNIGLOT, setting, "smoke")
@@ -197,6 +197,17 @@ def test_interrupt_resume_and_evaluate_checkpoint(fake_data, tmp_path):
     np.testing.assert_allclose(again["rows"][0]["accuracy_per_step"],
                                resumed["rows"][0]["accuracy_per_step"], atol=1e-6)
     assert train_log_epochs(setting_dir) == [0, 1]
+
+    # 5. A larger budget trains the finished run on (here one finished before final
+    # weights had a record of their iterations); it reports what it did, not the preset.
+    os.remove(os.path.join(setting_dir, "final.iterations.json"))
+    assert classification.completed_iterations(setting_dir, preset) == 20
+    monkeypatch.setitem(presets.BUDGETS, "smoke", {**presets.BUDGETS["smoke"], "iterations": 30})
+    longer, _ = run_script(data_dir, tmp_path, "--setting", setting)
+    assert longer["rows"][0]["iterations"] == 30
+    assert classification.completed_iterations(setting_dir, preset) == 30  # preset.iterations: 20
+    assert train_log_epochs(setting_dir) == [0, 1, 2]
+    assert validation_iterations(setting_dir) == [10, 20, 30]
 
 
 @pytest.mark.slow

@@ -1,7 +1,6 @@
 """Few-shot classification (Section 5.2, Table 1): train with resume, validation
 curve, meta-test on fixed tasks. Shared by the reproduce scripts and the ``maml`` CLI."""
 import csv
-import json
 import os
 import time
 
@@ -13,6 +12,7 @@ from maml_tf import distribute, evaluation
 from maml_tf.callbacks import TimeLimit
 from maml_tf.core import MAML
 from maml_tf.experiments import checkpoints
+from maml_tf.experiments.errors import raise_if_diverged
 from maml_tf.models import conv4, dense_kernel_initializer, fully_connected
 from maml_tf.tasks.few_shot import FewShotTasks
 
@@ -111,15 +111,14 @@ def read_curve(path):
     return [rows[i] for i in sorted(rows)]
 
 
+def _furthest(run_dir, preset):
+    return checkpoints.furthest(os.path.join(run_dir, FINAL), os.path.join(run_dir, "backup"),
+                                preset.steps_per_epoch, preset.iterations)
+
+
 def completed_iterations(run_dir, preset):
-    """Meta-iterations done so far according to the run's checkpoint (0 for a fresh run)."""
-    if os.path.exists(os.path.join(run_dir, FINAL)):
-        return preset.iterations
-    path = os.path.join(run_dir, "backup", "training_metadata.json")
-    if not os.path.exists(path):
-        return 0
-    with open(path) as f:
-        return int(json.load(f)["epoch"]) * preset.steps_per_epoch
+    """Meta-iterations done so far according to the run's checkpoints (0 for a fresh run)."""
+    return _furthest(run_dir, preset)[0]
 
 
 def check_run_dir(preset, run_dir):
@@ -130,45 +129,52 @@ def check_run_dir(preset, run_dir):
 
 def train(preset, run_dir, data_dir=None, verbose=2, time_limit=None, callbacks=(), strategy=None):
     """Meta-train one Table 1 setting up to ``preset.iterations``, resuming from ``run_dir``
-    (checkpoint after every ``steps_per_epoch`` iterations).
+    (checkpoint after every ``steps_per_epoch`` iterations; a finished run trains on when
+    ``iterations`` has grown since).
 
-    Stops early after ``time_limit`` seconds; ``strategy`` (a ``tf.distribute.Strategy``)
-    splits each meta-batch over its replicas. Returns ``(maml, iterations_done)``.
+    Stops early at the first checkpoint after ``time_limit`` seconds; ``strategy`` (a
+    ``tf.distribute.Strategy``) splits each meta-batch over its replicas. Returns
+    ``(maml, iterations_done)``. Raises ``TrainingDiverged`` on a NaN or Inf meta-loss.
     """
     check_run_dir(preset, run_dir)
     keras.utils.set_random_seed(preset.seed)
     strategy = strategy or tf.distribute.get_strategy()
     with strategy.scope():
         maml = build_maml(preset)
-    done = completed_iterations(run_dir, preset)
+    final = os.path.join(run_dir, FINAL)
+    done, path = _furthest(run_dir, preset)
     if done >= preset.iterations:
-        return load_latest(preset, run_dir, maml), done
+        return checkpoints.load(maml, path), done
+    if path == final:  # a finished run, trained further
+        checkpoints.load(maml, final)
+        checkpoints.record_iterations(final, done)  # before the backup moves on (older runs had no record)
     train_tasks = tasks(preset, "train", data_dir)
     validation = tasks(preset, "validation", data_dir)
     # Batch i of the stream is seeded by i: a resumed run sees the tasks it would have seen.
     data = distribute.shard_episodes(
         train_tasks.dataset(preset.meta_batch_size, seed=preset.seed, start=done), strategy)
     limit = [] if time_limit is None else [TimeLimit(time_limit)]
-    maml.fit(data, epochs=preset.epochs, steps_per_epoch=preset.steps_per_epoch, verbose=verbose,
-             callbacks=[ValidationCurve(validation, preset, os.path.join(run_dir, "validation.csv")),
-                        keras.callbacks.TerminateOnNaN(),
-                        keras.callbacks.CSVLogger(os.path.join(run_dir, "train_log.csv"), append=True),
-                        keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup"),
-                                                         delete_checkpoint=False),
-                        *limit, *callbacks])
+    with raise_if_diverged(run_dir):
+        maml.fit(data, epochs=preset.epochs, initial_epoch=done // preset.steps_per_epoch,
+                 steps_per_epoch=preset.steps_per_epoch, verbose=verbose,
+                 callbacks=[ValidationCurve(validation, preset, os.path.join(run_dir, "validation.csv")),
+                            keras.callbacks.CSVLogger(os.path.join(run_dir, "train_log.csv"), append=True),
+                            checkpoints.backup_callback(os.path.join(run_dir, "backup")),
+                            *limit, *callbacks])
     done = completed_iterations(run_dir, preset)
     if done >= preset.iterations:
-        maml.save_weights(os.path.join(run_dir, FINAL))
+        checkpoints.save_final(maml, final, done)
     return maml, done
 
 
-def load_latest(preset, run_dir, maml=None):
+def load_latest(preset, run_dir):
     """The run's final weights, else its latest checkpoint (an unfinished run)."""
     if os.path.isdir(run_dir):
         check_run_dir(preset, run_dir)
-    return checkpoints.load_first(
-        maml or build_maml(preset), [os.path.join(run_dir, FINAL), os.path.join(run_dir, "backup", "latest.weights.h5")],
-        f"No checkpoint in {run_dir}: train first (the same command without --no-train).")
+    _, path = _furthest(run_dir, preset)
+    if path is None:
+        raise FileNotFoundError(f"No checkpoint in {run_dir}: train first (the same command without --no-train).")
+    return checkpoints.load(build_maml(preset), path)
 
 
 def evaluate(preset, maml, data_dir=None):

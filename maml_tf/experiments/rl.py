@@ -17,6 +17,7 @@ import keras
 import numpy as np
 
 from maml_tf.evaluation import mean_ci95
+from maml_tf.experiments import checkpoints
 from maml_tf.models.policy import gaussian_mlp_policy
 from maml_tf.rl import envs
 from maml_tf.rl.joint_trpo import JointTRPO
@@ -26,6 +27,9 @@ from maml_tf.rl.maml_trpo import MAMLTRPO
 METHODS = ("maml", "pretrained", "random", "oracle")
 TRAINED = ("maml", "pretrained", "oracle")
 LOG_FIELDS = ("iteration", "return", "pre_update_return", "kl", "accepted", "seconds")
+# Preset fields a checkpoint directory may change between runs: the budget and the meta-test.
+FREE_FIELDS = ("name", "iterations", "eval_tasks", "eval_episodes_per_task", "eval_inner_steps",
+               "test_step_sizes", "method_test_step_sizes")
 
 
 def build(preset, method):
@@ -59,11 +63,23 @@ def log_path(checkpoint_dir, method):
     return os.path.join(checkpoint_dir, f"{method}_log.csv")
 
 
+def check_checkpoint_dir(preset, checkpoint_dir):
+    """Raise ``checkpoints.RunDirectoryMismatch`` if ``checkpoint_dir`` was trained with
+    other settings than ``preset``'s; record the preset in a directory without a record."""
+    checkpoints.check_preset(checkpoint_dir, preset, FREE_FIELDS, option="--checkpoint-dir")
+
+
 def load(preset, method, checkpoint_dir):
-    """The learner of ``method``, restored from its checkpoint when there is one."""
+    """The learner of ``method``, restored from its checkpoint when there is one.
+
+    Raises ``checkpoints.RunDirectoryMismatch`` if the directory records other settings,
+    ``CheckpointMismatch`` if the checkpoint is another policy's. Writes nothing.
+    """
     learner = build(preset, method)
     path = checkpoint_path(checkpoint_dir, method)
     if method in TRAINED and os.path.exists(path):
+        if os.path.exists(os.path.join(checkpoint_dir, checkpoints.PRESET_FILE)):
+            check_checkpoint_dir(preset, checkpoint_dir)
         learner.restore(path)
     return learner
 
@@ -77,8 +93,8 @@ def train(preset, method, checkpoint_dir, deadline=None, callback=None, until=No
     iteration boundary, once ``time.time()`` passes ``deadline``. ``callback(stats)``
     after each iteration. Returns the learner; ``learner.iteration`` tells how far it got.
     """
-    os.makedirs(checkpoint_dir, exist_ok=True)
     learner = load(preset, method, checkpoint_dir)
+    check_checkpoint_dir(preset, checkpoint_dir)  # records the preset in a new or older directory
     if method not in TRAINED:
         return learner
     path = checkpoint_path(checkpoint_dir, method)
@@ -115,13 +131,15 @@ def training_curve(checkpoint_dir, method):
 
 def test_tasks(preset):
     """The fixed meta-test tasks, the same for every method."""
-    return envs.make(preset.env).sample_tasks(preset.eval_tasks, seed=10_000 + preset.seed)
+    with envs.make(preset.env) as env:
+        return env.sample_tasks(preset.eval_tasks, seed=10_000 + preset.seed)
 
 
 def validation_tasks(preset):
     """As many tasks as the test, drawn with another seed: for choosing meta-test
     settings without looking at the test tasks."""
-    return envs.make(preset.env).sample_tasks(preset.eval_tasks, seed=20_000 + preset.seed)
+    with envs.make(preset.env) as env:
+        return env.sample_tasks(preset.eval_tasks, seed=20_000 + preset.seed)
 
 
 def meta_test(preset, learner, tasks, step_sizes):
@@ -136,24 +154,30 @@ def meta_test(preset, learner, tasks, step_sizes):
 
 
 def paths(preset, learner, tasks, step_sizes, seed=0):
-    """One episode's observations per task before and after ``eval_inner_steps``
-    adaptation steps of ``step_sizes``: ``{"pre": [tasks, T, obs], "post": [tasks, T, obs]}``,
-    the last state repeated after the episode ended (Figure 4's picture; in navigation
-    the observation is the position)."""
+    """One episode's states per task before and after ``eval_inner_steps`` adaptation
+    steps of ``step_sizes``: ``{"pre": [tasks, T + 1, obs], "post": [tasks, T + 1, obs]}``
+    (see :func:`_first_episode`; Figure 4's picture: in navigation the observation is
+    the position)."""
     pre = learner.sample(tasks, seed, episodes_per_task=1)
     weights, _ = learner.adapt(tasks, preset.eval_inner_steps, step_sizes,
                                preset.eval_episodes_per_task, seed)
     post = learner.sample(tasks, seed, weights, episodes_per_task=1)
-    return {"pre": _first_episode(pre), "post": _first_episode(post)}
+    restarts = learner.sampling == "steps"
+    return {"pre": _first_episode(pre, restarts), "post": _first_episode(post, restarts)}
 
 
-def _first_episode(samples):
-    """The first episode's observations of each task's first row, ``[tasks, T, obs]``: a
-    row restarting on termination holds more."""
-    observations, ends = samples["observations"][:, 0], samples["ends"][:, 0]
-    last = np.argmax(ends > 0, axis=-1)  # every row's first episode ends within it
-    steps = np.minimum(np.arange(observations.shape[1])[None], last[:, None])
-    return np.take_along_axis(observations, steps[..., None], axis=1)
+def _first_episode(samples, restarts=False):
+    """The states of the first episode of each task's first row, ``[tasks, T + 1, obs]``:
+    its start, the state after each of its moves, then the last one repeated.
+
+    With ``restarts`` (rows restarting on termination, which hold more episodes) the
+    environment reports the next episode's start in place of the state an episode's
+    final move reached, so that state is not known: the path ends one move short."""
+    states = np.concatenate([samples["observations"][:, 0], samples["final_observations"][:, 0, None]], axis=1)
+    moves = np.argmax(samples["ends"][:, 0] > 0, axis=-1) + 1  # every row's first episode ends within it
+    last = moves - 1 if restarts else moves
+    steps = np.minimum(np.arange(states.shape[1])[None], last[:, None])
+    return np.take_along_axis(states, steps[..., None], axis=1)
 
 
 def environment_note(env):

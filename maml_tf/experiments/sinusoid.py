@@ -9,6 +9,7 @@ from maml_tf import baselines, distribute, evaluation
 from maml_tf.callbacks import TrainingClock
 from maml_tf.core import MAML
 from maml_tf.experiments import checkpoints
+from maml_tf.experiments.errors import TrainingDiverged, raise_if_diverged
 from maml_tf.models import dense_kernel_initializer, mlp
 from maml_tf.tasks import SinusoidTasks
 
@@ -35,10 +36,13 @@ def build_maml(preset, input_dim=1, steps_per_execution=50):
 
 
 def _callbacks(run_dir, name):
-    backup = os.path.join(run_dir, "backup", name)
-    return [keras.callbacks.TerminateOnNaN(), TrainingClock(_clock_path(run_dir, name)),
+    return [TrainingClock(_clock_path(run_dir, name)),
             keras.callbacks.CSVLogger(os.path.join(run_dir, f"{name}_log.csv"), append=True),
-            keras.callbacks.BackupAndRestore(backup, delete_checkpoint=False)]  # kept: a time limit also ends training
+            checkpoints.backup_callback(_backup_dir(run_dir, name))]
+
+
+def _backup_dir(run_dir, method):
+    return os.path.join(run_dir, "backup", method)
 
 
 def _clock_path(run_dir, name):
@@ -56,15 +60,22 @@ def check_run_dir(preset, run_dir):
     checkpoints.check_preset(run_dir, preset, FREE_FIELDS)
 
 
+def _furthest(preset, run_dir, method):
+    return checkpoints.furthest(final_weights(run_dir, method), _backup_dir(run_dir, method),
+                                preset.steps_per_epoch, preset.iterations)
+
+
 def train(preset, method, run_dir, verbose=2, callbacks=(), strategy=None):
-    """Train one method for ``preset.iterations`` steps, resuming from ``run_dir``.
+    """Train one method up to ``preset.iterations`` steps, resuming from ``run_dir`` (also
+    a finished run, when ``iterations`` has grown since).
 
     ``maml`` meta-trains; ``pretrained`` and ``oracle`` train the same network by
     plain regression on all tasks jointly (``oracle`` also sees amplitude and phase).
     ``strategy`` splits each meta-batch of ``maml`` over its replicas. Returns
     ``(maml_wrapper, seconds, finished)``; the wrapper adapts with the paper's inner
     rule, and ``finished`` is False when a callback stopped training early (the
-    checkpoint in ``run_dir`` resumes it).
+    checkpoint in ``run_dir`` resumes it). Raises ``TrainingDiverged`` on a NaN or Inf
+    loss, before any checkpoint of it is written.
     """
     check_run_dir(preset, run_dir)
     keras.utils.set_random_seed(preset.seed)
@@ -74,33 +85,52 @@ def train(preset, method, run_dir, verbose=2, callbacks=(), strategy=None):
     with strategy.scope():
         maml = build_maml(preset, input_dim=tasks.input_dim)
     final = final_weights(run_dir, method)
-    if os.path.exists(final):  # finished earlier: reuse
-        maml.load_weights(final)
-        return maml, TrainingClock.total(_clock_path(run_dir, method)), True
-    data = tasks.dataset(preset.meta_batch_size, seed=preset.seed + METHODS.index(method))
-    callbacks = _callbacks(run_dir, method) + list(callbacks)
+    done, path = _furthest(preset, run_dir, method)
+    if path == final:  # finished earlier: reused, or trained further if iterations has grown
+        if method == "maml":
+            checkpoints.load(maml, final)
+        else:  # only the weights: the baselines' Adam is maml.model's own, in their backup
+            maml.load_weights(final)
+        if done >= preset.iterations:
+            return maml, TrainingClock.total(_clock_path(run_dir, method)), True
+        checkpoints.record_iterations(final, done)  # before the backup moves on (older runs had no record)
+    # Batch i of the stream is seeded by i: a resumed run sees the tasks it would have seen.
+    data = tasks.dataset(preset.meta_batch_size, seed=preset.seed + METHODS.index(method), start=done)
+    fit = dict(epochs=preset.epochs, initial_epoch=done // preset.steps_per_epoch,
+               steps_per_epoch=preset.steps_per_epoch, verbose=verbose,
+               callbacks=_callbacks(run_dir, method) + list(callbacks))
     if method == "maml":
-        history = maml.fit(distribute.shard_episodes(data, strategy), epochs=preset.epochs,
-                           steps_per_epoch=preset.steps_per_epoch, callbacks=callbacks, verbose=verbose)
+        with raise_if_diverged(run_dir):
+            maml.fit(distribute.shard_episodes(data, strategy), **fit)
     else:
         maml.model.compile(optimizer=keras.optimizers.Adam(preset.outer_lr), loss="mse",
                            steps_per_execution=50)
-        history = maml.model.fit(baselines.joint_training_dataset(data), epochs=preset.epochs,
-                                 steps_per_epoch=preset.steps_per_epoch, callbacks=callbacks,
-                                 verbose=verbose)
-    finished = not history.epoch or history.epoch[-1] + 1 >= preset.epochs
+        # Raises at a NaN or Inf loss, before the epoch's checkpoint could save the weights.
+        fit["callbacks"].insert(0, keras.callbacks.TerminateOnNaN(raise_error=True))
+        try:
+            maml.model.fit(baselines.joint_training_dataset(data), **fit)
+        except RuntimeError as error:
+            if "NaN or Inf loss" not in str(error):
+                raise
+            raise TrainingDiverged(
+                f"The {method} baseline's loss became NaN or Inf: lower outer_lr. Checkpoints up to "
+                f"the last good epoch are in {run_dir}; to train with other hyperparameters, use a "
+                "new run directory.") from None
+    done, _ = _furthest(preset, run_dir, method)
+    finished = done >= preset.iterations
     if finished:
-        maml.save_weights(final)
+        checkpoints.save_final(maml, final, done)
     return maml, TrainingClock.total(_clock_path(run_dir, method)), finished
 
 
-def load_latest(preset, run_dir, method="maml"):
-    """``method``'s final weights in ``run_dir``, else its latest checkpoint."""
+def load_latest(preset, run_dir):
+    """MAML's final weights in ``run_dir``, else its latest checkpoint."""
     if os.path.isdir(run_dir):
         check_run_dir(preset, run_dir)
-    return checkpoints.load_first(
-        build_maml(preset), [final_weights(run_dir, method), os.path.join(run_dir, "backup", method, "latest.weights.h5")],
-        f"No {method} checkpoint in {run_dir}: train first.")
+    _, path = _furthest(preset, run_dir, "maml")
+    if path is None:
+        raise FileNotFoundError(f"No maml checkpoint in {run_dir}: train first.")
+    return checkpoints.load(build_maml(preset), path)
 
 
 def test_tasks(preset, shots, oracle=False):

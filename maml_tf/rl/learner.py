@@ -23,12 +23,17 @@ from maml_tf.rl.sampler import Sampler, stack_weights
 from maml_tf.rl.trpo import finite_difference_hessian_vector_product, kl_hessian_vector_product, trpo_step
 
 # How TRPO's conjugate gradient gets KL Hessian-vector products: "exact" (the paper's
-# TRPO), or "finite_difference" (the authors' code: rllab's FiniteDifferenceHvp in float32).
+# TRPO: the Fisher form at the trust-region centre, where it equals the KL's Hessian), or
+# "finite_difference" (the authors' code: rllab's FiniteDifferenceHvp in float32).
 HVP_METHODS = ("exact", "finite_difference")
 # What a task's batch holds: "episodes", a fixed number of episodes (the paper's count of
 # trajectories), or "steps", a budget of episodes x horizon steps that episodes ending
 # early leave to new ones (the authors' code: rllab's sampler).
 SAMPLING = ("episodes", "steps")
+
+
+class CheckpointMismatch(ValueError):
+    """A checkpoint holds the weights of another policy architecture."""
 
 
 class PolicyLearner:
@@ -41,7 +46,8 @@ class PolicyLearner:
             (e.g. ``{"oracle": True}``: the task parameters appended to the observation).
         episodes_per_task: trajectories per task in training (20 in the paper); with
             ``sampling="steps"`` a budget of ``episodes_per_task x horizon`` steps.
-        inner_lr: step size alpha of the inner policy-gradient step (0.1).
+        inner_lr: step size alpha of the inner policy-gradient step in training (0.1);
+            :meth:`adapt` takes it first, then half of it, unless told other step sizes.
         first_order: treat the inner gradient as a constant where it is differentiated.
         gamma, gae_lambda: discount (0.99) and GAE lambda (1: returns minus baseline).
         seed: tasks and action noise of training iteration k are a function of (seed, k).
@@ -50,8 +56,8 @@ class PolicyLearner:
             the same batch row, so a task gets more, shorter episodes.
 
     Training counters, saved by :meth:`checkpoint`: ``iteration``, ``env_steps``
-    (environment steps sampled by training) and ``seconds`` (spent in training
-    iterations, summed over resumed runs).
+    (environment steps of the complete episodes training sampled, see :func:`env_steps`)
+    and ``seconds`` (spent in training iterations, summed over resumed runs).
     """
 
     def __init__(self, model, env="navigation", episodes_per_task=20, inner_lr=0.1, first_order=False,
@@ -72,7 +78,8 @@ class PolicyLearner:
         self.iteration = 0
         self.env_steps = 0
         self.seconds = 0.0
-        self._task_env = envs.make(env, **self.env_kwargs)
+        with self._make_env() as probe:
+            _check_policy(model, probe, env, self.env_kwargs)
         self._samplers = {}
         self._adapt_tasks = tf.function(self._adapt_stacked)
 
@@ -106,7 +113,8 @@ class PolicyLearner:
     # ------------------------------------------------------------------ tasks and rollouts
     def sample_tasks(self, n, seed):
         """``n`` tasks of the environment's distribution, deterministic in ``seed``."""
-        return self._task_env.sample_tasks(n, seed)
+        with self._make_env() as env:
+            return env.sample_tasks(n, seed)
 
     def sample(self, tasks, seed, weights=None, episodes_per_task=None):
         """Trajectories of every task (see :meth:`Sampler.sample`): ``weights`` stacked
@@ -135,14 +143,19 @@ class PolicyLearner:
                 flatten(np.stack(advantages)), flatten(samples["valid"]))
 
     # ------------------------------------------------------------------ adaptation and meta-test
-    def adapt(self, tasks, steps, step_sizes=(0.1, 0.05, 0.05), episodes_per_task=None, seed=0):
+    def adapt(self, tasks, steps, step_sizes=None, episodes_per_task=None, seed=0):
         """Adapt to each task by ``steps`` policy-gradient steps from the current parameters.
 
-        Step ``k`` uses ``step_sizes[k]`` (the last one repeated): the paper's alpha is
-        0.1 for the first step, then 0.05. Returns ``(weights, returns)``: the adapted
-        weights stacked ``[tasks, *shape]`` and the mean return per task of the
+        Step ``k`` uses ``step_sizes[k]`` (the last one repeated); None: ``inner_lr``, then
+        half of it (the paper's alpha 0.1, then 0.05). Returns ``(weights, returns)``: the
+        adapted weights stacked ``[tasks, *shape]`` and the mean return per task of the
         trajectories each step was computed from, ``[tasks, steps]``.
         """
+        if step_sizes is None:
+            step_sizes = (self.inner_lr, self.inner_lr / 2)
+        elif len(step_sizes) == 0:
+            raise ValueError("step_sizes is empty: give at least the first step's size (the last one "
+                             "is repeated), or None for inner_lr, then half of it.")
         weights = self._meta_weights(len(tasks))
         seeds = np.random.SeedSequence([self.seed, seed, 1]).generate_state(max(int(steps), 1))
         returns = []
@@ -154,8 +167,9 @@ class PolicyLearner:
             weights = self._adapt_tasks(weights, *self.process(samples), lr)
         return weights, np.stack(returns, axis=1) if returns else np.zeros((len(tasks), 0))
 
-    def meta_test(self, tasks, steps=3, episodes_per_task=20, step_sizes=(0.1, 0.05, 0.05), seed=0):
-        """Mean return per task after 0, 1, .., ``steps`` adaptation steps: ``[tasks, steps + 1]``."""
+    def meta_test(self, tasks, steps=3, episodes_per_task=20, step_sizes=None, seed=0):
+        """Mean return per task after 0, 1, .., ``steps`` adaptation steps of ``step_sizes``
+        (see :meth:`adapt`): ``[tasks, steps + 1]``."""
         weights, returns = self.adapt(tasks, steps, step_sizes, episodes_per_task, seed)
         final_seed = np.random.SeedSequence([self.seed, seed, 2]).generate_state(1)[0]
         final = self.sample(tasks, int(final_seed), weights, episodes_per_task)
@@ -195,22 +209,24 @@ class PolicyLearner:
             variables = self.model.trainable_variables
             stored = sum(key.startswith("w") for key in data.files)
             if stored != len(variables):
-                raise ValueError(f"{path} holds {stored} weight arrays; this policy has {len(variables)}.")
+                raise CheckpointMismatch(f"{path} holds {stored} weight arrays; this policy has {len(variables)}.")
             for i, v in enumerate(variables):
                 if data[f"w{i}"].shape != tuple(v.shape):
-                    raise ValueError(f"{path}: weight {i} has shape {data[f'w{i}'].shape}, "
-                                     f"the policy's {v.path} {tuple(v.shape)}.")
+                    raise CheckpointMismatch(f"{path}: weight {i} has shape {data[f'w{i}'].shape}, "
+                                             f"the policy's {v.path} {tuple(v.shape)}.")
                 v.assign(data[f"w{i}"])
             self.iteration = int(data["iteration"])
             self.env_steps = int(data["env_steps"])
             self.seconds = float(data["seconds"])
 
     # ------------------------------------------------------------------ internals
+    def _make_env(self, **kwargs):
+        return envs.make(self.env_name, **self.env_kwargs, **kwargs)
+
     def _sampler(self, num_tasks, episodes):
         members = num_tasks * episodes
         if members not in self._samplers:
-            env = envs.make(self.env_name, batch_size=members, **self.env_kwargs,
-                            restart_on_termination=self.sampling == "steps")
+            env = self._make_env(batch_size=members, restart_on_termination=self.sampling == "steps")
             self._samplers[members] = Sampler(env, self.model)
         return self._samplers[members]
 
@@ -234,10 +250,11 @@ class TRPOLearner(PolicyLearner):
     policy's outputs on the batch's states, a function of the current parameters) and
     ``_valid_states(*data)`` (1 for those states, 0 for padding) over the same
     arguments, the last of which is the sampling policy's outputs on those states. The
-    mean KL from the sampling policy and its Hessian-vector product
-    (:func:`~maml_tf.rl.trpo.kl_hessian_vector_product`) follow; all three run as
-    compiled ``tf.function`` s. ``hvp="finite_difference"`` replaces that exact product
-    with the authors' code's (:func:`~maml_tf.rl.trpo.finite_difference_hessian_vector_product`).
+    mean KL from the sampling policy and its Hessian-vector product follow, all three
+    compiled ``tf.function`` s: ``hvp="exact"`` takes the Fisher form ``J^T M J`` at the
+    trust-region centre (:func:`~maml_tf.rl.trpo.kl_hessian_vector_product`, the KL's
+    Hessian there), ``hvp="finite_difference"`` the authors' code's float32 differences
+    of the KL gradient (:func:`~maml_tf.rl.trpo.finite_difference_hessian_vector_product`).
     """
 
     def __init__(self, model, env="navigation", meta_batch_size=20, max_kl=0.01, hvp="exact", **kwargs):
@@ -280,6 +297,23 @@ class TRPOLearner(PolicyLearner):
         return kl_hessian_vector_product(lambda: self._policy_outputs(*data),
                                          lambda outputs: _mean_kl_from(data[-1], outputs, valid),
                                          self.model.trainable_variables, vector)
+
+
+def _check_policy(model, env, env_name, env_kwargs):
+    """Raise ValueError unless ``model`` maps ``env``'s observations to a mean and a log-std
+    per action dimension (else the sampler or MuJoCo would fail deep inside)."""
+    observation_dim, action_dim = env.observation_spec().shape[0], env.action_spec().shape[0]
+    inputs, outputs = model.input_shape[-1], model.output_shape[-1]
+    if (inputs, outputs) == (observation_dim, 2 * action_dim):
+        return
+    oracle = (" (the oracle's observations hold the task too: env_kwargs={'oracle': True})"
+              if inputs > observation_dim and not env_kwargs.get("oracle") else "")
+    raise ValueError(
+        f"The policy maps {inputs} inputs to {outputs} outputs; environment {env_name!r}"
+        f"{f' with {env_kwargs}' if env_kwargs else ''} needs {observation_dim} (its observation) to "
+        f"{2 * action_dim} (a mean and a log-std per action dimension){oracle}. Build the policy with "
+        f"gaussian_mlp_policy({observation_dim}, {action_dim}), or the learner with "
+        "maml_tf.experiments.rl.build(preset, method).")
 
 
 def masked_mean(values, valid):

@@ -21,19 +21,22 @@ class MAMLTRPO(TRPOLearner):
         meta_batch_size: tasks per meta-iteration (20 for navigation, 40 for
             locomotion in the paper).
         max_kl: TRPO trust region (0.01).
-        hvp: TRPO's KL Hessian-vector products: "exact" (double backprop through the
-            inner step, the paper's TRPO) or "finite_difference" (the authors' code, whose
-            float32 differences leave mostly the damping: a KL-limited gradient step).
+        hvp: TRPO's KL Hessian-vector products: "exact" (the paper's TRPO: the Fisher
+            form at the trust-region centre, differentiating through the inner step) or
+            "finite_difference" (the authors' code, whose float32 differences leave
+            mostly the damping: a KL-limited gradient step).
         **kwargs: the rest of :class:`~maml_tf.rl.learner.PolicyLearner`'s arguments
             (``env``, ``episodes_per_task``, ``inner_lr``, ``first_order``, ``gamma``,
-            ``gae_lambda``, ``seed``, ``env_kwargs``).
+            ``gae_lambda``, ``seed``, ``env_kwargs``, ``sampling``).
     """
 
     def _update(self, task_seed, pre_seed, post_seed):
         tasks = self.sample_tasks(self.meta_batch_size, task_seed)
         pre = self.sample(tasks, pre_seed)
         pre_data = self.process(pre)
-        adapted = self._adapt_tasks(self._meta_weights(len(tasks)), *pre_data, self.inner_lr)
+        weights = self._meta_weights(len(tasks))
+        # A tensor, as in adapt(): one trace of the compiled step for every step size.
+        adapted = self._adapt_tasks(weights, *pre_data, tf.constant(self.inner_lr, weights[0].dtype))
         post = self.sample(tasks, post_seed, weights=adapted)
         post_data = self.process(post)
         old_outputs = tf.stack([self.functional([w[i] for w in adapted], post_data[0][i])[0]

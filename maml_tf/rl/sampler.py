@@ -10,12 +10,17 @@ stacked on a leading task axis and ``FunctionalModel`` runs under
 """
 import numpy as np
 import tensorflow as tf
-from tf_agents.drivers import py_driver
-from tf_agents.policies import py_policy
-from tf_agents.trajectories import policy_step
 
 from maml_tf.core.functional import FunctionalModel
 from maml_tf.models.policy import action_distribution
+from maml_tf.rl import tf_agents_missing
+
+try:
+    from tf_agents.drivers import py_driver
+    from tf_agents.policies import py_policy
+    from tf_agents.trajectories import policy_step
+except ModuleNotFoundError as error:
+    raise tf_agents_missing(error) from error
 
 
 def stack_weights(weights, num_tasks):
@@ -93,8 +98,10 @@ class Sampler:
         samples), ``rewards``, ``valid`` (1 for the steps of complete episodes, 0 for
         the padding after an episode ended before the horizon: rewards there are 0),
         ``ends`` (1 at the last step of each complete episode), ``timesteps`` (a step's
-        index within its episode); and ``tasks``. A row is one episode, or, with an
-        environment that restarts on termination, as many as end within the horizon
+        index within its episode); ``final_observations`` ``[tasks, rows, ...]``, the
+        state after each row's last action (a new episode's first if that action ended
+        one and the environment restarts); and ``tasks``. A row is one episode, or, with
+        an environment that restarts on termination, as many as end within the horizon
         (the steps of the one the horizon cuts short are not valid, as rllab's sampler
         discarded unfinished paths).
         """
@@ -109,15 +116,18 @@ class Sampler:
         self.env.seed(seed)  # the start states' noise, like the actions', follows the seed
         self.policy.set_weights(weights, seed)
         self._steps.clear()
-        self.driver.run(self.env.reset())
+        final, _ = self.driver.run(self.env.reset())
+
+        def per_task(values):  # [B, ...] -> [tasks, rows, ...]
+            return values.reshape((num_tasks, episodes) + values.shape[1:])
 
         def gather(field):
-            values = np.stack([getattr(step, field) for step in self._steps], axis=1)  # [B, T, ...]
-            return values.reshape((num_tasks, episodes) + values.shape[1:])
+            return per_task(np.stack([getattr(step, field) for step in self._steps], axis=1))  # [B, T, ...]
 
         episode = (_restarting_episodes if self.env.restart_on_termination else _padded_episodes)(
             gather("discount"))
         return {"observations": gather("observation"), "actions": gather("action"),
+                "final_observations": per_task(final.observation),
                 "rewards": gather("reward"), **episode, "tasks": list(tasks)}
 
 

@@ -1,7 +1,12 @@
 """TRPO's outer step (Schulman et al. 2015), as rllab's ``ConjugateGradientOptimizer``
-that MAML-TRPO uses (Section 5.3): natural gradient by conjugate gradient on exact
+that MAML-TRPO uses (Section 5.3): natural gradient by conjugate gradient on
 Hessian-vector products of the mean KL, scaled to the trust region ``max_kl`` and
 backtracked until the surrogate loss falls inside it.
+
+Three products: :func:`hessian_vector_product` (exact, by double backprop: ``trpo_step``'s
+default), :func:`kl_hessian_vector_product` (the Fisher form at the trust-region centre,
+equal to it there and cheaper: the learners' ``hvp="exact"``) and
+:func:`finite_difference_hessian_vector_product` (the authors' code's: ``hvp="finite_difference"``).
 
 Vectors are lists of tensors parallel to ``params`` (the gradient's own shape), so
 nothing is flattened and the same code serves a plain policy and a MAML meta-policy,

@@ -51,9 +51,10 @@ class SinusoidTasks:
         episodes = make_episodes(x[:, :s], y[:, :s], x[:, s:], y[:, s:])
         return episodes, {"amplitude": amplitude[:, 0, 0], "phase": phase[:, 0, 0]}
 
-    def dataset(self, meta_batch_size, seed=0):
-        """Endless ``tf.data`` stream of meta-batches, deterministic in ``seed``."""
-        return (tf.data.Dataset.counter()
+    def dataset(self, meta_batch_size, seed=0, start=0):
+        """Endless ``tf.data`` stream of meta-batches; batch ``i`` comes from seed
+        ``(seed, i)``, so a resumed run can continue at ``start``."""
+        return (tf.data.Dataset.counter(start)
                 .map(lambda i: self.sample(meta_batch_size, tf.stack([tf.cast(seed, tf.int64), i]))[0],
                      num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
                 .prefetch(tf.data.AUTOTUNE))

@@ -5,8 +5,14 @@ velocity, a direction). ``sample_tasks`` draws them, ``reset_task`` sets them
 for the following episodes, and episodes last at most ``horizon`` steps.
 """
 import numpy as np
-from tf_agents.environments import py_environment
-from tf_agents.trajectories import time_step as ts
+
+from maml_tf.rl import tf_agents_missing
+
+try:
+    from tf_agents.environments import py_environment
+    from tf_agents.trajectories import time_step as ts
+except ModuleNotFoundError as error:
+    raise tf_agents_missing(error) from error
 
 
 class TaskEnvironment(py_environment.PyEnvironment):

@@ -48,11 +48,17 @@ How gymnasium's models differ from rllab's (returns will not match one to one):
 """
 import contextlib
 
-import mujoco
 import numpy as np
-from gymnasium.envs.mujoco.ant_v5 import AntEnv
-from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv
 from tf_agents.specs import array_spec
+
+try:  # the optional ``rl`` extra (setup.py)
+    import mujoco
+    from gymnasium.envs.mujoco.ant_v5 import AntEnv
+    from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv
+except ModuleNotFoundError as error:
+    raise ImportError(f"The locomotion environments need MuJoCo and gymnasium ({str(error.name).partition('.')[0]} "
+                      "is missing): pip install 'maml-tf[rl]' (in a checkout: pip install -e '.[rl]'), or make install."
+                      ) from error
 
 from maml_tf.rl.envs.base import TaskEnvironment
 
