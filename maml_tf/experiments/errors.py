@@ -12,9 +12,10 @@ class TrainingDiverged(RuntimeError):
 
 
 @contextlib.contextmanager
-def raise_if_diverged(run_dir):
-    """Turn MAML's NaN/Inf check failing inside ``fit`` into :class:`TrainingDiverged`,
-    whose message is the check's own line plus where the last good checkpoint is."""
+def raise_if_diverged(run_dir, what="model"):
+    """Turn a NaN or Inf loss inside ``fit`` into :class:`TrainingDiverged`: MAML's own
+    check (its message's line) or, for a plain Keras model (``what``, e.g. a baseline),
+    ``TerminateOnNaN(raise_error=True)``; the message adds where the last good checkpoint is."""
     try:
         yield
     except tf.errors.InvalidArgumentError as error:
@@ -22,6 +23,13 @@ def raise_if_diverged(run_dir):
             raise
         # In graph mode the message opens with "Graph execution error:" and a stack.
         line = next(line for line in error.message.splitlines() if _MARKER in line)
-        raise TrainingDiverged(
-            f"{line.split(' : ')[0].strip()}. Checkpoints up to the last good epoch are in "
-            f"{run_dir}; to train with other hyperparameters, use a new run directory.") from None
+        cause = line.split(' : ')[0].strip()
+    except RuntimeError as error:
+        if "NaN or Inf loss" not in str(error):  # Keras' TerminateOnNaN
+            raise
+        cause = f"The {what}'s loss became NaN or Inf: lower outer_lr"
+    else:
+        return
+    raise TrainingDiverged(
+        f"{cause}. Checkpoints up to the last good epoch are in {run_dir}; to train with other "
+        "hyperparameters, use a new run directory.") from None

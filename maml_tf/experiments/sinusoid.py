@@ -9,7 +9,7 @@ from maml_tf import baselines, distribute, evaluation
 from maml_tf.callbacks import TrainingClock
 from maml_tf.core import MAML
 from maml_tf.experiments import checkpoints
-from maml_tf.experiments.errors import TrainingDiverged, raise_if_diverged
+from maml_tf.experiments.errors import raise_if_diverged
 from maml_tf.models import dense_kernel_initializer, mlp
 from maml_tf.tasks import SinusoidTasks
 
@@ -107,15 +107,8 @@ def train(preset, method, run_dir, verbose=2, callbacks=(), strategy=None):
                            steps_per_execution=50)
         # Raises at a NaN or Inf loss, before the epoch's checkpoint could save the weights.
         fit["callbacks"].insert(0, keras.callbacks.TerminateOnNaN(raise_error=True))
-        try:
+        with raise_if_diverged(run_dir, f"{method} baseline"):
             maml.model.fit(baselines.joint_training_dataset(data), **fit)
-        except RuntimeError as error:
-            if "NaN or Inf loss" not in str(error):
-                raise
-            raise TrainingDiverged(
-                f"The {method} baseline's loss became NaN or Inf: lower outer_lr. Checkpoints up to "
-                f"the last good epoch are in {run_dir}; to train with other hyperparameters, use a "
-                "new run directory.") from None
     done, _ = _furthest(preset, run_dir, method)
     finished = done >= preset.iterations
     if finished:
