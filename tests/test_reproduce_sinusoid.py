@@ -134,10 +134,12 @@ def _epochs_logged(run_dir, method="maml"):
 
 
 @pytest.mark.slow
-def test_an_interrupted_extended_run_matches_an_uninterrupted_one(tmp_path):
+@pytest.mark.parametrize("killed_writing", ["latest.weights.h5", "training_metadata.json"])
+def test_an_interrupted_extended_run_matches_an_uninterrupted_one(tmp_path, killed_writing):
     """Finished at 50 iterations before final weights had a record, extended to 150,
-    stopped at 100, killed while writing its next checkpoint, resumed: the same weights
-    as 150 iterations in one go (the task stream continues where it stopped)."""
+    stopped at 100, killed while writing its next checkpoint's weights or metadata,
+    resumed: the same weights as 150 iterations in one go (the task stream continues
+    where it stopped)."""
     from maml_tf.callbacks import TimeLimit
     from maml_tf.experiments import sinusoid
     whole, _, finished = sinusoid.train(TINY, "maml", str(tmp_path / "whole"), verbose=0)
@@ -150,12 +152,16 @@ def test_an_interrupted_extended_run_matches_an_uninterrupted_one(tmp_path):
     assert not sinusoid.train(TINY, "maml", run_dir, verbose=0, callbacks=[TimeLimit(0)])[2]
     backup = os.path.join(run_dir, "backup", "maml")
     assert json.load(open(os.path.join(backup, "training_metadata.json")))["epoch"] == 2
+    at_100 = sinusoid.load_latest(TINY, run_dir)
     # Killed while saving epoch 3: BackupAndRestore had copied its checkpoint to *.bkp.
     for name in ("latest.weights.h5", "training_metadata.json"):
         with open(os.path.join(backup, name), "rb") as src, open(os.path.join(backup, name + ".bkp"), "wb") as dst:
             dst.write(src.read())
-    with open(os.path.join(backup, "latest.weights.h5"), "r+b") as f:
-        f.truncate(1000)
+    with open(os.path.join(backup, killed_writing), "r+b") as f:
+        f.truncate(10 if killed_writing.endswith(".json") else 1000)
+    # Evaluating the unfinished run (--no-train) reads the checkpoint before, like resuming.
+    for a, b in zip(at_100.model.get_weights(), sinusoid.load_latest(TINY, run_dir).model.get_weights()):
+        np.testing.assert_array_equal(a, b)
     parts, _, finished = sinusoid.train(TINY, "maml", run_dir, verbose=0)
     assert finished and _epochs_logged(run_dir) == [0, 1, 2]
     assert json.load(open(final.replace(".weights.h5", ".iterations.json"))) == {"iterations": 150}

@@ -3,17 +3,31 @@ iterations each holds, and a check that they were trained with the hyperparamete
 import dataclasses
 import json
 import os
+import shutil
+import tempfile
 
 import keras
 
 BACKUP_WEIGHTS, BACKUP_METADATA = "latest.weights.h5", "training_metadata.json"  # Keras' names
 
 
+class _BackupAndRestore(keras.callbacks.BackupAndRestore):
+    """Keras' callback, also resuming from the checkpoint before (``*.bkp``) when a kill
+    truncated the latest one's metadata: Keras falls back only for unreadable weights."""
+
+    def _load_model(self):
+        try:
+            super()._load_model()
+        except json.JSONDecodeError as error:  # Keras' on_train_begin falls back on OSError
+            raise OSError(f"{self._training_metadata_path} is truncated; without the checkpoint "
+                          f"before it, delete {self.backup_dir} to start over") from error
+
+
 def backup_callback(backup_dir):
     """Keras' per-epoch checkpoint, keeping the one before too (``*.bkp``): a kill while one
-    is written leaves the other, which Keras resumes from. Kept after training, as a time
-    limit also ends it."""
-    return keras.callbacks.BackupAndRestore(backup_dir, double_checkpoint=True, delete_checkpoint=False)
+    is written leaves the other, which training resumes from. Kept after training, as a
+    time limit also ends it."""
+    return _BackupAndRestore(backup_dir, double_checkpoint=True, delete_checkpoint=False)
 
 
 def _iterations_path(final):
@@ -40,12 +54,22 @@ def save_final(model, final, iterations):
     record_iterations(final, iterations)
 
 
-def _backup_iterations(backup_dir, steps_per_epoch):
+def _backup(backup_dir, steps_per_epoch):
+    """``(iterations, weights file)`` of Keras' backup in ``backup_dir``, ``(None, None)`` if
+    none. A kill while the metadata was written leaves it truncated: then the checkpoint
+    before, which ``_BackupAndRestore`` resumes from."""
     path = os.path.join(backup_dir, BACKUP_METADATA)
+    weights = os.path.join(backup_dir, BACKUP_WEIGHTS)
     if not os.path.exists(path):
-        return None
-    with open(path) as f:
-        return int(json.load(f)["epoch"]) * steps_per_epoch
+        return None, None
+    try:
+        with open(path) as f:
+            return int(json.load(f)["epoch"]) * steps_per_epoch, weights
+    except json.JSONDecodeError:
+        if not os.path.exists(path + ".bkp"):
+            return None, None
+        with open(path + ".bkp") as f:
+            return int(json.load(f)["epoch"]) * steps_per_epoch, weights + ".bkp"
 
 
 def _final_iterations(final, backup, legacy):
@@ -66,20 +90,36 @@ def furthest(final, backup_dir, steps_per_epoch, legacy_iterations):
     extended past its final weights, or killed between writing them and their record,
     has a backup further on. ``legacy_iterations``: see ``_final_iterations``.
     """
-    backup = _backup_iterations(backup_dir, steps_per_epoch)
+    backup, backup_weights = _backup(backup_dir, steps_per_epoch)
     finished = _final_iterations(final, backup, legacy_iterations)
     if finished is not None and (backup is None or finished >= backup):
         return finished, final
     if backup is not None:
-        return backup, os.path.join(backup_dir, BACKUP_WEIGHTS)
+        return backup, backup_weights
     return 0, None
 
 
 def load(maml, path):
-    """Load ``path`` into ``maml``, optimizer state included."""
+    """Load ``path`` into ``maml``, optimizer state included. Backup weights a kill left
+    unreadable fall back to the checkpoint before them (``.bkp``), as training's resume
+    does; the metadata still counts that checkpoint's epoch, as Keras writes it last."""
     maml.optimizer.build(maml.trainable_variables)
-    maml.load_weights(path)
+    try:
+        _load_weights(maml, path)
+    except OSError:
+        if not os.path.exists(path + ".bkp"):
+            raise
+        _load_weights(maml, path + ".bkp")
     return maml
+
+
+def _load_weights(maml, path):
+    if not path.endswith(".bkp"):
+        return maml.load_weights(path)
+    with tempfile.TemporaryDirectory() as tmp:  # Keras reads only files named *.weights.h5
+        copy = os.path.join(tmp, "previous.weights.h5")
+        shutil.copyfile(path, copy)
+        maml.load_weights(copy)
 
 
 PRESET_FILE = "preset.json"  # the hyperparameters a run directory's checkpoints were trained with

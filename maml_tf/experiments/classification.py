@@ -111,14 +111,14 @@ def read_curve(path):
     return [rows[i] for i in sorted(rows)]
 
 
-def _furthest(run_dir, preset):
+def _furthest(preset, run_dir):
     return checkpoints.furthest(os.path.join(run_dir, FINAL), os.path.join(run_dir, "backup"),
                                 preset.steps_per_epoch, preset.iterations)
 
 
 def completed_iterations(run_dir, preset):
     """Meta-iterations done so far according to the run's checkpoints (0 for a fresh run)."""
-    return _furthest(run_dir, preset)[0]
+    return _furthest(preset, run_dir)[0]
 
 
 def check_run_dir(preset, run_dir):
@@ -142,7 +142,7 @@ def train(preset, run_dir, data_dir=None, verbose=2, time_limit=None, callbacks=
     with strategy.scope():
         maml = build_maml(preset)
     final = os.path.join(run_dir, FINAL)
-    done, path = _furthest(run_dir, preset)
+    done, path = _furthest(preset, run_dir)
     if done >= preset.iterations:
         return checkpoints.load(maml, path), done
     if path == final:  # a finished run, trained further
@@ -171,7 +171,7 @@ def load_latest(preset, run_dir):
     """The run's final weights, else its latest checkpoint (an unfinished run)."""
     if os.path.isdir(run_dir):
         check_run_dir(preset, run_dir)
-    _, path = _furthest(run_dir, preset)
+    _, path = _furthest(preset, run_dir)
     if path is None:
         raise FileNotFoundError(f"No checkpoint in {run_dir}: train first (the same command without --no-train).")
     return checkpoints.load(build_maml(preset), path)
