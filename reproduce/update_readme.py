@@ -9,6 +9,7 @@ import click
 
 from maml_tf import reporting
 
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 START, END = "<!-- GENERATED: reproduce/update_readme.py -->", "<!-- END GENERATED -->"
 
 
@@ -101,6 +102,16 @@ def rl_rows(m, name):
     return rows
 
 
+def _tasks_per_iteration(checkpoint_dir):
+    """`` × N tasks`` from the preset record of the checkpoints a result was scored on
+    (fig4_step_sizes.py's metrics do not repeat the training meta-batch)."""
+    record = os.path.join(REPO_ROOT, checkpoint_dir, "preset.json")
+    if not os.path.exists(record):
+        return ""
+    with open(record) as f:
+        return f" × {json.load(f)['meta_batch_size']} tasks"
+
+
 def step_size_rows(m, name):
     """Figure 4 with the meta-test step sizes chosen on validation goals (fig4_step_sizes.py)."""
     rows = []
@@ -110,7 +121,8 @@ def step_size_rows(m, name):
         paper = m["paper"][method]
         paper_cell = _paper_after_steps(paper)
         sizes = " then ".join(f"{a:g}" for a in m["selected"][method])
-        trained = "untrained" if method == "random" else f"{m['iterations'][method]:,} it. ({m['preset']} preset)"
+        trained = "untrained" if method == "random" else (
+            f"{m['iterations'][method]:,} it.{_tasks_per_iteration(m['checkpoints'])} ({m['preset']} preset)")
         budget = f"{trained}; test steps {sizes}, selected on validation goals"
         rows.append(f"| 2D navigation (Fig. 4), return after 1 / 2 / 3 steps, step sizes selected | {method} | "
                     f"{ours} | {paper_cell} | {budget} | [results/{name}](results/{name}/table.md) |")

@@ -68,3 +68,15 @@ def test_smoke_results_stay_out_of_the_table(tmp_path):
     assert out.exit_code == 0, out.output
     text = readme.read_text()
     assert "[results/fig3_sinusoid]" in text and "fig3_sinusoid_smoke" not in text
+
+
+def test_step_size_rows_give_the_meta_batch_of_the_checkpoints_scored():
+    with open(os.path.join(REPO_ROOT, "results", "fig4_step_sizes", "metrics.json")) as f:
+        m = json.load(f)
+    with open(os.path.join(REPO_ROOT, m["checkpoints"], "preset.json")) as f:
+        meta_batch = json.load(f)["meta_batch_size"]
+    rows = {row.split(" | ")[1]: row for row in update_readme.step_size_rows(m, "fig4_step_sizes")}
+    assert f"{m['iterations']['maml']:,} it. × {meta_batch} tasks (paper preset)" in rows["maml"]
+    assert "untrained; test steps" in rows["random"]
+    m["checkpoints"] = "checkpoints/nowhere"  # scored elsewhere: no meta-batch rather than a wrong one
+    assert f"{m['iterations']['maml']:,} it. (paper preset)" in update_readme.step_size_rows(m, "x")[0]
