@@ -16,7 +16,7 @@ $(STAMP): requirements/base.txt requirements/nodeps.txt requirements/lock.txt se
 
 install: $(STAMP)
 
-# Quick sinusoid reproduction (5,000 meta-iterations, ~5 min on 2 cores): PNG + table in runs/demo/.
+# Quick sinusoid reproduction (5,000 meta-iterations; timing measured in the README's first lines): PNG + table in runs/demo/.
 demo: install
 	$(PY) reproduce/fig3_sinusoid.py --preset quick --out runs/demo/fig3_sinusoid --run-dir runs/demo/checkpoints
 	@echo "plot: runs/demo/fig3_sinusoid/fig3_curves.png"
