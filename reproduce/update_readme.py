@@ -8,6 +8,7 @@ import os
 import click
 
 from maml_tf import reporting
+from maml_tf.experiments.checkpoints import PRESET_FILE
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 START, END = "<!-- GENERATED: reproduce/update_readme.py -->", "<!-- END GENERATED -->"
@@ -105,7 +106,7 @@ def rl_rows(m, name):
 def _tasks_per_iteration(checkpoint_dir):
     """`` × N tasks`` from the preset record of the checkpoints a result was scored on
     (fig4_step_sizes.py's metrics do not repeat the training meta-batch)."""
-    record = os.path.join(REPO_ROOT, checkpoint_dir, "preset.json")
+    record = os.path.join(REPO_ROOT, checkpoint_dir, PRESET_FILE)
     if not os.path.exists(record):
         return ""
     with open(record) as f:
