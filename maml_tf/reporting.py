@@ -1,4 +1,6 @@
 """What every result records beside its numbers: command, machine, software."""
+import csv
+import datetime
 import json
 import os
 import platform
@@ -36,6 +38,60 @@ def command():
         script = (os.path.join(folder, os.path.basename(script)) if folder in ("reproduce", "benchmarks")
                   else os.path.relpath(script))
     return " ".join([script] + sys.argv[1:])
+
+
+TRAINING_HISTORY = "commands.csv"  # in a checkpoint directory: which command trained what
+_HISTORY_FIELDS = ("date", "part", "from_iteration", "to_iteration", "command")
+
+
+def record_training(directory, first, last, part=""):
+    """Append this process's command and the iterations it trained (``first`` -> ``last``)
+    to ``directory``'s history, so that a result resumed over many runs names every
+    command behind it, not only the last. ``part``: which model of the directory
+    (an RL method); nothing is recorded when no iteration was trained."""
+    if last <= first:
+        return
+    path = os.path.join(directory, TRAINING_HISTORY)
+    new = not os.path.exists(path)
+    os.makedirs(directory, exist_ok=True)
+    with open(path, "a", newline="") as f:
+        writer = csv.writer(f)
+        if new:
+            writer.writerow(_HISTORY_FIELDS)
+        date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        writer.writerow([date, part, int(first), int(last), command()])
+
+
+def training_history(directory, part=""):
+    """The recorded runs of ``directory`` (of ``part`` only), oldest first: dicts with the
+    fields of :func:`record_training`."""
+    path = os.path.join(directory, TRAINING_HISTORY)
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["part"] == part]
+    return [{**r, "from_iteration": int(r["from_iteration"]), "to_iteration": int(r["to_iteration"])}
+            for r in rows]
+
+
+def history_lines(history, iterations):
+    """Markdown lines ``- a -> b: `command` (date)`` for a run at ``iterations``, with a
+    line for each span no recorded command covers (trained before the history was kept,
+    or by a run killed before it recorded itself)."""
+    lines, reached = [], 0
+    for run in history:
+        if run["from_iteration"] > reached:
+            lines.append(_unrecorded(reached, run["from_iteration"]))
+        lines.append(f"- {run['from_iteration']:,} -> {run['to_iteration']:,}: `{run['command']}` ({run['date']})")
+        reached = max(reached, run["to_iteration"])
+    if iterations > reached:
+        lines.append(_unrecorded(reached, iterations))
+    return lines
+
+
+def _unrecorded(first, last):
+    return (f"- {first:,} -> {last:,}: command not recorded (trained before the checkpoint "
+            "directory kept its history, or by a run killed before it recorded itself)")
 
 
 def replace_block(path, start, end, text):

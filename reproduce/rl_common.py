@@ -110,6 +110,7 @@ def run(figure, preset, paper_preset, out, checkpoint_dir, time_limit, until=Non
         "seconds": {m: round(learners[m].seconds, 1) for m in rl.METHODS},
         "eval_seconds": round(time.time() - started, 1),
         "training_curve": {m: rl.training_curve(checkpoint_dir, m) for m in rl.TRAINED},
+        "training_history": {m: reporting.training_history(checkpoint_dir, m) for m in rl.TRAINED},
         "test_step_sizes": step_sizes,
         "settings": _settings(preset),
         "paper_budget": {k: getattr(paper_preset, k) for k in BUDGET_FIELDS},
@@ -221,7 +222,11 @@ def markdown(metrics):
             iterations = f"**{iterations}, {mark}**"
         lines.append(f"| {method} | " + " | ".join(cells) + f" | {paper_cell} | {iterations} | "
                      f"{metrics['env_steps'][method]:,} |")
-    return "\n".join(lines) + "\n"
+    if "training_history" in metrics:  # results written before the history was kept have none
+        lines += ["", "Training runs behind each checkpoint (the command above evaluated them all):", ""]
+    for method, history in metrics.get("training_history", {}).items():
+        lines += [f"{method}:", ""] + reporting.history_lines(history, metrics["iterations"][method]) + [""]
+    return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def plot_returns(metrics, path):

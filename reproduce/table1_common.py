@@ -113,6 +113,7 @@ def run(name, table, budget, settings, data_dir, run_dir, out, train, time_limit
             "validation_curve": classification.read_curve(os.path.join(setting_dir, "validation.csv")),
             "settings": {k: v for k, v in dataclasses.asdict(preset).items() if k != "name"},
             "preset": budget, "command": reporting.command(), "machine": reporting.machine(),
+            "training_history": reporting.training_history(setting_dir),
         }
         row["seconds"] = (round(row["seconds_per_iteration"] * done, 1)
                           if row["seconds_per_iteration"] else None)
@@ -152,7 +153,7 @@ def markdown(name, metrics):
     lines = [
         f"# Table 1, {name}: meta-test accuracy (%), mean ± 95% CI over fixed test tasks",
         "",
-        f"Machine: {m['cpu']}, {m['cores']} cores, no GPU. Each row's own command is in metrics.json. "
+        f"Machine: {m['cpu']}, {m['cores']} cores, no GPU. Each row's commands are listed below the table. "
         "Rows trained for fewer iterations than the paper are marked in bold: an unfinished run "
         "(resumable: the same command continues from its checkpoint) or a reduced-budget preset.",
         "",
@@ -182,8 +183,11 @@ def markdown(name, metrics):
     for r in metrics["rows"]:
         lines.append(f"- {r['setting']} ({r['method']}): "
                      + ", ".join(f"{a:.1f}" for a in r["accuracy_per_step"]))
-    lines += ["", "Commands:", ""] + sorted({f"- `{r['command']}`" for r in metrics["rows"]})
-    return "\n".join(lines) + "\n"
+    lines += ["", "Commands: each row's evaluation, then the training runs behind its checkpoint.", ""]
+    for r in metrics["rows"]:
+        lines += [f"{r['setting']} ({r['method']}), evaluated by `{r['command']}`:", ""]
+        lines += reporting.history_lines(r.get("training_history", []), r["iterations"]) + [""]
+    return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def _paper(row):

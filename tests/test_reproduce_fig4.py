@@ -69,6 +69,18 @@ def test_the_same_command_resumes_from_the_checkpoint(runs):
 
 
 @pytest.mark.slow
+def test_every_training_run_is_recorded_interrupted_ones_too(runs):
+    _, second, out, _ = runs
+    assert second.exit_code == 0, second.output
+    history = _metrics(out)["training_history"]
+    spans = {m: [(r["from_iteration"], r["to_iteration"]) for r in runs] for m, runs in history.items()}
+    # MAML: the interrupted run's checkpointed iteration, then the resuming run's.
+    assert spans == {"maml": [(0, 1), (1, 2)], "pretrained": [(0, 2)], "oracle": [(0, 2)]}
+    table = (out / "table.md").read_text().split("Training runs behind each checkpoint")[1]
+    assert "- 0 -> 1: `" in table and "- 1 -> 2: `" in table and "not recorded" not in table
+
+
+@pytest.mark.slow
 def test_metrics_json_has_every_method_after_0_to_3_steps(runs):
     _, second, out, _ = runs
     assert second.exit_code == 0, second.output

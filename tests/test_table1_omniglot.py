@@ -198,6 +198,12 @@ def test_interrupt_resume_and_evaluate_checkpoint(fake_data, tmp_path, monkeypat
                                resumed["rows"][0]["accuracy_per_step"], atol=1e-6)
     assert train_log_epochs(setting_dir) == [0, 1]
 
+    # Every training run is named beside the result, not only the last command.
+    spans = [(r["from_iteration"], r["to_iteration"]) for r in again["rows"][0]["training_history"]]
+    assert spans == [(0, 10), (10, 20)]  # --no-train and the finished run's rescore trained nothing
+    commands = (tmp_path / "results" / "table.md").read_text().split("Commands:")[1]
+    assert "- 0 -> 10: `" in commands and "- 10 -> 20: `" in commands and "not recorded" not in commands
+
     # 5. A larger budget trains the finished run on (here one finished before final
     # weights had a record of their iterations); it reports what it did, not the preset.
     os.remove(os.path.join(setting_dir, "final.iterations.json"))

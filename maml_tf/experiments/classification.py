@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from maml_tf import distribute, evaluation
+from maml_tf import distribute, evaluation, reporting
 from maml_tf.callbacks import TimeLimit
 from maml_tf.core import MAML
 from maml_tf.experiments import checkpoints
@@ -154,14 +154,18 @@ def train(preset, run_dir, data_dir=None, verbose=2, time_limit=None, callbacks=
     data = distribute.shard_episodes(
         train_tasks.dataset(preset.meta_batch_size, seed=preset.seed, start=done), strategy)
     limit = [] if time_limit is None else [TimeLimit(time_limit)]
-    with raise_if_diverged(run_dir):
-        maml.fit(data, epochs=preset.epochs, initial_epoch=done // preset.steps_per_epoch,
-                 steps_per_epoch=preset.steps_per_epoch, verbose=verbose,
-                 callbacks=[ValidationCurve(validation, preset, os.path.join(run_dir, "validation.csv")),
-                            keras.callbacks.CSVLogger(os.path.join(run_dir, "train_log.csv"), append=True),
-                            checkpoints.backup_callback(os.path.join(run_dir, "backup")),
-                            *limit, *callbacks])
-    done = completed_iterations(run_dir, preset)
+    started = done
+    try:
+        with raise_if_diverged(run_dir):
+            maml.fit(data, epochs=preset.epochs, initial_epoch=done // preset.steps_per_epoch,
+                     steps_per_epoch=preset.steps_per_epoch, verbose=verbose,
+                     callbacks=[ValidationCurve(validation, preset, os.path.join(run_dir, "validation.csv")),
+                                keras.callbacks.CSVLogger(os.path.join(run_dir, "train_log.csv"), append=True),
+                                checkpoints.backup_callback(os.path.join(run_dir, "backup")),
+                                *limit, *callbacks])
+    finally:  # an interrupted run's checkpointed epochs count too
+        done = completed_iterations(run_dir, preset)
+        reporting.record_training(run_dir, started, done)
     if done >= preset.iterations:
         checkpoints.save_final(maml, final, done)
     return maml, done

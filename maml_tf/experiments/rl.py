@@ -16,6 +16,7 @@ import time
 import keras
 import numpy as np
 
+from maml_tf import reporting
 from maml_tf.evaluation import mean_ci95
 from maml_tf.experiments import checkpoints
 from maml_tf.models.policy import gaussian_mlp_policy
@@ -99,12 +100,17 @@ def train(preset, method, checkpoint_dir, deadline=None, callback=None, until=No
         return learner
     path = checkpoint_path(checkpoint_dir, method)
     target = preset.iterations if until is None else min(int(until), preset.iterations)
-    while learner.iteration < target and (deadline is None or time.time() < deadline):
-        stats = learner.train_iteration()
-        learner.checkpoint(path)
-        _log(log_path(checkpoint_dir, method), stats)
-        if callback is not None:
-            callback(stats)
+    started = saved = learner.iteration
+    try:
+        while learner.iteration < target and (deadline is None or time.time() < deadline):
+            stats = learner.train_iteration()
+            learner.checkpoint(path)
+            saved = learner.iteration
+            _log(log_path(checkpoint_dir, method), stats)
+            if callback is not None:
+                callback(stats)
+    finally:  # an interrupted run's checkpointed iterations count too
+        reporting.record_training(checkpoint_dir, started, saved, part=method)
     return learner
 
 

@@ -1,0 +1,45 @@
+"""The training history a checkpoint directory keeps (maml_tf/reporting.py): which
+command trained which iterations, so a result resumed over many runs names them all."""
+import sys
+
+from maml_tf import reporting
+
+
+def test_runs_are_appended_in_order_per_part(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["reproduce/fig5_locomotion.py", "--until", "100"])
+    reporting.record_training(tmp_path, 0, 100, part="maml")
+    reporting.record_training(tmp_path, 0, 40, part="oracle")
+    monkeypatch.setattr(sys, "argv", ["reproduce/fig5_locomotion.py", "--until", "200"])
+    reporting.record_training(tmp_path, 100, 200, part="maml")
+    maml = reporting.training_history(tmp_path, "maml")
+    assert [(r["from_iteration"], r["to_iteration"]) for r in maml] == [(0, 100), (100, 200)]
+    assert [r["command"] for r in maml] == ["reproduce/fig5_locomotion.py --until 100",
+                                            "reproduce/fig5_locomotion.py --until 200"]
+    assert all(r["date"].endswith("UTC") for r in maml)
+    assert [r["to_iteration"] for r in reporting.training_history(tmp_path, "oracle")] == [40]
+    assert reporting.training_history(tmp_path) == []  # no part "" recorded
+
+
+def test_a_run_that_trained_nothing_is_not_recorded(tmp_path):
+    reporting.record_training(tmp_path, 50, 50)
+    assert not (tmp_path / reporting.TRAINING_HISTORY).exists()
+    assert reporting.training_history(tmp_path) == []
+
+
+def test_commands_with_commas_and_quotes_survive(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["maml", "train", "--note", 'a, "b"'])
+    reporting.record_training(tmp_path, 0, 1)
+    assert reporting.training_history(tmp_path)[0]["command"] == 'maml train --note a, "b"'
+
+
+def test_history_lines_name_every_span_including_unrecorded_ones():
+    run = lambda a, b, c: {"from_iteration": a, "to_iteration": b, "command": c, "date": "d"}
+    lines = reporting.history_lines([run(500, 1000, "x"), run(1500, 2000, "y")], 2500)
+    assert lines[0].startswith("- 0 -> 500: command not recorded")
+    assert lines[1] == "- 500 -> 1,000: `x` (d)"
+    assert lines[2].startswith("- 1,000 -> 1,500: command not recorded")
+    assert lines[3] == "- 1,500 -> 2,000: `y` (d)"
+    assert lines[4].startswith("- 2,000 -> 2,500: command not recorded")
+    assert len(lines) == 5
+    assert reporting.history_lines([], 0) == []
+    assert reporting.history_lines([run(0, 10, "z")], 10) == ["- 0 -> 10: `z` (d)"]
