@@ -1,5 +1,4 @@
 """What every result records beside its numbers: command, machine, software."""
-import csv
 import datetime
 import json
 import os
@@ -40,8 +39,7 @@ def command():
     return " ".join([script] + sys.argv[1:])
 
 
-TRAINING_HISTORY = "commands.csv"  # in a checkpoint directory: which command trained what
-_HISTORY_FIELDS = ("date", "part", "from_iteration", "to_iteration", "command")
+TRAINING_HISTORY = "commands.jsonl"  # in a checkpoint directory: which command trained what
 
 
 def record_training(directory, first, last, part=""):
@@ -51,15 +49,11 @@ def record_training(directory, first, last, part=""):
     (an RL method); nothing is recorded when no iteration was trained."""
     if last <= first:
         return
-    path = os.path.join(directory, TRAINING_HISTORY)
-    new = not os.path.exists(path)
     os.makedirs(directory, exist_ok=True)
-    with open(path, "a", newline="") as f:
-        writer = csv.writer(f)
-        if new:
-            writer.writerow(_HISTORY_FIELDS)
-        date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        writer.writerow([date, part, int(first), int(last), command()])
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    append_json_line(os.path.join(directory, TRAINING_HISTORY),
+                     {"date": date, "part": part, "from_iteration": int(first), "to_iteration": int(last),
+                      "command": command()})
 
 
 def training_history(directory, part=""):
@@ -68,10 +62,7 @@ def training_history(directory, part=""):
     path = os.path.join(directory, TRAINING_HISTORY)
     if not os.path.exists(path):
         return []
-    with open(path, newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r["part"] == part]
-    return [{**r, "from_iteration": int(r["from_iteration"]), "to_iteration": int(r["to_iteration"])}
-            for r in rows]
+    return [run for run in read_json_lines(path) if run["part"] == part]
 
 
 def history_lines(history, iterations):

@@ -223,10 +223,10 @@ def markdown(metrics):
         lines.append(f"| {method} | " + " | ".join(cells) + f" | {paper_cell} | {iterations} | "
                      f"{metrics['env_steps'][method]:,} |")
     if "training_history" in metrics:  # results written before the history was kept have none
-        lines += ["", "Training runs behind each checkpoint (the command above evaluated them all):", ""]
-    for method, history in metrics.get("training_history", {}).items():
-        lines += [f"{method}:", ""] + reporting.history_lines(history, metrics["iterations"][method]) + [""]
-    return "\n".join(lines).rstrip("\n") + "\n"
+        lines += ["", "Training runs behind each checkpoint (the command above evaluated them all):"]
+        for method, history in metrics["training_history"].items():
+            lines += ["", f"{method}:", ""] + reporting.history_lines(history, metrics["iterations"][method])
+    return "\n".join(lines) + "\n"
 
 
 def plot_returns(metrics, path):

@@ -183,11 +183,11 @@ def markdown(name, metrics):
     for r in metrics["rows"]:
         lines.append(f"- {r['setting']} ({r['method']}): "
                      + ", ".join(f"{a:.1f}" for a in r["accuracy_per_step"]))
-    lines += ["", "Commands: each row's evaluation, then the training runs behind its checkpoint.", ""]
+    lines += ["", "Commands: each row's evaluation, then the training runs behind its checkpoint."]
     for r in metrics["rows"]:
-        lines += [f"{r['setting']} ({r['method']}), evaluated by `{r['command']}`:", ""]
-        lines += reporting.history_lines(r.get("training_history", []), r["iterations"]) + [""]
-    return "\n".join(lines).rstrip("\n") + "\n"
+        lines += ["", f"{r['setting']} ({r['method']}), evaluated by `{r['command']}`:", ""]
+        lines += reporting.history_lines(r.get("training_history", []), r["iterations"])
+    return "\n".join(lines) + "\n"
 
 
 def _paper(row):
