@@ -10,7 +10,7 @@ import click
 from maml_tf import presets, reporting
 from maml_tf.core.maml import TASK_PARALLELISM
 from maml_tf.distribute import STRATEGIES
-from maml_tf.experiments.checkpoints import RunDirectoryMismatch
+from maml_tf.experiments.runs import RunDirectoryMismatch
 
 # Table 1 of the paper: accuracy (%) and 95% CI.
 PAPER = {
@@ -110,7 +110,7 @@ def run(name, table, budget, settings, data_dir, run_dir, out, train, time_limit
             "accuracy_per_step": [100 * a for a in result["accuracy_per_step"]],
             "ci95_per_step": [100 * c for c in result["ci95_per_step"]],
             "test_tasks": result["num_tasks"], "eval_inner_steps": preset.eval_inner_steps,
-            "validation_curve": classification.read_curve(os.path.join(setting_dir, "validation.csv")),
+            "validation_curve": classification.validation_curve(setting_dir),
             "settings": {k: v for k, v in dataclasses.asdict(preset).items() if k != "name"},
             "preset": budget, "command": reporting.command(), "machine": reporting.machine(),
             "training_history": reporting.training_history(setting_dir),
