@@ -8,7 +8,7 @@ import os
 import click
 
 from maml_tf import reporting
-from maml_tf.experiments.checkpoints import PRESET_FILE
+from maml_tf.experiments.runs import RunDirectory
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 START, END = "<!-- GENERATED: reproduce/update_readme.py -->", "<!-- END GENERATED -->"
@@ -106,11 +106,10 @@ def rl_rows(m, name):
 def _tasks_per_iteration(checkpoint_dir):
     """`` × N tasks`` from the preset record of the checkpoints a result was scored on
     (fig4_step_sizes.py's metrics do not repeat the training meta-batch)."""
-    record = os.path.join(REPO_ROOT, checkpoint_dir, PRESET_FILE)
-    if not os.path.exists(record):
+    record = RunDirectory(os.path.join(REPO_ROOT, checkpoint_dir)).record()
+    if record is None:
         return ""
-    with open(record) as f:
-        return f" × {json.load(f)['meta_batch_size']} tasks"
+    return f" × {record['hyperparameters']['meta_batch_size']} tasks"
 
 
 def step_size_rows(m, name):

@@ -144,7 +144,7 @@ def test_trim_log_drops_rows_past_the_checkpoint_and_a_cut_row(tmp_path):
     assert os.stat(path).st_mtime_ns == before
 
 
-def _tree(directory):
+def directory_tree(directory):
     """{relative path: sha256} of every file, and the folders, under ``directory``."""
     out = {}
     for root, folders, files in os.walk(directory):
@@ -162,12 +162,12 @@ def test_reading_a_run_directory_writes_nothing(tmp_path):
     from maml_tf.experiments import sinusoid
     tiny = dataclasses.replace(SMOKE, iterations=100, steps_per_epoch=50)
     trained, _, _ = sinusoid.train(tiny, "maml", str(tmp_path), verbose=0)
-    before = _tree(tmp_path)
+    before = directory_tree(tmp_path)
     assert "run.json" in before and "maml/checkpoint" in before
     loaded = sinusoid.load_latest(tiny, str(tmp_path))
     assert sinusoid.check_run_dir(tiny, str(tmp_path)) is None
     assert RunDirectory(tmp_path).iteration("maml") == 100
-    assert _tree(tmp_path) == before
+    assert directory_tree(tmp_path) == before
     for a, b in zip(trained.get_weights(), loaded.get_weights()):
         np.testing.assert_array_equal(a, b)
 

@@ -73,8 +73,8 @@ def test_smoke_results_stay_out_of_the_table(tmp_path):
 def test_step_size_rows_give_the_meta_batch_of_the_checkpoints_scored():
     with open(os.path.join(REPO_ROOT, "results", "fig4_step_sizes", "metrics.json")) as f:
         m = json.load(f)
-    with open(os.path.join(REPO_ROOT, m["checkpoints"], "preset.json")) as f:
-        meta_batch = json.load(f)["meta_batch_size"]
+    with open(os.path.join(REPO_ROOT, m["checkpoints"], "run.json")) as f:
+        meta_batch = json.load(f)["hyperparameters"]["meta_batch_size"]
     rows = {row.split(" | ")[1]: row for row in update_readme.step_size_rows(m, "fig4_step_sizes")}
     assert f"{m['iterations']['maml']:,} it. × {meta_batch} tasks (paper preset)" in rows["maml"]
     assert "untrained; test steps" in rows["random"]

@@ -147,8 +147,7 @@ def train(preset, run_dir, data_dir=None, verbose=2, time_limit=None, callbacks=
     strategy = strategy or tf.distribute.get_strategy()
     with strategy.scope():
         maml = build_maml(preset)
-        maml.optimizer.build(maml.trainable_variables)
-    checkpoints = _checkpoints(run, maml)
+        checkpoints = _checkpoints(run, maml)
     done = started = checkpoints.restore()
     if done >= preset.iterations:
         return maml, done

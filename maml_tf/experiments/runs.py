@@ -62,8 +62,8 @@ class RunDirectory:
             with open(path) as f:
                 return json.load(f)
         except ValueError as error:
-            raise RunDirectoryMismatch(f"{path} is not a run record ({error}): restore it, or use "
-                                       f"another run directory ({self.option}).") from None
+            raise RunDirectoryMismatch(f"{path} is not a run record ({error}): restore it, or train "
+                                       f"again into a new run directory ({self.option}).") from None
 
     def check(self, experiment, preset, free=()):
         """Raise :class:`RunDirectoryMismatch`, saying what differs, if the directory holds a
@@ -73,7 +73,7 @@ class RunDirectory:
         recorded = self.record()
         if recorded is None:
             return
-        current = _record(experiment, preset)
+        current = record_of(experiment, preset)
         changed = [("experiment", recorded.get("experiment"), experiment)] if recorded.get("experiment") != experiment else []
         theirs, ours = recorded.get("hyperparameters", {}), current["hyperparameters"]
         changed += [(k, theirs.get(k, "(absent)"), ours.get(k, "(absent)")) for k in sorted(theirs.keys() | ours.keys())
@@ -88,7 +88,7 @@ class RunDirectory:
         """Before training: :meth:`check`, then record ``preset`` (its budget may have grown)
         and make the folders of ``parts``."""
         self.check(experiment, preset, free)
-        reporting.write_json(os.path.join(self.path, RECORD), _record(experiment, preset))
+        reporting.write_json(os.path.join(self.path, RECORD), record_of(experiment, preset))
         for part in parts:
             os.makedirs(self.part(part), exist_ok=True)
 
@@ -151,7 +151,8 @@ class RunDirectory:
                 f"convert it once with `{CONVERTER} {self.path}`.")
 
 
-def _record(experiment, preset):
+def record_of(experiment, preset):
+    """The record of a run of ``preset`` (a dataclass) in ``experiment``."""
     return {"experiment": experiment, "preset": preset.name, "setting": getattr(preset, "setting", None),
             "hyperparameters": json.loads(json.dumps(dataclasses.asdict(preset)))}  # tuples as lists
 

@@ -1,0 +1,134 @@
+"""A real training killed with SIGKILL at several moments (while a checkpoint is being
+written, mid-interval, right after a checkpoint) resumes with the same call, losing at
+most the interval in progress: the iteration counter, the log and the weights agree, and
+the finished run equals one that was never interrupted."""
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from maml_tf.experiments.checkpoints import KEEP
+from maml_tf.experiments.runs import RunDirectory
+
+STEPS, ITERATIONS = 50, 1000  # 20 checkpoints of 50 iterations
+WORKER = f"""
+import dataclasses, sys
+from maml_tf import presets
+from maml_tf.experiments import sinusoid
+preset = dataclasses.replace(presets.SINUSOID["smoke"], iterations={ITERATIONS}, steps_per_epoch={STEPS},
+                             meta_batch_size=5)
+sinusoid.train(preset, "maml", sys.argv[1], verbose=0)
+"""
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _start(run_dir):
+    env = {**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.Popen([sys.executable, "-c", WORKER, str(run_dir)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _listed(part):
+    """Iterations of the checkpoints the state file lists (what a kill must not lose)."""
+    try:
+        with open(os.path.join(part, "checkpoint")) as f:
+            return [int(line.split('"')[1].split("-")[1]) for line in f if line.startswith("all_model_checkpoint_paths")]
+    except (FileNotFoundError, IndexError):
+        return []
+
+
+def _writing(part):
+    """True while a checkpoint is being written: its files exist but the state does not list it."""
+    listed = {f"ckpt-{i}" for i in _listed(part)}
+    try:
+        names = os.listdir(part)
+    except FileNotFoundError:
+        return False
+    return any(n.startswith("ckpt-") and n.split(".")[0].removesuffix("_temp") not in listed for n in names)
+
+
+def _kill_when(run_dir, moment, timeout=600):
+    """Run the worker until ``moment(part, listed at start)`` holds, then SIGKILL it;
+    returns the latest iteration listed just before the kill."""
+    part = RunDirectory(run_dir).part("maml")
+    start = max(_listed(part), default=0)
+    process = _start(run_dir)
+    deadline = time.time() + timeout
+    try:
+        while time.time() < deadline:
+            listed = max(_listed(part), default=0)
+            if moment(part, start, listed):
+                os.kill(process.pid, signal.SIGKILL)
+                process.wait()
+                return listed
+            assert process.poll() is None, process.stderr.read().decode()[-2000:]
+            time.sleep(0.0005)
+        raise AssertionError(f"{moment.__name__} never happened")
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def while_writing(part, start, listed):
+    return listed > start and _writing(part)  # after one checkpoint of this process, so not the first save
+
+
+def right_after_a_checkpoint(part, start, listed):
+    return listed > start
+
+
+def mid_interval(part, start, listed):
+    """Between two checkpoints: 0.2 s after the state file last changed."""
+    return listed > start and time.time() - os.path.getmtime(os.path.join(part, "checkpoint")) > 0.2 \
+        and not _writing(part)
+
+
+def _logged_epochs(run):
+    with open(run.log_path("maml")) as f:
+        return [int(r["epoch"]) for r in csv.DictReader(f)]
+
+
+def _weights(run_dir):
+    import dataclasses
+
+    from maml_tf import presets
+    from maml_tf.experiments import sinusoid
+    preset = dataclasses.replace(presets.SINUSOID["smoke"], iterations=ITERATIONS, steps_per_epoch=STEPS,
+                                 meta_batch_size=5)
+    maml = sinusoid.load_latest(preset, str(run_dir))
+    return maml.get_weights()
+
+
+@pytest.mark.slow
+def test_a_run_killed_at_any_moment_resumes_losing_at_most_the_interval_in_progress(tmp_path):
+    reference = tmp_path / "uninterrupted"
+    whole = _start(reference)
+    assert whole.wait() == 0, whole.stderr.read().decode()[-2000:]
+
+    run_dir = tmp_path / "killed"
+    run = RunDirectory(run_dir)
+    for moment in (while_writing, mid_interval, right_after_a_checkpoint):
+        listed = _kill_when(run_dir, moment)
+        restored = run.iteration("maml")  # what the same call resumes from; reading writes nothing
+        assert listed <= restored <= listed + STEPS, (moment.__name__, listed, restored)
+        assert restored < ITERATIONS
+        epochs = _logged_epochs(run)  # the log may hold the interval in progress; the resume trims it
+        assert epochs[:restored // STEPS] == list(range(restored // STEPS)), epochs
+        assert len(epochs) <= restored // STEPS + 1, epochs
+        # TensorFlow lists a new checkpoint before it deletes the oldest: one more at most.
+        assert len(_listed(run.part("maml"))) <= KEEP + 1
+    resumed = _start(run_dir)
+    assert resumed.wait() == 0, resumed.stderr.read().decode()[-2000:]
+
+    assert run.iteration("maml") == ITERATIONS
+    assert _logged_epochs(run) == list(range(ITERATIONS // STEPS))  # every interval once, none lost
+    assert sorted(os.listdir(run.part("maml"))) == sorted([f"ckpt-{ITERATIONS}.data-00000-of-00001",
+                                                           f"ckpt-{ITERATIONS}.index", "checkpoint", "log.csv"])
+    for a, b in zip(_weights(reference), _weights(run_dir)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
