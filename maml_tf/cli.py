@@ -14,7 +14,7 @@ import click
 
 from maml_tf import presets
 from maml_tf.distribute import STRATEGIES
-from maml_tf.experiments.runs import RECORD, LegacyRunDirectory, RunDirectory, RunDirectoryMismatch
+from maml_tf.experiments.runs import RECORD, LegacyRunDirectory, RunDirectory, RunDirectoryMismatch, preset_of
 
 DATASETS = ("omniglot", "mini_imagenet")
 # Experiment -> its presets: the paper's sinusoid presets, or Table 1 rows at a budget.
@@ -199,10 +199,7 @@ def _read_config(run_dir):
         raise click.UsageError(f"{run_dir} is not a run directory (no {RECORD}): make one with "
                                "`maml train EXPERIMENT --run-dir DIR`.")
     try:
-        kind = presets.SinusoidPreset if saved["experiment"] == "sinusoid" else presets.ClassificationPreset
-        # JSON turned the presets' tuples into lists.
-        fields = {k: tuple(v) if isinstance(v, list) else v for k, v in saved["hyperparameters"].items()}
-        return saved["experiment"], kind(**fields)
+        return saved["experiment"], preset_of(saved)
     except (ValueError, KeyError, TypeError, AttributeError) as error:  # JSONDecodeError is a ValueError
         raise click.UsageError(
             f"{path} is not a config this version of maml_tf can read ({type(error).__name__}: {error}); "

@@ -92,7 +92,7 @@ def run(name, table, budget, settings, data_dir, run_dir, out, train, time_limit
                                                   strategy=strategy)
             else:
                 maml = classification.load_latest(preset, setting_dir)
-                done = classification.completed_iterations(setting_dir, preset)
+                done = classification.completed_iterations(setting_dir)
             started = time.time()
             result = classification.evaluate(preset, maml, data_dir)
         except (FileNotFoundError, RunDirectoryMismatch, TrainingDiverged) as error:  # incl. DatasetNotFoundError

@@ -12,6 +12,7 @@ import pytest
 from maml_tf import presets
 from maml_tf.core import MAML
 from maml_tf.experiments.checkpoints import CheckpointMismatch, Checkpoints
+from maml_tf.experiments import runs
 from maml_tf.experiments.runs import LegacyRunDirectory, RunDirectory, RunDirectoryMismatch
 from maml_tf.models import mlp
 
@@ -171,3 +172,11 @@ def test_reading_a_run_directory_writes_nothing(tmp_path):
     for a, b in zip(trained.get_weights(), loaded.get_weights()):
         np.testing.assert_array_equal(a, b)
 
+
+
+@pytest.mark.parametrize("experiment, preset", [
+    ("sinusoid", SMOKE), ("omniglot", presets.classification(presets.OMNIGLOT, "20way1shot", "code")),
+    ("cheetah-dir", presets.LOCOMOTION["cheetah-dir"]["code"])])  # nested tuples: per-method step sizes
+def test_a_record_gives_back_its_preset(tmp_path, experiment, preset):
+    RunDirectory(tmp_path).start(experiment, preset)
+    assert runs.preset_of(RunDirectory(tmp_path).record()) == preset

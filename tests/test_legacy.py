@@ -15,7 +15,7 @@ from maml_tf.experiments import classification, legacy, rl
 from maml_tf.experiments.runs import LegacyRunDirectory, RunDirectory
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BEFORE = "0d2e004"  # the last commit with the old formats
+BEFORE = "0d2e004ac9bc920014332fbe6c82bf95e2bd68ed"  # the last commit with the old formats
 OLD_FILES = {
     "checkpoints/table1_omniglot/paper/5way1shot": ["backup/latest.weights.h5", "backup/training_metadata.json",
                                                     "preset.json", "train_log.csv", "validation.csv"],

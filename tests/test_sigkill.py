@@ -15,21 +15,29 @@ import pytest
 from maml_tf.experiments.checkpoints import KEEP
 from maml_tf.experiments.runs import RunDirectory
 
-STEPS, ITERATIONS = 50, 1000  # 20 checkpoints of 50 iterations
-WORKER = f"""
+# Per kind: the worker (run directory in argv[1]), iterations per checkpoint, iterations in
+# all, and the log column that counts intervals.
+CASES = {
+    "sinusoid": (50, 1000, "epoch", """
 import dataclasses, sys
 from maml_tf import presets
 from maml_tf.experiments import sinusoid
-preset = dataclasses.replace(presets.SINUSOID["smoke"], iterations={ITERATIONS}, steps_per_epoch={STEPS},
-                             meta_batch_size=5)
+preset = dataclasses.replace(presets.SINUSOID["smoke"], iterations=1000, steps_per_epoch=50, meta_batch_size=5)
 sinusoid.train(preset, "maml", sys.argv[1], verbose=0)
-"""
+"""),
+    "navigation": (1, 12, "iteration", """
+import dataclasses, sys
+from maml_tf import presets
+from maml_tf.experiments import rl
+rl.train(dataclasses.replace(presets.NAVIGATION["smoke"], iterations=12), "maml", sys.argv[1])
+"""),
+}
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _start(run_dir):
+def _start(kind, run_dir):
     env = {**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.Popen([sys.executable, "-c", WORKER, str(run_dir)], env=env,
+    return subprocess.Popen([sys.executable, "-c", CASES[kind][3], str(run_dir)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
@@ -52,12 +60,12 @@ def _writing(part):
     return any(n.startswith("ckpt-") and n.split(".")[0].removesuffix("_temp") not in listed for n in names)
 
 
-def _kill_when(run_dir, moment, timeout=600):
+def _kill_when(kind, run_dir, moment, timeout=600):
     """Run the worker until ``moment(part, listed at start)`` holds, then SIGKILL it;
     returns the latest iteration listed just before the kill."""
     part = RunDirectory(run_dir).part("maml")
     start = max(_listed(part), default=0)
-    process = _start(run_dir)
+    process = _start(kind, run_dir)
     deadline = time.time() + timeout
     try:
         while time.time() < deadline:
@@ -89,46 +97,51 @@ def mid_interval(part, start, listed):
         and not _writing(part)
 
 
-def _logged_epochs(run):
+def _intervals_logged(run, column, steps):
+    """The intervals the log holds, numbered from 0."""
     with open(run.log_path("maml")) as f:
-        return [int(r["epoch"]) for r in csv.DictReader(f)]
+        values = [int(r[column]) for r in csv.DictReader(f)]
+    return values if column == "epoch" else [v // steps - 1 for v in values]
 
 
-def _weights(run_dir):
+def _weights(kind, run_dir):
     import dataclasses
 
     from maml_tf import presets
-    from maml_tf.experiments import sinusoid
-    preset = dataclasses.replace(presets.SINUSOID["smoke"], iterations=ITERATIONS, steps_per_epoch=STEPS,
-                                 meta_batch_size=5)
-    maml = sinusoid.load_latest(preset, str(run_dir))
-    return maml.get_weights()
+    from maml_tf.experiments import rl, sinusoid
+    if kind == "sinusoid":
+        preset = dataclasses.replace(presets.SINUSOID["smoke"], iterations=1000, steps_per_epoch=50, meta_batch_size=5)
+        return sinusoid.load_latest(preset, str(run_dir)).get_weights()
+    learner = rl.load(dataclasses.replace(presets.NAVIGATION["smoke"], iterations=12), "maml", str(run_dir))
+    return [v.numpy() for v in learner.model.trainable_variables] + [np.array([learner.iteration, learner.env_steps])]
 
 
 @pytest.mark.slow
-def test_a_run_killed_at_any_moment_resumes_losing_at_most_the_interval_in_progress(tmp_path):
+@pytest.mark.parametrize("kind", sorted(CASES))
+def test_a_run_killed_at_any_moment_resumes_losing_at_most_the_interval_in_progress(tmp_path, kind):
+    steps, iterations, column, _ = CASES[kind]
     reference = tmp_path / "uninterrupted"
-    whole = _start(reference)
+    whole = _start(kind, reference)
     assert whole.wait() == 0, whole.stderr.read().decode()[-2000:]
 
     run_dir = tmp_path / "killed"
     run = RunDirectory(run_dir)
     for moment in (while_writing, mid_interval, right_after_a_checkpoint):
-        listed = _kill_when(run_dir, moment)
+        listed = _kill_when(kind, run_dir, moment)
         restored = run.iteration("maml")  # what the same call resumes from; reading writes nothing
-        assert listed <= restored <= listed + STEPS, (moment.__name__, listed, restored)
-        assert restored < ITERATIONS
-        epochs = _logged_epochs(run)  # the log may hold the interval in progress; the resume trims it
-        assert epochs[:restored // STEPS] == list(range(restored // STEPS)), epochs
-        assert len(epochs) <= restored // STEPS + 1, epochs
+        assert listed <= restored <= listed + steps, (moment.__name__, listed, restored)
+        assert restored < iterations
+        logged = _intervals_logged(run, column, steps)  # may hold the interval in progress: the resume trims it
+        assert logged[:restored // steps] == list(range(restored // steps)), logged
+        assert len(logged) <= restored // steps + 1, logged
         # TensorFlow lists a new checkpoint before it deletes the oldest: one more at most.
         assert len(_listed(run.part("maml"))) <= KEEP + 1
-    resumed = _start(run_dir)
+    resumed = _start(kind, run_dir)
     assert resumed.wait() == 0, resumed.stderr.read().decode()[-2000:]
 
-    assert run.iteration("maml") == ITERATIONS
-    assert _logged_epochs(run) == list(range(ITERATIONS // STEPS))  # every interval once, none lost
-    assert sorted(os.listdir(run.part("maml"))) == sorted([f"ckpt-{ITERATIONS}.data-00000-of-00001",
-                                                           f"ckpt-{ITERATIONS}.index", "checkpoint", "log.csv"])
-    for a, b in zip(_weights(reference), _weights(run_dir)):
+    assert run.iteration("maml") == iterations
+    assert _intervals_logged(run, column, steps) == list(range(iterations // steps))  # each once, none lost
+    assert sorted(os.listdir(run.part("maml"))) == sorted([f"ckpt-{iterations}.data-00000-of-00001",
+                                                           f"ckpt-{iterations}.index", "checkpoint", "log.csv"])
+    for a, b in zip(_weights(kind, reference), _weights(kind, run_dir)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

@@ -179,7 +179,7 @@ def test_interrupt_resume_and_evaluate_checkpoint(fake_data, tmp_path, monkeypat
 
     # 1. Stopped by the time limit at the end of the first epoch (a few ms of budget).
     first, _ = run_script(data_dir, tmp_path, "--setting", setting, "--time-limit", "0")
-    assert classification.completed_iterations(setting_dir, preset) == 10
+    assert classification.completed_iterations(setting_dir) == 10
     assert first["rows"][0]["iterations"] == 10
     assert "unfinished run" in (tmp_path / "results" / "table.md").read_text()
     assert checkpoints_kept(setting_dir) == ["ckpt-10"]
@@ -196,7 +196,7 @@ def test_interrupt_resume_and_evaluate_checkpoint(fake_data, tmp_path, monkeypat
     # 3. The same command without a limit continues at iteration 10, not from scratch.
     resumed, _ = run_script(data_dir, tmp_path, "--setting", setting)
     assert resumed["rows"][0]["iterations"] == 20
-    assert classification.completed_iterations(setting_dir, preset) == 20
+    assert classification.completed_iterations(setting_dir) == 20
     assert checkpoints_kept(setting_dir) == ["ckpt-20"]
     assert train_log_epochs(setting_dir) == [0, 1]
     assert validation_iterations(setting_dir) == [10, 20]
@@ -219,7 +219,7 @@ def test_interrupt_resume_and_evaluate_checkpoint(fake_data, tmp_path, monkeypat
     monkeypatch.setitem(presets.BUDGETS, "smoke", {**presets.BUDGETS["smoke"], "iterations": 30})
     longer, _ = run_script(data_dir, tmp_path, "--setting", setting)
     assert longer["rows"][0]["iterations"] == 30
-    assert classification.completed_iterations(setting_dir, preset) == 30  # preset.iterations: 20
+    assert classification.completed_iterations(setting_dir) == 30  # preset.iterations: 20
     assert train_log_epochs(setting_dir) == [0, 1, 2]
     assert validation_iterations(setting_dir) == [10, 20, 30]
 

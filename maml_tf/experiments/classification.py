@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from maml_tf import distribute, evaluation, reporting
+from maml_tf import distribute, evaluation
 from maml_tf.callbacks import SaveCheckpoints, TimeLimit
 from maml_tf.core import MAML
 from maml_tf.experiments.errors import raise_if_diverged
@@ -103,12 +103,8 @@ class ValidationCurve(keras.callbacks.Callback):
 
 
 def validation_curve(run_dir):
-    """The run's validation rows by iteration."""
-    return read_curve(RunDirectory(run_dir).log_path(PART, VALIDATION))
-
-
-def read_curve(path):
-    """Validation rows by iteration (a redone epoch after a resume keeps its last row)."""
+    """The run's validation rows (dicts of ``ValidationCurve.FIELDS``), by iteration."""
+    path = RunDirectory(run_dir).log_path(PART, VALIDATION)
     if not os.path.exists(path):
         return []
     with open(path) as f:
@@ -121,7 +117,7 @@ def _checkpoints(run, maml):
     return run.checkpoints(PART, model=maml, optimizer=maml.optimizer)
 
 
-def completed_iterations(run_dir, preset=None):
+def completed_iterations(run_dir):
     """Meta-iterations done so far according to the run's checkpoints (0 for a fresh run)."""
     return RunDirectory(run_dir).iteration(PART)
 

@@ -48,9 +48,7 @@ def _preset(run_dir):
     if os.path.exists(config):  # the CLI's: every hyperparameter
         with open(config) as f:
             saved = json.load(f)
-        kind = presets.SinusoidPreset if saved["experiment"] == "sinusoid" else presets.ClassificationPreset
-        fields = {k: tuple(v) if isinstance(v, list) else v for k, v in saved["hyperparameters"].items()}
-        return saved["experiment"], kind(**fields)
+        return saved["experiment"], runs.preset_of(saved)
     with open(os.path.join(run_dir, "preset.json")) as f:
         recorded = json.load(f)
     candidates = _candidates(recorded)

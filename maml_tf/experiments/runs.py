@@ -157,6 +157,20 @@ def record_of(experiment, preset):
             "hyperparameters": json.loads(json.dumps(dataclasses.asdict(preset)))}  # tuples as lists
 
 
+def preset_of(record):
+    """The preset (a ``maml_tf.presets`` dataclass) a run record holds."""
+    from maml_tf import presets
+    hyperparameters = record["hyperparameters"]
+    kind = (presets.SinusoidPreset if record["experiment"] == "sinusoid" else
+            presets.RLPreset if "env" in hyperparameters else presets.ClassificationPreset)
+    return kind(**{k: _tuples(v) for k, v in hyperparameters.items()})
+
+
+def _tuples(value):
+    """JSON's lists back into the presets' tuples."""
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+
+
 def _at_most(value, last):
     try:
         return float(value) <= last
