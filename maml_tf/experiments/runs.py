@@ -9,9 +9,10 @@
     <run>/<part>/log.csv      the part's training log, one row per checkpointed interval
     <run>/<part>/<name>.csv   other per-interval logs (classification: validation.csv)
 
-Opening a run directory to read it (evaluate, export, the latest checkpoint) writes nothing;
-:meth:`RunDirectory.start` (training) records the run and trims the logs back to the
-checkpoint it resumes from, so logs and weights agree after a kill.
+(the ``maml`` command adds ``metrics.json`` and ``tensorboard/``). Opening a run directory
+to read it (evaluate, export, the latest checkpoint) writes nothing; training records the
+run (:meth:`RunDirectory.start`) and trims the logs back to the checkpoint it resumes from
+(:meth:`RunDirectory.trim_log`), so logs and weights agree after a kill.
 """
 import csv
 import dataclasses
