@@ -24,7 +24,9 @@ def table1(m):
         row = records.classification_percent(
             m["name"], preset, r["preset"], r["accuracy_per_step"], r["ci95_per_step"], r["test_tasks"],
             r["iterations"], r["seconds_per_iteration"],
-            [[int(c["iteration"]), 100 * c["accuracy"], 100 * c["ci95"]] for c in r["validation_curve"]],
+            {"name": "validation accuracy", "unit": "%",
+             "points": [[int(c["iteration"]), 100 * c["accuracy"], 100 * c["ci95"]] for c in r["validation_curve"]],
+             "seconds": [c["seconds"] for c in r["validation_curve"]]},
             r.get("training_history"), command=r["command"], machine=r.get("machine"))
         row["settings"], row["machine"] = r["settings"], r.get("machine")
         row["budget"].update(preset_iterations=r["budget_iterations"], seconds=r["seconds"],
@@ -53,7 +55,7 @@ def sinusoid(m, name):
         if old:
             assert row["paper"]["mean"] == [old[s] for s in ("1", "5", "10")]
     return schema.document(name, "regression", rows, command=m["command"], machine=m["machine"],
-                           seconds=m["seconds"], oracle_note=m["oracle_note"])
+                           seconds=m["seconds"])
 
 
 def rl(m):
@@ -95,7 +97,6 @@ def step_sizes(m, name):
             row = records.rl(name, config, table["paper"], method, result[label], sizes,
                              m["iterations"][method] if method != "random" else None, summary=label != "preset_step_sizes",
                              command=m["command"], machine=m["machine"], step_sizes_selected=label != "preset_step_sizes")
-            row["budget"].pop("env_steps"), row["budget"].pop("seconds")
             assert row["paper"]["mean"] == m["paper"][method]
             rows.append(row)
     search = {k: m[k] for k in ("checkpoints", "candidates", "selection", "validation_tasks", "episodes_per_task",

@@ -65,6 +65,11 @@ def _furthest(preset, run_dir, method):
                                 preset.steps_per_epoch, preset.iterations)
 
 
+def completed_iterations(preset, run_dir, method="maml"):
+    """Iterations ``method`` has trained so far according to ``run_dir``'s checkpoints."""
+    return _furthest(preset, run_dir, method)[0]
+
+
 def train(preset, method, run_dir, verbose=2, callbacks=(), strategy=None):
     """Train one method up to ``preset.iterations`` steps, resuming from ``run_dir`` (also
     a finished run, when ``iterations`` has grown since).

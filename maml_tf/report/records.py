@@ -20,16 +20,18 @@ def classification(experiment, preset, budget_name, result, iterations, seconds_
                    validation_curve=(), training_history=(), **extra):
     """A Table 1 row from ``classification.evaluate``'s ``result`` (fractions, shown in %)
     after ``iterations`` meta-iterations; ``validation_curve``: ``classification.read_curve``'s rows."""
-    points = [[int(c["iteration"]), 100 * c["accuracy"], 100 * c["ci95"]] for c in validation_curve]
+    curve = {"name": "validation accuracy", "unit": "%",
+             "points": [[int(c["iteration"]), 100 * c["accuracy"], 100 * c["ci95"]] for c in validation_curve],
+             "seconds": [c["seconds"] for c in validation_curve]}  # of each epoch, its validation included
     return classification_percent(
         experiment, preset, budget_name, [100 * a for a in result["accuracy_per_step"]],
         [100 * c for c in result["ci95_per_step"]], result["num_tasks"], iterations, seconds_per_iteration,
-        points, training_history, **extra)
+        curve, training_history, **extra)
 
 
 def classification_percent(experiment, preset, budget_name, accuracy, ci95, tasks, iterations,
-                           seconds_per_iteration, curve_points, training_history, **extra):
-    """:func:`classification` with accuracies already in %."""
+                           seconds_per_iteration, curve, training_history, **extra):
+    """:func:`classification` with accuracies already in % (``curve``: the record's)."""
     table = presets.OMNIGLOT if preset.dataset == "omniglot" else presets.MINI_IMAGENET
     paper_iterations = presets.get(table, preset.setting).iterations
     seconds = round(seconds_per_iteration * iterations, 1) if seconds_per_iteration else None
@@ -41,14 +43,13 @@ def classification_percent(experiment, preset, budget_name, accuracy, ci95, task
                       seconds=seconds, seconds_per_iteration=seconds_per_iteration),
         schema.metric("classification", accuracy, ci95, tasks, preset.eval_inner_steps),
         paper.table1(preset.dataset, preset.setting, preset.eval_inner_steps),
-        training_history=training_history,
-        curve={"name": "validation accuracy", "unit": "%", "points": curve_points},
-        settings=settings(preset), **extra)
+        training_history=training_history, curve=curve, settings=settings(preset), **extra)
 
 
-def sinusoid(experiment, preset, stats, seconds=None, diverged_above=None, **extra):
+def sinusoid(experiment, preset, stats, seconds=None, diverged_above=None, iterations=None, **extra):
     """Figure 3's rows, one per K and method, from ``sinusoid.meta_test``'s ``stats``;
-    ``seconds``: training seconds per method."""
+    ``seconds``: training seconds per method; ``iterations`` trained (default: the preset's)."""
+    iterations = preset.iterations if iterations is None else iterations
     paper_iterations = presets.get(presets.SINUSOID, "paper").iterations
     rows = []
     for shots in preset.eval_shots:
@@ -61,8 +62,8 @@ def sinusoid(experiment, preset, stats, seconds=None, diverged_above=None, **ext
             reference = paper.sinusoid(method, shots)
             rows.append(schema.record(
                 experiment, "regression", preset.name, key, method,
-                schema.budget(preset.iterations, preset.iterations, paper_iterations, preset.meta_batch_size,
-                              ["iterations"] if preset.iterations < paper_iterations else [],
+                schema.budget(iterations, preset.iterations, paper_iterations, preset.meta_batch_size,
+                              ["iterations"] if iterations < paper_iterations else [],
                               seconds=(seconds or {}).get(method)),
                 schema.metric("regression", mean, stats["ci95"][method][key], preset.eval_tasks,
                               min(paper.SINUSOID_STEPS[-1], len(mean) - 1), **optional),
@@ -71,10 +72,11 @@ def sinusoid(experiment, preset, stats, seconds=None, diverged_above=None, **ext
     return rows
 
 
-def rl(experiment, preset, paper_preset, method, result, step_sizes, iterations=None, env_steps=0,
-       seconds=0.0, curve=(), training_history=None, summary=True, **extra):
+def rl(experiment, preset, paper_preset, method, result, step_sizes, iterations=None, env_steps=None,
+       seconds=None, curve=(), training_history=None, summary=True, **extra):
     """A Figure 4 / 5 row of ``method`` from ``rl.meta_test``'s ``result`` with ``step_sizes``
-    at test; ``iterations`` None for the untrained random initialisation."""
+    at test; ``iterations`` None for the untrained random initialisation; ``env_steps`` and
+    ``seconds`` of training, when the row's run trained."""
     fields = RL_EVAL_FIELDS if iterations is None else RL_BUDGET_FIELDS
     smaller = [k for k in fields if getattr(preset, k) < getattr(paper_preset, k)]
     headline = 0 if method == "oracle" else preset.eval_inner_steps  # Section 5.3: the oracle is not fine-tuned
@@ -82,7 +84,7 @@ def rl(experiment, preset, paper_preset, method, result, step_sizes, iterations=
     return schema.record(
         experiment, "rl", preset.name, preset.env, method,
         schema.budget(iterations, preset.iterations, paper_preset.iterations, preset.meta_batch_size, smaller,
-                      env_steps=env_steps, seconds=seconds),
+                      **{k: v for k, v in (("env_steps", env_steps), ("seconds", seconds)) if v is not None}),
         schema.metric("rl", result["mean"], result["ci95"], preset.eval_tasks, headline, **optional),
         paper.rl_returns(preset.env, method), training_history=training_history,
         curve={"name": "post-update training return" if method == "maml" else "training return",

@@ -9,12 +9,11 @@ seen during training. A results file (:func:`document`) is ``{"schema_version",
 file of another version with a message saying what to do.
 """
 import json
-import math
 
 from maml_tf import reporting
 
 SCHEMA_VERSION = 2  # 1: the per-script layouts of before, without a version field
-KINDS = {"classification": ("accuracy", "%"), "regression": ("mse", ""), "rl": ("return", "")}
+KINDS = {"classification": ("accuracy", "%"), "regression": ("MSE", ""), "rl": ("return", "")}
 RECORD_FIELDS = ("experiment", "kind", "preset", "setting", "method", "budget", "metric", "paper",
                  "command", "machine", "training_history", "curve", "settings", "summary")
 
@@ -105,7 +104,3 @@ def merge_rows(doc, rows, key=("setting", "method")):
     """``doc``'s rows with each of ``rows`` replacing the row of the same ``key``."""
     new = {tuple(r[k] for k in key) for r in rows}
     return [r for r in doc["rows"] if tuple(r[k] for k in key) not in new] + list(rows)
-
-
-def finite(value):
-    return value is not None and math.isfinite(value)

@@ -84,7 +84,7 @@ def classification(doc):
             spent = f"**{spent}, {status}**"
         spi = f"{b['seconds_per_iteration']:.3f}" if b.get("seconds_per_iteration") else "—"
         lines.append(f"| {r['setting']} | {r['method']} | {mean_ci(r, metric['headline_step'], 2)} | "
-                     f"{_paper_accuracy(r)} | {spent} | {b['meta_batch_size']} | "
+                     f"{paper_accuracy(r)} | {spent} | {b['meta_batch_size']} | "
                      f"{metric['headline_step']} | {metric['tasks']} | {spi} |")
     lines += first_order_comparison(rows)
     lines += ["", "Accuracy after 0, 1, 2, ... inner steps at meta-test:", ""]
@@ -96,7 +96,7 @@ def classification(doc):
     return lines
 
 
-def _paper_accuracy(row):
+def paper_accuracy(row):
     p = row["paper"]
     return "—" if p is None else f"{p['mean'][0]} ± {p['ci95'][0]}"
 
@@ -168,12 +168,12 @@ def mse(value):
 
 
 # ----------------------------------------------------------------------------- Figures 4 and 5
-def rl_step_sizes(rows):
+def format_step_sizes(by_method):
     """``0.1, 0.05`` if every method fine-tunes alike, else ``maml 0.1/0.05, pretrained ...``."""
-    distinct = {tuple(r["test_step_sizes"]) for r in rows}
+    distinct = {tuple(sizes) for sizes in by_method.values()}
     if len(distinct) == 1:
         return ", ".join(f"{a:g}" for a in distinct.pop())
-    return ", ".join(f"{r['method']} {step_sizes(r['test_step_sizes'])}" for r in rows)
+    return ", ".join(f"{method} {step_sizes(sizes)}" for method, sizes in by_method.items())
 
 
 def rl(doc):
@@ -190,7 +190,7 @@ def rl(doc):
         "baselines train as many TRPO iterations on as many tasks, a budget the paper does not give); "
         f"test: {s['eval_tasks']} fixed tasks x {s['eval_episodes_per_task']} trajectories (paper: "
         f"{paper_budget['eval_tasks']} x {paper_budget['eval_episodes_per_task']}), inner step sizes "
-        f"{rl_step_sizes(rows)} (the last repeated; MAML meta-trained with "
+        f"{format_step_sizes({r['method']: r['test_step_sizes'] for r in rows})} (the last repeated; MAML meta-trained with "
         f"{s['inner_lr']:g}); TRPO Hessian-vector products {s['hvp']}; "
         + ("trajectories counted as a budget of steps per task (trajectories x horizon), an episode that "
            "ends early restarting within it, returns averaged over complete episodes (rllab's sampler); "
