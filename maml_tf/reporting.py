@@ -65,26 +65,6 @@ def training_history(directory, part=""):
     return [run for run in read_json_lines(path) if run["part"] == part]
 
 
-def history_lines(history, iterations):
-    """Markdown lines ``- a -> b: `command` (date)`` for a run at ``iterations``, with a
-    line for each span no recorded command covers (trained before the history was kept,
-    or by a run killed before it recorded itself)."""
-    lines, reached = [], 0
-    for run in history:
-        if run["from_iteration"] > reached:
-            lines.append(_unrecorded(reached, run["from_iteration"]))
-        lines.append(f"- {run['from_iteration']:,} -> {run['to_iteration']:,}: `{run['command']}` ({run['date']})")
-        reached = max(reached, run["to_iteration"])
-    if iterations > reached:
-        lines.append(_unrecorded(reached, iterations))
-    return lines
-
-
-def _unrecorded(first, last):
-    return (f"- {first:,} -> {last:,}: command not recorded (trained before the checkpoint "
-            "directory kept its history, or by a run killed before it recorded itself)")
-
-
 def read_json_lines(path):
     """The records of a benchmark's run log, in order (see :func:`append_json_line`)."""
     with open(path) as f:

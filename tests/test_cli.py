@@ -13,6 +13,7 @@ from click.testing import CliRunner
 import fake_omniglot
 from maml_tf import presets
 from maml_tf.cli import main as maml
+from maml_tf.report import schema, tables
 
 SMOKE = presets.SINUSOID["smoke"]
 
@@ -115,6 +116,8 @@ def test_run_directory_contents(sine_run):
         assert len(curve) == SMOKE.eval_inner_steps + 1 and all(np.isfinite(curve))
     assert rows["K5"]["paper"]["mean"] == [0.67, 0.38, 0.35]
     assert metrics["machine"]["cores"] >= 1 and metrics["command"]
+    table = tables.markdown(schema.load(run_dir / "metrics.json"))  # the reproduce scripts' renderer
+    assert "| 5 | maml |" in table and "0.67 / 0.38 / 0.35" in table
 
 
 @pytest.mark.slow

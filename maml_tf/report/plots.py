@@ -168,7 +168,8 @@ def sinusoid_examples(examples, path):
     for row, ex in zip(axes, examples):
         for ax, method in zip(row, ("maml", "pretrained")):
             ax.plot(ex["x"], ex["true"], "r-", label="ground truth")
-            ax.plot(ex["support_x"], ex["support_y"], "^", color="purple", label=f"{ex['shots']} points used for gradient")
+            ax.plot(ex["support_x"], ex["support_y"], "^", color="purple",
+                    label=f"{ex['shots']} points used for gradient")
             for (steps, pred), style in zip(ex["predictions"][method].items(), (":", "--", "-")):
                 ax.plot(ex["x"], pred, style, color="tab:green",
                         label="pre-update" if steps == "0" else f"{steps} grad step" + ("s" if steps != "1" else ""))

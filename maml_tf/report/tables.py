@@ -1,8 +1,6 @@
 """A results file's ``table.md``, from its records only: one layout per experiment kind
 (Table 1 classification, Figure 3 regression, Figures 4 / 5 RL, the Figure 4 step-size
 search), sharing the cells, budget marks and command histories."""
-from maml_tf import reporting
-
 RL_TITLES = {"navigation": "Figure 4: 2D navigation", "cheetah-vel": "Figure 5: half-cheetah, goal velocity",
              "cheetah-dir": "Figure 5: half-cheetah, goal direction", "ant-vel": "Figure 5: ant, goal velocity",
              "ant-dir": "Figure 5: ant, goal direction"}
@@ -46,8 +44,28 @@ def step_sizes(sizes):
 
 
 def history(row):
-    """The training runs behind a row's checkpoint (see :func:`reporting.history_lines`)."""
-    return reporting.history_lines(row["training_history"] or [], row["budget"]["iterations"] or 0)
+    """The training runs behind a row's checkpoint (see :func:`history_lines`)."""
+    return history_lines(row["training_history"] or [], row["budget"]["iterations"] or 0)
+
+
+def history_lines(runs, iterations):
+    """Markdown lines ``- a -> b: `command` (date)`` for a run at ``iterations``, with a
+    line for each span no recorded command covers (trained before the history was kept,
+    or by a run killed before it recorded itself)."""
+    lines, reached = [], 0
+    for run in runs:
+        if run["from_iteration"] > reached:
+            lines.append(_unrecorded(reached, run["from_iteration"]))
+        lines.append(f"- {run['from_iteration']:,} -> {run['to_iteration']:,}: `{run['command']}` ({run['date']})")
+        reached = max(reached, run["to_iteration"])
+    if iterations > reached:
+        lines.append(_unrecorded(reached, iterations))
+    return lines
+
+
+def _unrecorded(first, last):
+    return (f"- {first:,} -> {last:,}: command not recorded (trained before the checkpoint "
+            "directory kept its history, or by a run killed before it recorded itself)")
 
 
 def machine(doc):
@@ -73,7 +91,8 @@ def classification(doc):
          "inner loop, the Omniglot conv head drawn from N(0, 1) and the FC net's kernels with std "
          "0.01, 10 steps at test (every step's accuracy is listed below).", ""]
         if any(r["preset"] == "code" for r in rows) else []) + [
-        "| setting | method | ours | paper | iterations (paper) | meta-batch | steps at test | test tasks | s / iteration |",
+        "| setting | method | ours | paper | iterations (paper) | meta-batch | steps at test | test tasks "
+        "| s / iteration |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
@@ -141,7 +160,8 @@ def regression(doc):
         f"{b['meta_batch_size']}; {first['metric']['tasks']} test tasks per K, "
         f"{s['eval_query_points']} query points each; mean ± 95% CI over tasks "
         "(median in brackets). The oracle is not fine-tuned (flat, as in the paper).  ",
-        f"Machine: {machine(doc)['cpu']}, {machine(doc)['cores']} cores, no GPU; {doc['seconds']:.0f} s in total.",
+        f"Machine: {machine(doc)['cpu']}, {machine(doc)['cores']} cores, no GPU"
+        + (f"; {doc['seconds']:.0f} s in total." if doc.get("seconds") is not None else "."),
         "",
         "| K | method | ours: 1 step | 5 steps | 10 steps | paper: 1 / 5 / 10 |",
         "|---|---|---|---|---|---|",
@@ -180,6 +200,8 @@ def rl(doc):
     rows = doc["rows"]
     s, paper_budget, m = rows[0]["settings"], doc["paper_budget"], machine(doc)
     steps = len(rows[0]["metric"]["mean"])
+    sizes = format_step_sizes({r["method"]: r["test_step_sizes"] for r in rows})
+    trained = [r for r in rows if r["budget"]["iterations"] is not None]
     lines = [
         f"# {RL_TITLES[rows[0]['setting']]}: mean return after 0..{steps - 1} gradient steps",
         "",
@@ -190,7 +212,7 @@ def rl(doc):
         "baselines train as many TRPO iterations on as many tasks, a budget the paper does not give); "
         f"test: {s['eval_tasks']} fixed tasks x {s['eval_episodes_per_task']} trajectories (paper: "
         f"{paper_budget['eval_tasks']} x {paper_budget['eval_episodes_per_task']}), inner step sizes "
-        f"{format_step_sizes({r['method']: r['test_step_sizes'] for r in rows})} (the last repeated; MAML meta-trained with "
+        f"{sizes} (the last repeated; MAML meta-trained with "
         f"{s['inner_lr']:g}); TRPO Hessian-vector products {s['hvp']}; "
         + ("trajectories counted as a budget of steps per task (trajectories x horizon), an episode that "
            "ends early restarting within it, returns averaged over complete episodes (rllab's sampler); "
@@ -200,7 +222,7 @@ def rl(doc):
         "budget smaller than the paper's.  ",
         f"Environment: {doc['environment']}.  ",
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['gpus'] or 'no'} GPU; training seconds "
-        + ", ".join(f"{r['method']} {r['budget']['seconds']:.0f}" for r in rows if r["budget"]["iterations"] is not None)
+        + ", ".join(f"{r['method']} {r['budget']['seconds']:.0f}" for r in trained)
         + f"; meta-test {doc['eval_seconds']:.0f} s.",
         "",
         "| method | " + " | ".join(f"{k} step{'s' if k != 1 else ''}" for k in range(steps))
@@ -216,10 +238,10 @@ def rl(doc):
             iterations = f"**{iterations}, {status}**"
         lines.append(f"| {r['method']} | " + " | ".join(cells) + f" | {paper_values(r)}"
                      + (f" ({note})" if note else "") + f" | {iterations} | {r['budget']['env_steps']:,} |")
-    trained = [r for r in rows if r["training_history"] is not None]
-    if trained:  # results written before the history was kept have none
+    recorded = [r for r in rows if r["training_history"] is not None]
+    if recorded:  # results written before the history was kept have none
         lines += ["", "Training runs behind each checkpoint (the command above evaluated them all):"]
-        for r in trained:
+        for r in recorded:
             lines += ["", f"{r['method']}:", ""] + history(r)
     return lines
 
