@@ -12,8 +12,7 @@ RL_EVAL_FIELDS = ("eval_tasks", "eval_episodes_per_task")
 
 def settings(preset):
     """A preset's hyperparameters, as a record keeps them (without its name)."""
-    fields = dataclasses.asdict(preset) if dataclasses.is_dataclass(preset) else dict(vars(preset))
-    return {k: v for k, v in fields.items() if k != "name"}
+    return {k: v for k, v in dataclasses.asdict(preset).items() if k != "name"}
 
 
 def classification(experiment, preset, budget_name, result, iterations, seconds_per_iteration=None,
@@ -23,15 +22,6 @@ def classification(experiment, preset, budget_name, result, iterations, seconds_
     curve = {"name": "validation accuracy", "unit": "%",
              "points": [[int(c["iteration"]), 100 * c["accuracy"], 100 * c["ci95"]] for c in validation_curve],
              "seconds": [c["seconds"] for c in validation_curve]}  # of each epoch, its validation included
-    return classification_percent(
-        experiment, preset, budget_name, [100 * a for a in result["accuracy_per_step"]],
-        [100 * c for c in result["ci95_per_step"]], result["num_tasks"], iterations, seconds_per_iteration,
-        curve, training_history, **extra)
-
-
-def classification_percent(experiment, preset, budget_name, accuracy, ci95, tasks, iterations,
-                           seconds_per_iteration, curve, training_history, **extra):
-    """:func:`classification` with accuracies already in % (``curve``: the record's)."""
     table = presets.OMNIGLOT if preset.dataset == "omniglot" else presets.MINI_IMAGENET
     paper_iterations = presets.get(table, preset.setting).iterations
     seconds = round(seconds_per_iteration * iterations, 1) if seconds_per_iteration else None
@@ -41,7 +31,8 @@ def classification_percent(experiment, preset, budget_name, accuracy, ci95, task
         schema.budget(iterations, preset.iterations, paper_iterations, preset.meta_batch_size,
                       ["iterations"] if iterations < paper_iterations else [],
                       seconds=seconds, seconds_per_iteration=seconds_per_iteration),
-        schema.metric("classification", accuracy, ci95, tasks, preset.eval_inner_steps),
+        schema.metric("classification", [100 * a for a in result["accuracy_per_step"]],
+                      [100 * c for c in result["ci95_per_step"]], result["num_tasks"], preset.eval_inner_steps),
         paper.table1(preset.dataset, preset.setting, preset.eval_inner_steps),
         training_history=training_history, curve=curve, settings=settings(preset), **extra)
 
