@@ -4,5 +4,5 @@ project's shared folder beside the checkout, ``../shared/data/omniglot``."""
 import os
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-OMNIGLOT_SOURCE = os.environ.get("MAML_OMNIGLOT_SOURCE") or os.path.abspath(
-    os.path.join(REPO_ROOT, "..", "shared", "data", "omniglot"))
+OMNIGLOT_SOURCE = os.path.abspath(
+    os.environ.get("MAML_OMNIGLOT_SOURCE") or os.path.join(REPO_ROOT, "..", "shared", "data", "omniglot"))
