@@ -164,6 +164,8 @@ def prepare(name, source, data_dir):
     with _run_errors():
         if name == "omniglot":
             from maml_tf.datasets import omniglot
+            if source is None:  # TFDS retries for minutes before it gives up offline
+                click.echo("omniglot: downloading through TFDS (offline: --from DIR)", err=True)
             out = omniglot.prepare(source, data_dir)
             images = omniglot.load_characters(out)  # decode once now, cached for training
             click.echo(f"omniglot: {images.shape[0]} characters x {images.shape[1]} drawings in {out}")

@@ -340,5 +340,8 @@ def test_offline_download_says_to_pass_from(monkeypatch, tmp_path):
 def test_cli_prepare_offline_is_one_line(monkeypatch, tmp_path):
     monkeypatch.setattr(tfds, "builder", lambda name, data_dir: _OfflineBuilder())
     out = CliRunner().invoke(cli.main, ["data", "prepare", "omniglot", "--data-dir", str(tmp_path)])
-    assert out.exit_code == 1 and out.output.count("\n") == 1, out.output
-    assert out.output.startswith("Error: Could not download Omniglot") and "--from DIR" in out.output
+    assert out.exit_code == 1, out.output
+    lines = out.stderr.splitlines()  # what it tries, then the error: one line each
+    assert out.stdout == "" and len(lines) == 2, out.stderr
+    assert lines[0] == "omniglot: downloading through TFDS (offline: --from DIR)"
+    assert lines[1].startswith("Error: Could not download Omniglot (ConnectionError)") and "--from DIR" in lines[1]
