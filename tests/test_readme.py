@@ -1,6 +1,7 @@
 """The README's code: the quickstart runs as pasted (in a fresh process), and every
-other example imports names that exist."""
+example in the README and docs/ imports names that exist."""
 import ast
+import glob
 import importlib
 import importlib.util
 import os
@@ -11,6 +12,7 @@ import sys
 import pytest
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+GUIDES = ["README.md"] + sorted(os.path.relpath(p, REPO_ROOT) for p in glob.glob(os.path.join(REPO_ROOT, "docs", "*.md")))
 # Run after the quickstart, on the names it defines: what it promises actually happened.
 CHECK = """
 losses = meta_test(maml, new_tasks)["loss"]["mean"]
@@ -20,9 +22,9 @@ print("quickstart ok")
 """
 
 
-def readme_python_blocks(section=None):
-    """The ```python blocks of the README, or of one of its ``## `` sections."""
-    with open(os.path.join(REPO_ROOT, "README.md"), encoding="utf-8") as f:
+def python_blocks(guide, section=None):
+    """The ```python blocks of a markdown file, or of one of its ``## `` sections."""
+    with open(os.path.join(REPO_ROOT, guide), encoding="utf-8") as f:
         text = f.read()
     if section is not None:
         text = text.split(f"\n## {section}\n", 1)[1].split("\n## ", 1)[0]
@@ -31,7 +33,7 @@ def readme_python_blocks(section=None):
 
 @pytest.mark.slow
 def test_quickstart_runs_as_pasted(tmp_path):
-    blocks = readme_python_blocks("Quickstart")
+    blocks = python_blocks("README.md", "Quickstart")
     assert len(blocks) == 1, "the quickstart is one python block"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [REPO_ROOT, os.environ.get("PYTHONPATH")])))
     out = subprocess.run([sys.executable, "-c", blocks[0] + CHECK], cwd=tmp_path, env=env,
@@ -40,9 +42,9 @@ def test_quickstart_runs_as_pasted(tmp_path):
     assert "quickstart ok" in out.stdout
 
 
-@pytest.mark.parametrize("index", range(len(readme_python_blocks())))
-def test_readme_examples_import_names_that_exist(index):
-    tree = ast.parse(readme_python_blocks()[index])
+@pytest.mark.parametrize("guide, index", [(guide, i) for guide in GUIDES for i in range(len(python_blocks(guide)))])
+def test_examples_import_names_that_exist(guide, index):
+    tree = ast.parse(python_blocks(guide)[index])
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
@@ -51,4 +53,4 @@ def test_readme_examples_import_names_that_exist(index):
             module = importlib.import_module(node.module)
             for alias in node.names:
                 assert hasattr(module, alias.name) or importlib.util.find_spec(f"{node.module}.{alias.name}"), (
-                    f"README: from {node.module} import {alias.name}")
+                    f"{guide}: from {node.module} import {alias.name}")
