@@ -154,16 +154,18 @@ def data():
 @data.command("prepare")
 @click.argument("name", type=click.Choice(DATASETS))
 @click.option("--from", "source", type=click.Path(file_okay=False), default=None,
-              help="Folder with the source files. Omniglot: the four upstream zips (default "
-                   "../shared/data/omniglot when present). MiniImagenet: images/ + "
-                   "train/val/test.csv, or the three mini-imagenet-cache-*.pkl files.")
+              help="Folder with the source files, read offline. Omniglot: the four upstream zips "
+                   "(without --from, TFDS downloads them). MiniImagenet (required): images/, with "
+                   "or without train/val/test.csv, or the three mini-imagenet-cache-*.pkl files.")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
               help="TFDS data directory (default $TFDS_DATA_DIR or ~/tensorflow_datasets).")
 def prepare(name, source, data_dir):
-    """Build dataset NAME for tensorflow-datasets, without network access."""
+    """Build dataset NAME for tensorflow-datasets (offline with --from)."""
     with _run_errors():
         if name == "omniglot":
             from maml_tf.datasets import omniglot
+            if source is None:  # TFDS retries for minutes before it gives up offline
+                click.echo("omniglot: downloading through TFDS (offline: --from DIR)", err=True)
             out = omniglot.prepare(source, data_dir)
             images = omniglot.load_characters(out)  # decode once now, cached for training
             click.echo(f"omniglot: {images.shape[0]} characters x {images.shape[1]} drawings in {out}")

@@ -3,6 +3,7 @@ import time
 
 import keras
 import numpy as np
+import pytest
 
 from maml_tf.callbacks import TrainingClock
 
@@ -25,6 +26,7 @@ def test_missing_clock_is_zero(tmp_path):
     assert TrainingClock.total(str(tmp_path / "none.json")) == 0.0
 
 
+@pytest.mark.slow
 def test_total_accumulates_across_resumed_fits(tmp_path):
     path = str(tmp_path / "clock.json")
     _fit(path, epochs=2)

@@ -197,6 +197,7 @@ def test_a_config_this_version_cannot_read_is_a_usage_error(tmp_path, corrupt):
     usage_error(invoke("evaluate", tmp_path), "config.json", "new run directory")
 
 
+@pytest.mark.slow
 def test_a_diverging_run_is_a_clean_error(tmp_path, monkeypatch):
     monkeypatch.setitem(presets.SINUSOID, "smoke", dataclasses.replace(SMOKE, inner_lr=1e30))
     result = invoke("train", "sinusoid", "--preset", "smoke", "--run-dir", tmp_path / "run", "--verbose", "0")

@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 
+from data_sources import OMNIGLOT_SOURCE
 from maml_tf import export, presets
 from maml_tf.datasets import omniglot
 from maml_tf.experiments import classification
@@ -33,11 +34,10 @@ np.save(sys.argv[3], np.array(hits))
 
 @pytest.mark.slow
 def test_exported_omniglot_model_adapts_to_new_characters_in_a_fresh_process(tmp_path):
-    source = omniglot.default_source()
-    if source is None or not os.path.isdir(os.path.join(CHECKPOINT, "backup")):
-        pytest.skip("needs ../shared/data/omniglot and the committed 5-way 1-shot checkpoint")
+    if not os.path.isdir(OMNIGLOT_SOURCE) or not os.path.isdir(os.path.join(CHECKPOINT, "backup")):
+        pytest.skip(f"needs {OMNIGLOT_SOURCE} and the committed 5-way 1-shot checkpoint")
     preset = presets.classification(presets.OMNIGLOT, "5way1shot")
-    data_dir = omniglot.prepare(source, str(tmp_path / "tfds"))
+    data_dir = omniglot.prepare(OMNIGLOT_SOURCE, str(tmp_path / "tfds"))
     maml = classification.load_latest(preset, CHECKPOINT)
     export.save(maml, str(tmp_path / "model"))
 
