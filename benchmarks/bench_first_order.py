@@ -20,6 +20,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from maml_tf import presets, reporting  # noqa: E402
+from maml_tf.report import blocks  # noqa: E402
 from maml_tf.experiments import classification  # noqa: E402
 
 START, END = "<!-- GENERATED: bench_first_order.py -->", "<!-- END GENERATED: bench_first_order.py -->"
@@ -47,7 +48,7 @@ def write_table(jsonl, readme):
         rows.append(f"| {r['dataset']} {r['setting']} | {r['meta_batch_size']} | {r['inner_steps']} | "
                     f"{r['rounds']} x {r['steps']} | {r['second_order_s']:.3f} | {r['first_order_s']:.3f} | "
                     f"{r['first_over_second']:.2f} | {r['load_average'][0]:.1f} | {m['cpu']}, {m['cores']} cores |")
-    reporting.publish_table(readme, START, END, rows)
+    blocks.publish_table(readme, START, END, rows)
 
 
 def main():

@@ -20,6 +20,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import tensorflow as tf  # noqa: E402
 
 from maml_tf import presets, reporting  # noqa: E402
+from maml_tf.report import blocks  # noqa: E402
 from maml_tf.experiments import classification  # noqa: E402
 
 
@@ -53,7 +54,7 @@ def write_table(jsonl, readme):
         rows.append(f"| {r['dataset']} | {r['setting']} | {r['meta_batch_size']} | "
                     f"{r['pipeline_s_per_batch']:.4f} | {r['step_s_constant']:.3f} | "
                     f"{r['step_s_real']:.3f} | {r['real_over_constant']:.2f} |")
-    reporting.publish_table(readme, START, END, rows)
+    blocks.publish_table(readme, START, END, rows)
 
 
 def main():

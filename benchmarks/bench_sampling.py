@@ -26,6 +26,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 from maml_tf import reporting  # noqa: E402
+from maml_tf.report import blocks  # noqa: E402
 
 START, END = "<!-- GENERATED: bench_sampling.py -->", "<!-- END GENERATED: bench_sampling.py -->"
 
@@ -130,7 +131,7 @@ def write_table(jsonl, readme):
     rows.append("")
     rows += [f"Run {i + 1}: {r['machine']['cpu']}, {r['machine']['cores']} cores, load (1 min) before "
              f"{r['load_average'][0]:.1f}, `{r['command']}`." for i, r in enumerate(records)]
-    reporting.publish_table(readme, START, END, rows)
+    blocks.publish_table(readme, START, END, rows)
 
 
 def main():

@@ -22,6 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 from maml_tf import reporting  # noqa: E402
+from maml_tf.report import blocks  # noqa: E402
 
 START, END = "<!-- GENERATED: bench_trpo.py -->", "<!-- END GENERATED: bench_trpo.py -->"
 
@@ -63,7 +64,7 @@ def write_table(jsonl, readme):
         rows.append(f"| {r['tasks']} tasks x {r['samples_per_task']} states | {r['seconds']['double backprop']:.2f} | "
                     f"{r['seconds']['forward + reverse']:.2f} | {r['ratio']:.2f} | {r['rounds']} | "
                     f"{r['load_average'][0]:.1f} | {m['cpu']}, {m['cores']} cores |")
-    reporting.publish_table(readme, START, END, rows)
+    blocks.publish_table(readme, START, END, rows)
 
 
 def main():

@@ -73,13 +73,14 @@ def main():
         rows.append((f"MAML.fit, steps_per_execution={spe} (tasks sampled in-graph)",
                      (time.perf_counter() - start) / 2000 * 1000))
     from maml_tf import reporting
+    from maml_tf.report import blocks
     m = reporting.machine()
     lines = [f"Profile run on {m['cpu']}, {m['cores']} cores (`python benchmarks/profile_sine.py`):", "",
              "| what | ms per meta-iteration (median) |", "|---|---|"]
     lines += [f"| {name} | {ms:.3f} |" for name, ms in rows]
     print("\n".join(lines))
     if a.readme:
-        reporting.replace_block(a.readme, START, END, "\n".join(lines))
+        blocks.replace_block(a.readme, START, END, "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -150,16 +150,18 @@ def data():
 @data.command("prepare")
 @click.argument("name", type=click.Choice(DATASETS))
 @click.option("--from", "source", type=click.Path(file_okay=False), default=None,
-              help="Folder with the source files. Omniglot: the four upstream zips (default "
-                   "../shared/data/omniglot when present). MiniImagenet: images/ + "
-                   "train/val/test.csv, or the three mini-imagenet-cache-*.pkl files.")
+              help="Folder with the source files, read offline. Omniglot: the four upstream zips "
+                   "(without --from, TFDS downloads them). MiniImagenet (required): images/, with "
+                   "or without train/val/test.csv, or the three mini-imagenet-cache-*.pkl files.")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
               help="TFDS data directory (default $TFDS_DATA_DIR or ~/tensorflow_datasets).")
 def prepare(name, source, data_dir):
-    """Build dataset NAME for tensorflow-datasets, without network access."""
+    """Build dataset NAME for tensorflow-datasets (offline with --from)."""
     with _run_errors():
         if name == "omniglot":
             from maml_tf.datasets import omniglot
+            if source is None:  # TFDS retries for minutes before it gives up offline
+                click.echo("omniglot: downloading through TFDS (offline: --from DIR)", err=True)
             out = omniglot.prepare(source, data_dir)
             images = omniglot.load_characters(out)  # decode once now, cached for training
             click.echo(f"omniglot: {images.shape[0]} characters x {images.shape[1]} drawings in {out}")
@@ -219,30 +221,42 @@ def _load(experiment, config, run_dir):
 
 
 def _meta_test(experiment, config, maml, data_dir):
-    """The experiment's meta-test: accuracy (classification) or MSE (sinusoid) per step."""
+    """The experiment's meta-test: accuracy (classification) or MSE (sinusoid) per step,
+    returned with what :func:`_report` needs to make result records of it."""
     if experiment == "sinusoid":
         from maml_tf.experiments import sinusoid
-        stats = sinusoid.meta_test(config, {"maml": maml})
-        return {"mse_per_step": stats["curves"]["maml"], "ci95_per_step": stats["ci95"]["maml"],
-                "eval_tasks": config.eval_tasks}
+        return experiment, config, sinusoid.meta_test(config, {"maml": maml})
     from maml_tf.experiments import classification
-    result = classification.evaluate(config, maml, data_dir)
-    return {key: result[key] for key in ("accuracy", "ci95", "accuracy_per_step", "ci95_per_step",
-                                         "num_tasks")} | {"eval_inner_steps": config.eval_inner_steps}
+    return experiment, config, classification.evaluate(config, maml, data_dir)
 
 
-def _report(run_dir, metrics):
+def _report(run_dir, evaluation):
+    """Write a meta-test's result records (maml_tf.report's schema, as the reproduce scripts
+    write them) to RUN_DIR/metrics.json and print them."""
     from maml_tf import reporting
-    reporting.write_json(os.path.join(run_dir, "metrics.json"),
-                         {**metrics, "command": reporting.command(), "machine": reporting.machine()})
-    if "accuracy" in metrics:
-        click.echo(f"meta-test accuracy {100 * metrics['accuracy']:.2f} ± {100 * metrics['ci95']:.2f}% "
-                   f"after {metrics['eval_inner_steps']} steps ({metrics['num_tasks']} tasks)")
+    from maml_tf.report import records, schema, tables
+    experiment, config, result = evaluation
+    name = {"sinusoid": "fig3_sinusoid", "omniglot": "table1_omniglot",
+            "mini_imagenet": "table1_miniimagenet"}[experiment]
+    if experiment == "sinusoid":
+        from maml_tf.experiments import sinusoid
+        rows = records.sinusoid(name, config, result, diverged_above=sinusoid.DIVERGED_MSE,
+                                iterations=sinusoid.completed_iterations(run_dir))
+        for row in rows:
+            click.echo(f"meta-test MSE {row['setting']}: " + " ".join(f"{m:.3f}" for m in row["metric"]["mean"]))
+        kind = "regression"
     else:
-        for shots, curve in metrics["mse_per_step"].items():
-            click.echo(f"meta-test MSE {shots}: " + " ".join(f"{m:.3f}" for m in curve))
-    click.echo(f"wrote {os.path.join(run_dir, 'metrics.json')}")
-
+        from maml_tf.experiments import classification
+        row = records.classification(
+            name, config, config.name, result, classification.completed_iterations(run_dir),
+            classification.seconds_per_iteration(run_dir),
+            classification.validation_curve(run_dir), reporting.training_history(run_dir))
+        rows, kind = [row], "classification"
+        click.echo(f"meta-test accuracy {tables.mean_ci(row, config.eval_inner_steps, 2)}% after "
+                   f"{config.eval_inner_steps} steps ({row['metric']['tasks']} tasks)")
+    path = os.path.join(run_dir, "metrics.json")
+    schema.save(path, schema.document(name, kind, rows, command=reporting.command(), machine=reporting.machine()))
+    click.echo(f"wrote {path}")
 
 if __name__ == "__main__":
     main()

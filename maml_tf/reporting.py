@@ -65,50 +65,10 @@ def training_history(directory, part=""):
     return [run for run in read_json_lines(path) if run["part"] == part]
 
 
-def history_lines(history, iterations):
-    """Markdown lines ``- a -> b: `command` (date)`` for a run at ``iterations``, with a
-    line for each span no recorded command covers (trained before the history was kept,
-    or by a run killed before it recorded itself)."""
-    lines, reached = [], 0
-    for run in history:
-        if run["from_iteration"] > reached:
-            lines.append(_unrecorded(reached, run["from_iteration"]))
-        lines.append(f"- {run['from_iteration']:,} -> {run['to_iteration']:,}: `{run['command']}` ({run['date']})")
-        reached = max(reached, run["to_iteration"])
-    if iterations > reached:
-        lines.append(_unrecorded(reached, iterations))
-    return lines
-
-
-def _unrecorded(first, last):
-    return (f"- {first:,} -> {last:,}: command not recorded (trained before the checkpoint "
-            "directory kept its history, or by a run killed before it recorded itself)")
-
-
-def replace_block(path, start, end, text):
-    """Rewrite the text between the ``start`` and ``end`` marker lines of ``path`` (a
-    generated table in a README); appends the block when the markers are missing."""
-    with open(path) as f:
-        doc = f.read()
-    head, found, rest = doc.partition(start)
-    _, found_end, tail = rest.partition(end)
-    if found and not found_end:
-        raise ValueError(f"{path} has the marker line {start!r} but no {end!r} after it: "
-                         "restore the end marker (the generated block ends there) and run again.")
-    with open(path, "w") as f:
-        f.write(head + start + "\n" + text + "\n" + end + tail)
-
-
 def read_json_lines(path):
     """The records of a benchmark's run log, in order (see :func:`append_json_line`)."""
     with open(path) as f:
         return [json.loads(line) for line in f if line.strip()]
-
-
-def publish_table(readme, start, end, lines):
-    """Write ``lines`` (a generated table) between the markers of ``readme`` and print them."""
-    replace_block(readme, start, end, "\n".join(lines))
-    print("\n".join(lines))
 
 
 def append_json_line(path, record):

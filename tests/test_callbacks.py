@@ -5,6 +5,7 @@ import time
 
 import keras
 import numpy as np
+import pytest
 
 from maml_tf.callbacks import SaveCheckpoints, TimeLimit
 from maml_tf.experiments.checkpoints import Checkpoints
@@ -36,6 +37,7 @@ def _fit(directory, epochs, *callbacks):
     return model, store
 
 
+@pytest.mark.slow
 def test_every_epoch_is_saved_and_a_resumed_fit_continues_its_time_and_optimizer(tmp_path):
     whole, _ = _fit(tmp_path / "whole", 4)
     stopped, store = _fit(tmp_path / "parts", 4, TimeLimit(0))  # stopped after its first epoch

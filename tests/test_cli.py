@@ -14,6 +14,7 @@ import fake_omniglot
 from maml_tf import presets
 from maml_tf.cli import main as maml
 from maml_tf.experiments.runs import RunDirectory
+from maml_tf.report import schema, tables
 
 SMOKE = presets.SINUSOID["smoke"]
 
@@ -106,10 +107,17 @@ def test_run_directory_contents(sine_run):
     assert any(f.startswith("events.out.tfevents") for f in events)
     with open(run_dir / "metrics.json") as f:
         metrics = json.load(f)
-    for shots in SMOKE.eval_shots:
-        curve = metrics["mse_per_step"][f"K{shots}"]
+    assert metrics["schema_version"] == 2 and metrics["experiment"] == "fig3_sinusoid"
+    rows = {row["setting"]: row for row in metrics["rows"]}
+    assert set(rows) == {f"K{shots}" for shots in SMOKE.eval_shots}
+    for row in rows.values():
+        curve = row["metric"]["mean"]
+        assert row["method"] == "maml" and row["budget"]["iterations"] == SMOKE.iterations
         assert len(curve) == SMOKE.eval_inner_steps + 1 and all(np.isfinite(curve))
+    assert rows["K5"]["paper"]["mean"] == [0.67, 0.38, 0.35]
     assert metrics["machine"]["cores"] >= 1 and metrics["command"]
+    table = tables.markdown(schema.load(run_dir / "metrics.json"))  # the reproduce scripts' renderer
+    assert "| 5 | maml |" in table and "0.67 / 0.38 / 0.35" in table
 
 
 @pytest.mark.slow
@@ -118,7 +126,7 @@ def test_evaluate_rescoring_a_run(sine_run):
     result = ok(invoke("evaluate", run_dir, "--tasks", "20"))
     assert "meta-test MSE K5" in result.output
     with open(run_dir / "metrics.json") as f:
-        assert json.load(f)["eval_tasks"] == 20
+        assert {row["metric"]["tasks"] for row in json.load(f)["rows"]} == {20}
 
 
 @pytest.mark.slow
@@ -162,8 +170,12 @@ def test_train_omniglot_setting(fake_omniglot_dir, tmp_path):
     with open(run_dir / "metrics.json") as f:
         metrics = json.load(f)
     smoke = presets.classification(presets.OMNIGLOT, "5way1shot_fo", "smoke")
-    assert metrics["num_tasks"] == smoke.eval_tasks and 0.0 <= metrics["accuracy"] <= 1.0
-    assert len(metrics["accuracy_per_step"]) == max(smoke.curve_steps, smoke.eval_inner_steps) + 1
+    [row] = metrics["rows"]
+    accuracy = row["metric"]["mean"]
+    assert row["metric"]["tasks"] == smoke.eval_tasks and 0.0 <= accuracy[smoke.eval_inner_steps] <= 100.0
+    assert len(accuracy) == max(smoke.curve_steps, smoke.eval_inner_steps) + 1
+    assert (row["setting"], row["method"], row["preset"]) == ("5way1shot_fo", "first-order MAML", "smoke")
+    assert row["budget"]["iterations"] == smoke.iterations
 
 
 def test_train_omniglot_without_the_dataset(tmp_path):
@@ -184,6 +196,7 @@ def test_a_config_this_version_cannot_read_is_a_usage_error(tmp_path, corrupt):
     usage_error(invoke("evaluate", tmp_path), "run.json", "new run directory")
 
 
+@pytest.mark.slow
 def test_a_diverging_run_is_a_clean_error(tmp_path, monkeypatch):
     monkeypatch.setitem(presets.SINUSOID, "smoke", dataclasses.replace(SMOKE, inner_lr=1e30))
     result = invoke("train", "sinusoid", "--preset", "smoke", "--run-dir", tmp_path / "run", "--verbose", "0")

@@ -22,6 +22,9 @@ from maml_tf import MAML, export
 from maml_tf.models import mlp
 from maml_tf.tasks import FewShotTasks, SinusoidTasks
 
+# The module's fixture meta-trains three models: `make test-fast` leaves this file out.
+pytestmark = pytest.mark.slow
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 WAYS, IMAGE = 5, 21
 TRAIN_CLASSES = 16  # the fake alphabet has 24 characters; 16..23 are never trained on

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from test_checkpoints import directory_tree
 
+from data_sources import OMNIGLOT_SOURCE
 from maml_tf import export, presets
 from maml_tf.datasets import omniglot
 from maml_tf.experiments import classification
@@ -35,11 +36,10 @@ np.save(sys.argv[3], np.array(hits))
 
 @pytest.mark.slow
 def test_exported_omniglot_model_adapts_to_new_characters_in_a_fresh_process(tmp_path):
-    source = omniglot.default_source()
-    if source is None:
-        pytest.skip("needs ../shared/data/omniglot")
+    if not os.path.isdir(OMNIGLOT_SOURCE):
+        pytest.skip(f"needs {OMNIGLOT_SOURCE}")
     preset = presets.classification(presets.OMNIGLOT, "5way1shot")
-    data_dir = omniglot.prepare(source, str(tmp_path / "tfds"))
+    data_dir = omniglot.prepare(OMNIGLOT_SOURCE, str(tmp_path / "tfds"))
     run_dir = shutil.copytree(CHECKPOINT, tmp_path / "run")  # never the committed files in place
     maml = classification.load_latest(preset, str(run_dir))
     assert directory_tree(run_dir) == directory_tree(CHECKPOINT)  # reading wrote nothing

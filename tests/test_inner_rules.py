@@ -65,6 +65,7 @@ def _learned_rates(maml):
     return list(rule.rates) if isinstance(rule, MetaSGD) else [rule.rates]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rule, cls", [("meta-sgd", MetaSGD), ("lslr", PerLayerPerStepLR)])
 def test_learned_inner_rates_are_meta_parameters(rule, cls):
     maml = compiled_maml(mlp(hidden=(8, 8)), optimizer=keras.optimizers.Adam(1e-2),

@@ -28,6 +28,7 @@ def _data(seed=0):
     return TASKS.dataset(meta_batch_size=4, seed=seed)
 
 
+@pytest.mark.slow
 def test_fit_with_stock_callbacks(tmp_path):
     maml = _maml()
     checkpoint = tmp_path / "ckpt" / "epoch_{epoch}.weights.h5"
@@ -57,6 +58,7 @@ def test_fit_with_stock_callbacks(tmp_path):
     assert int(fresh.optimizer.iterations.numpy()) == 10  # optimizer state is saved too
 
 
+@pytest.mark.slow
 def test_training_lowers_the_loss():
     maml = _maml()
     maml.optimizer.learning_rate.assign(1e-2)
@@ -65,6 +67,7 @@ def test_training_lowers_the_loss():
     assert losses[-1] < 0.8 * losses[0], losses
 
 
+@pytest.mark.slow
 def test_evaluate_returns_the_adapted_query_loss():
     maml = _maml()
     maml.fit(_data(), epochs=1, steps_per_epoch=5, verbose=0)
@@ -163,6 +166,7 @@ class _Recorder(keras.callbacks.Callback):
         self.weights_at_end[epoch] = self.model.model.get_weights()
 
 
+@pytest.mark.slow
 def test_backup_and_restore_resumes_an_interrupted_fit(tmp_path):
     backup = str(tmp_path / "backup")
     first = _maml()

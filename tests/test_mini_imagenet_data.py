@@ -112,6 +112,30 @@ def test_csvs_from_splits_dir(source_copy, tmp_path):
     assert mini_imagenet.load("test", data_dir)[0].shape[:2] == (2, PER_CLASS)
 
 
+# The Ravi & Larochelle CSVs (twitter/meta-learning-lstm), as their README lists them.
+RAVI_SHA256 = {"train.csv": "498519cd8e49ce97ed26a4a3638966698ae41ab35e9c68538319fc9b46ba7d2f",
+               "val.csv": "5658a59921ca027ee76af92949869c5d6f41d77592ff3b18db325a9d10c893b9",
+               "test.csv": "2b7cfa78342995761a572a8158e539bc4e0a80f9bbd7d00c1e17a460fbbb93fa"}
+
+
+def test_the_package_ships_the_ravi_split_csvs():
+    import hashlib
+
+    folder = paths.bundled(mini_imagenet.SPLITS_SOURCE)
+    for name, sha in RAVI_SHA256.items():
+        with open(os.path.join(folder, name), "rb") as f:
+            assert hashlib.sha256(f.read()).hexdigest() == sha, name
+    assert os.path.isfile(os.path.join(folder, "LICENSE"))
+
+
+def test_images_without_csvs_use_the_shipped_splits(tmp_path):
+    (tmp_path / "source" / "images").mkdir(parents=True)
+    with pytest.raises(DatasetNotFoundError) as error:
+        mini_imagenet.prepare(tmp_path / "source", data_dir=str(tmp_path / "tfds"))
+    message = str(error.value)
+    assert "n0153282900000005.jpg" in message and paths.bundled(mini_imagenet.SPLITS_SOURCE) in message
+
+
 def test_prepare_from_pickles(tmp_path):
     source = tmp_path / "pickles"
     source.mkdir()

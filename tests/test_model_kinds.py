@@ -2,6 +2,7 @@
 MAML; layers with state (Dropout, BatchNormalization) work."""
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from conftest import compiled_maml, meta_gradient, regression_episodes
@@ -91,6 +92,7 @@ def _dropout_model():
     ])
 
 
+@pytest.mark.slow
 def test_model_with_dropout_trains():
     model = _dropout_model()
     maml = compiled_maml(model, optimizer=keras.optimizers.Adam(1e-2), inner_lr=0.01)
@@ -110,6 +112,7 @@ def test_model_with_dropout_trains():
 
 # Regression test: at commit 18ccbe8 the non-trainable values returned by stateless_call
 # were discarded, so the dropout seed never advanced (one fixed mask for all training).
+@pytest.mark.slow
 def test_dropout_masks_change_during_meta_training():
     model = _dropout_model()
     maml = compiled_maml(model, inner_lr=0.01)
@@ -127,6 +130,7 @@ def test_dropout_masks_change_during_meta_training():
 
 # Regression test: at commit 18ccbe8 batch_norm="inductive" never updated the moving
 # statistics, so evaluation normalised with mean 0 / variance 1.
+@pytest.mark.slow
 def test_inductive_batch_norm_updates_moving_statistics():
     model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(8),
                               keras.layers.BatchNormalization(momentum=0.5),

@@ -7,8 +7,11 @@ import shutil
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
+from click.testing import CliRunner
 
 import fake_omniglot
+from data_sources import OMNIGLOT_SOURCE as REAL_SOURCE
+from maml_tf import cli
 from maml_tf.datasets import omniglot
 from maml_tf.datasets.errors import DatasetNotFoundError
 
@@ -16,9 +19,7 @@ COMMAND = "maml data prepare omniglot"
 # 2 background alphabets x 3 characters (0001-0006), 1 evaluation alphabet x 2 (0007-0008).
 BACKGROUND, EVALUATION = (3, 3), (2,)
 SPLITS = {"train": 4, "validation": 2, "test": 2}
-# The shared folder beside this checkout (../shared/data/omniglot), wherever the clone lives.
-REAL_SOURCE = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "omniglot"))
-# From that folder's README (independent of the module's table).
+# The real zips' checksums, from the shared folder's README (independent of the module's table).
 REAL_SHA256 = {
     "images_background.zip": "7a4cae547f16207901bd3acaabd866c1dbbef4d559dff26d797dbc6423a64a1e",
     "images_evaluation.zip": "d84af890b3ea334eca90f1cb04c6111603a1b620d66b82f86414b8707fbd0e8d",
@@ -305,7 +306,42 @@ def test_verify_real_source():
         assert hashlib.sha256(f.read()).hexdigest() == checksums["images_background_small1.zip"]
 
 
-def test_default_source_is_the_shared_folder():
-    if not os.path.isdir(REAL_SOURCE):
-        pytest.skip(f"{REAL_SOURCE} is not on this machine")
-    assert os.path.samefile(omniglot.default_source(), REAL_SOURCE)
+class _OfflineBuilder:
+    """TFDS's omniglot builder on a machine without network (requests raises its
+    ConnectionError, an OSError subclass of the same name)."""
+
+    def download_and_prepare(self, *args, **kwargs):
+        raise ConnectionError(
+            "HTTPSConnectionPool(host='github.com', port=443): Max retries exceeded with url: "
+            "/brendenlake/omniglot/raw/master/python/images_evaluation.zip")
+
+
+def test_prepare_without_a_source_downloads_through_tfds(monkeypatch, tmp_path):
+    asked = []
+
+    class Builder:
+        def download_and_prepare(self, *args, **kwargs):
+            asked.append(kwargs)
+
+    monkeypatch.setattr(tfds, "builder", lambda name, data_dir: asked.append((name, data_dir)) or Builder())
+    assert omniglot.prepare(data_dir=str(tmp_path)) == str(tmp_path)
+    assert asked == [("omniglot", str(tmp_path)), {}]  # upstream URLs and checksums, nothing patched
+
+
+def test_offline_download_says_to_pass_from(monkeypatch, tmp_path):
+    monkeypatch.setattr(tfds, "builder", lambda name, data_dir: _OfflineBuilder())
+    with pytest.raises(DatasetNotFoundError) as error:
+        omniglot.prepare(data_dir=str(tmp_path))
+    message = str(error.value)
+    assert "\n" not in message and "Could not download Omniglot (ConnectionError)" in message
+    assert "--from DIR" in message and all(name in message for name in omniglot.ZIPS)
+
+
+def test_cli_prepare_offline_is_one_line(monkeypatch, tmp_path):
+    monkeypatch.setattr(tfds, "builder", lambda name, data_dir: _OfflineBuilder())
+    out = CliRunner().invoke(cli.main, ["data", "prepare", "omniglot", "--data-dir", str(tmp_path)])
+    assert out.exit_code == 1, out.output
+    lines = out.stderr.splitlines()  # what it tries, then the error: one line each
+    assert out.stdout == "" and len(lines) == 2, out.stderr
+    assert lines[0] == "omniglot: downloading through TFDS (offline: --from DIR)"
+    assert lines[1].startswith("Error: Could not download Omniglot (ConnectionError)") and "--from DIR" in lines[1]

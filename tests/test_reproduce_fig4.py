@@ -3,11 +3,10 @@ a run interrupted mid-training, then the same command resuming it to the results
 import csv
 import json
 import os
-import sys
 
 import pytest
 from click.testing import CliRunner
-from conftest import PNG_MAGIC, REPO_ROOT, load_reproduce_script
+from conftest import PNG_MAGIC, load_reproduce_script
 
 from maml_tf import presets
 from maml_tf.experiments import rl
@@ -48,6 +47,11 @@ def _metrics(out):
         return json.load(f)
 
 
+def _rows(out):
+    """The rows of ``out``/metrics.json by method."""
+    return {row["method"]: row for row in _metrics(out)["rows"]}
+
+
 @pytest.mark.slow
 def test_the_interrupted_run_left_a_checkpoint_and_no_results(runs):
     first, _, out, checkpoints = runs
@@ -62,11 +66,12 @@ def test_the_same_command_resumes_from_the_checkpoint(runs):
     assert second.exit_code == 0, second.output
     assert "[maml] iteration 1/" not in second.output
     assert "[maml] iteration 2/2" in second.output
-    metrics = _metrics(out)
-    assert metrics["iterations"] == {"maml": 2, "pretrained": 2, "random": 0, "oracle": 2}
-    assert metrics["env_steps"]["maml"] == CONFIG.iterations * MAML_STEPS_PER_ITERATION
-    assert metrics["seconds"]["maml"] > 0 and metrics["seconds"]["random"] == 0
-    assert [i for i, _ in metrics["training_curve"]["maml"]] == [1, 2]
+    budgets = {m: row["budget"] for m, row in _rows(out).items()}
+    assert {m: b["iterations"] for m, b in budgets.items()} == {"maml": 2, "pretrained": 2, "random": None,
+                                                                "oracle": 2}
+    assert budgets["maml"]["env_steps"] == CONFIG.iterations * MAML_STEPS_PER_ITERATION
+    assert budgets["maml"]["seconds"] > 0 and budgets["random"]["seconds"] == 0
+    assert [i for i, _, _ in _rows(out)["maml"]["curve"]["points"]] == [1, 2]
     with open(rl.log_path(checkpoints, "maml")) as f:
         assert [int(r["iteration"]) for r in csv.DictReader(f)] == [1, 2]
     for method in rl.TRAINED:  # training stopped: one checkpoint each, to commit
@@ -77,7 +82,7 @@ def test_the_same_command_resumes_from_the_checkpoint(runs):
 def test_every_training_run_is_recorded_interrupted_ones_too(runs):
     _, second, out, _ = runs
     assert second.exit_code == 0, second.output
-    history = _metrics(out)["training_history"]
+    history = {m: row["training_history"] for m, row in _rows(out).items() if m != "random"}
     spans = {m: [(r["from_iteration"], r["to_iteration"]) for r in runs] for m, runs in history.items()}
     # MAML: the interrupted run's checkpointed iteration, then the resuming run's.
     assert spans == {"maml": [(0, 1), (1, 2)], "pretrained": [(0, 2)], "oracle": [(0, 2)]}
@@ -89,19 +94,18 @@ def test_every_training_run_is_recorded_interrupted_ones_too(runs):
 def test_metrics_json_has_every_method_after_0_to_3_steps(runs):
     _, second, out, _ = runs
     assert second.exit_code == 0, second.output
-    metrics = _metrics(out)
-    for key in ("returns", "ci95", "paper", "iterations", "env_steps", "seconds", "command", "machine",
-                "preset"):
-        assert key in metrics, key
-    assert metrics["preset"] == "smoke" and metrics["task"] == "navigation"
-    assert metrics["test_step_sizes"] == dict.fromkeys(METHODS, list(CONFIG.test_step_sizes))
+    metrics, rows = _metrics(out), _rows(out)
+    assert (metrics["schema_version"], metrics["experiment"], metrics["kind"]) == (2, "fig4_navigation", "rl")
+    assert set(rows) == set(METHODS)
+    assert all((row["preset"], row["setting"]) == ("smoke", "navigation") for row in rows.values())
+    assert all(row["test_step_sizes"] == list(CONFIG.test_step_sizes) for row in rows.values())
     steps = CONFIG.eval_inner_steps + 1
-    for key in ("returns", "ci95"):
-        assert set(metrics[key]) == set(METHODS)
-        assert all(len(v) == steps for v in metrics[key].values())
-    assert all(len(v) == CONFIG.eval_tasks for v in metrics["per_task"].values())
-    assert metrics["paper"]["maml"] == [-40.4, -11.7, -3.3, -3.2]
-    assert metrics["paper"]["oracle"] == [-2.3] and "oracle" in metrics["paper_notes"]
+    for row in rows.values():
+        assert len(row["metric"]["mean"]) == len(row["metric"]["ci95"]) == steps
+        assert len(row["metric"]["per_task"]) == CONFIG.eval_tasks and row["metric"]["name"] == "return"
+    assert rows["maml"]["paper"]["mean"] == [-40.4, -11.7, -3.3, -3.2]
+    assert rows["oracle"]["paper"]["mean"] == [-2.3] and rows["oracle"]["paper"]["note"]
+    assert rows["oracle"]["metric"]["headline_step"] == 0 and rows["maml"]["metric"]["headline_step"] == 3
     assert isinstance(metrics["command"], str) and metrics["command"]
     assert metrics["machine"]["cores"] >= 1
 
@@ -121,13 +125,12 @@ def test_table_and_pngs(runs):
 def test_readme_builder_renders_the_result(runs):
     _, second, out, _ = runs
     assert second.exit_code == 0, second.output
-    sys.path.insert(0, os.path.join(REPO_ROOT, "reproduce"))
-    import update_readme
+    from maml_tf.report import schema, summary
 
-    rows = update_readme.builder("fig4_navigation_smoke")(_metrics(out), "fig4_navigation_smoke")
+    rows = summary.lines(schema.load(out / "metrics.json"), "table.md")
     assert len(rows) == len(METHODS)
-    assert all(row.count("|") == 7 for row in rows)
-    assert "| maml |" in rows[0] and "-11.7 / -3.3 / -3.2" in rows[0] and "smoke preset" in rows[0]
+    assert all(row.count(" | ") == 5 for row in rows)
+    assert "| maml |" in rows[0] and "| -3.2 |" in rows[0] and "smoke preset (reduced budget)" in rows[0]
 
 
 @pytest.mark.parametrize("args, message", [
@@ -157,25 +160,26 @@ def test_step_sizes_are_selected_on_validation_goals_and_reported_on_test_goals(
     result, out = step_sizes
     assert result.exit_code == 0, result.output
     metrics = _metrics(out)
+    search = metrics["step_size_search"]
     steps = CONFIG.eval_inner_steps + 1
-    for method in ("maml", "pretrained", "random"):
-        grid = metrics["validation_grid"][method]
+    rows = [(row["method"], row["step_sizes_selected"], row) for row in metrics["rows"]]
+    assert [(m, chosen) for m, chosen, _ in rows] == [(m, chosen) for m in ("maml", "pretrained", "random")
+                                                       for chosen in (False, True)]
+    for method, chosen, row in rows:
+        grid = search["validation_grid"][method]
         assert set(grid) == {"0.1,0.02", "0.1,0.05", "0.3,0.02", "0.3,0.05"}
         best = max(grid, key=lambda k: sum(grid[k][1:]))
-        assert ",".join(f"{a:g}" for a in metrics["selected"][method]) == best
-        for label in ("preset_step_sizes", "selected_step_sizes"):
-            assert len(metrics["test"][method][label]["mean"]) == steps
-    assert metrics["preset_step_sizes"] == dict.fromkeys(("maml", "pretrained", "random"),
-                                                         list(CONFIG.test_step_sizes))
-    assert metrics["iterations"]["maml"] == CONFIG.iterations
+        expected = best if chosen else ",".join(f"{a:g}" for a in CONFIG.test_step_sizes)
+        assert ",".join(f"{a:g}" for a in row["test_step_sizes"]) == expected
+        assert len(row["metric"]["mean"]) == steps and row["summary"] is chosen
+    assert rows[0][2]["budget"]["iterations"] == CONFIG.iterations
     assert "| maml | 0.1/0.05 |" in (out / "table.md").read_text()
     assert (out / "step_sizes.png").read_bytes()[:8] == PNG_MAGIC
-    sys.path.insert(0, os.path.join(REPO_ROOT, "reproduce"))
-    import update_readme
+    from maml_tf.report import schema, summary
 
-    rows = update_readme.builder("fig4_step_sizes_smoke")(metrics, "fig4_step_sizes_smoke")
-    assert len(rows) == 3 and all(row.count("|") == 7 for row in rows)
-    assert "-11.7 / -3.3 / -3.2" in rows[0] and "selected on validation goals" in rows[0]
+    lines = summary.lines(schema.load(out / "metrics.json"), "table.md")
+    assert len(lines) == 3 and all(line.count(" | ") == 5 for line in lines)
+    assert "| -3.2 |" in lines[0] and "step sizes selected on validation goals" in lines[0]
 
 
 def test_validation_goals_are_not_the_test_goals():

@@ -21,14 +21,16 @@ def test_smoke_run_writes_metrics_table_and_png(tmp_path):
     assert "[pretrained] iteration 2/2: return" in result.output
     with open(out / "metrics.json") as f:
         metrics = json.load(f)
-    assert metrics["task"] == "cheetah-dir" and metrics["experiment"] == "fig5_cheetah_dir"
-    for key in ("returns", "ci95"):
-        assert {m: len(v) for m, v in metrics[key].items()} == {
+    rows = {row["method"]: row for row in metrics["rows"]}
+    assert metrics["experiment"] == "fig5_cheetah_dir" and {r["setting"] for r in rows.values()} == {"cheetah-dir"}
+    for key in ("mean", "ci95"):
+        assert {m: len(r["metric"][key]) for m, r in rows.items()} == {
             m: CONFIG.eval_inner_steps + 1 for m in ("maml", "pretrained", "random", "oracle")}
-    assert metrics["paper"]["maml"] == [-50.7, 293.2, 313.5, 315.7]
+    assert rows["maml"]["paper"]["mean"] == [-50.7, 293.2, 313.5, 315.7]
     assert metrics["paper_budget"]["meta_batch_size"] == 40
     steps = CONFIG.meta_batch_size * CONFIG.episodes_per_task * 200 * CONFIG.iterations
-    assert metrics["env_steps"] == {"maml": 2 * steps, "pretrained": steps, "random": 0, "oracle": steps}
+    assert {m: r["budget"]["env_steps"] for m, r in rows.items()} == {
+        "maml": 2 * steps, "pretrained": steps, "random": 0, "oracle": steps}
     assert "HalfCheetah" in metrics["environment"]
     assert "Figure 5: half-cheetah, goal direction" in (out / "table.md").read_text()
     assert (out / "fig5_returns.png").read_bytes()[:8] == PNG_MAGIC
@@ -47,15 +49,10 @@ def test_bad_options_are_click_errors(args, message):
 
 
 def test_step_sizes_are_named_per_method_only_when_they_differ():
-    import os
-    import sys
-
-    from conftest import REPO_ROOT
-    sys.path.insert(0, os.path.join(REPO_ROOT, "reproduce"))
-    import rl_common
+    from maml_tf.report import tables
 
     code = presets.LOCOMOTION["cheetah-dir"]["code"]
     sizes = {m: list(code.step_sizes(m)) for m in ("maml", "pretrained", "random", "oracle")}
-    assert rl_common._fmt_step_sizes(sizes) == ("maml 0.1/0.05, pretrained 0.2/0.1, random 1/0.5, "
+    assert tables.format_step_sizes(sizes) == ("maml 0.1/0.05, pretrained 0.2/0.1, random 1/0.5, "
                                                 "oracle 0.1/0.05")
-    assert rl_common._fmt_step_sizes(dict.fromkeys(sizes, [0.1, 0.05])) == "0.1, 0.05"
+    assert tables.format_step_sizes(dict.fromkeys(sizes, [0.1, 0.05])) == "0.1, 0.05"

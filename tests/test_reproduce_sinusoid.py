@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import PNG_MAGIC, load_reproduce_script
 
-from maml_tf import presets
+from maml_tf import paper, presets
 from maml_tf.experiments.runs import RunDirectory
 
 
@@ -39,25 +39,26 @@ def test_metrics_json(smoke_run):
     with open(out / "metrics.json") as f:
         metrics = json.load(f)
     assert isinstance(metrics["command"], str) and metrics["command"]
-    assert metrics["preset"] == "smoke"
-    assert metrics["iterations"] == config.iterations == 300
-    assert metrics["meta_batch_size"] == config.meta_batch_size
+    assert (metrics["schema_version"], metrics["experiment"], metrics["kind"]) == (2, "fig3_sinusoid", "regression")
     assert metrics["seconds"] > 0
     machine = metrics["machine"]
     assert machine["cores"] >= 1 and machine["cpu"] and machine["tensorflow"] and machine["keras"]
-    assert metrics["paper"] == script.PAPER
-    assert metrics["paper"]["maml"]["K5"] == {"1": 0.67, "5": 0.38, "10": 0.35}
-    assert metrics["paper"]["pretrained"]["K5"] == {"1": 2.41, "5": 2.23, "10": 2.19}
-    for table in ("curves", "ci95"):
-        assert set(metrics[table]) == {"maml", "pretrained", "oracle"}
-        for method, per_k in metrics[table].items():
-            assert set(per_k) == {"K5", "K10", "K20"}, (table, method)
-            for k, values in per_k.items():
-                assert len(values) == config.eval_inner_steps + 1, (table, method, k)
-                assert all(isinstance(v, float) and v >= 0 for v in values), (table, method, k)
+    rows = {(row["setting"], row["method"]): row for row in metrics["rows"]}
+    assert set(rows) == {(k, m) for k in ("K5", "K10", "K20") for m in ("maml", "pretrained", "oracle")}
+    for (k, method), row in rows.items():
+        assert row["preset"] == "smoke" and row["budget"]["iterations"] == config.iterations == 300
+        assert row["budget"]["meta_batch_size"] == config.meta_batch_size
+        assert row["paper"] == paper.sinusoid(method, int(k[1:]))
+        assert row["summary"] is (row["paper"] is not None)
+        for key in ("mean", "ci95", "median", "diverged"):
+            values = row["metric"][key]
+            assert len(values) == config.eval_inner_steps + 1, (key, method, k)
+            assert all(v >= 0 for v in values), (key, method, k)
+    assert rows["K5", "maml"]["paper"]["mean"] == [0.67, 0.38, 0.35]
+    assert rows["K5", "pretrained"]["paper"]["mean"] == [2.41, 2.23, 2.19]
     # Even 300 meta-iterations meta-learn something: adapting helps MAML.
     for k in ("K5", "K10", "K20"):
-        curve = metrics["curves"]["maml"][k]
+        curve = rows[k, "maml"]["metric"]["mean"]
         assert curve[-1] < curve[0], (k, curve)
 
 

@@ -39,6 +39,7 @@ def test_joint_trpo_step_stays_in_the_trust_region_and_counts_its_samples():
     assert any(np.any(b != v.numpy()) for b, v in zip(before, algo.model.trainable_variables))
 
 
+@pytest.mark.slow
 def test_pretrained_and_oracle_training_improve_the_return():
     """15 TRPO iterations on navigation (10 tasks x 5 paths): both improve, and the
     oracle, which sees the goal, ends far above the pretrained policy, which cannot."""

@@ -82,6 +82,7 @@ def test_methods_share_the_initial_weights_and_the_oracle_sees_the_task(env, obs
         rl.build(preset, "reptile")
 
 
+@pytest.mark.slow
 def test_training_stops_at_the_deadline_and_resumes_from_the_checkpoint(tmp_path):
     stopped = rl.train(SMOKE, "pretrained", tmp_path, deadline=time.time())
     assert stopped.iteration == 0 and rl.training_curve(tmp_path, "pretrained") == []

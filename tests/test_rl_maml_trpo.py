@@ -119,6 +119,7 @@ def test_hessian_vector_product_is_the_exact_one_at_the_trust_region_centre(floa
     np.testing.assert_allclose(flat(product), flat(exact), rtol=1e-10, atol=1e-14)
 
 
+@pytest.mark.slow
 def test_iteration_meta_test_and_checkpoint(tmp_path):
     model = gaussian_mlp_policy(2, 2, hidden=(8,))
     algo = MAMLTRPO(model, meta_batch_size=2, episodes_per_task=2, seed=1)
@@ -141,6 +142,7 @@ def test_iteration_meta_test_and_checkpoint(tmp_path):
     np.testing.assert_array_equal(other.meta_test(tasks, steps=2, episodes_per_task=2), returns)
 
 
+@pytest.mark.slow
 def test_the_inner_step_is_traced_once_for_training_and_every_test_step_size():
     """The step size goes in as a tensor, so the compiled inner step is not retraced."""
     algo = MAMLTRPO(gaussian_mlp_policy(2, 2, hidden=(8,)), meta_batch_size=2, episodes_per_task=2, seed=1)
@@ -150,6 +152,7 @@ def test_the_inner_step_is_traced_once_for_training_and_every_test_step_size():
 
 
 
+@pytest.mark.slow
 def test_finite_difference_hvp_steps_inside_the_trust_region():
     """The authors' TRPO (hvp="finite_difference"): a step is still line-searched into the
     KL bound, and its direction differs from the exact natural gradient's."""

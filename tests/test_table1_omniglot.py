@@ -16,15 +16,12 @@ from maml_tf import presets
 from maml_tf.cli import main as maml_cli
 from maml_tf.datasets import omniglot
 from maml_tf.experiments.runs import RunDirectory, RunDirectoryMismatch
+from maml_tf.report import schema
 
 # 5-way tasks need >= 5 characters in every split: 2 background alphabets x 6
 # characters + 1 evaluation alphabet x 4 = 16 = 6 train + 5 validation + 5 test.
 BACKGROUND, EVALUATION = (6, 6), (4,)
 SPLITS = {"train": 6, "validation": 5, "test": 5}
-ROW_KEYS = {"setting", "method", "accuracy", "ci95", "paper", "paper_ci95", "iterations",
-            "meta_batch_size", "seconds", "accuracy_per_step", "command"}
-
-
 @pytest.fixture(scope="module")
 def fake_data(tmp_path_factory):
     """(fake source, prepared data dir); the omniglot constants stay patched for the
@@ -115,25 +112,25 @@ def test_smoke_run_metrics(smoke_run):
     metrics, result, base = smoke_run
     preset = presets.classification(presets.OMNIGLOT, "5way1shot", "smoke")
     assert f"wrote {base / 'results'}/" in result.output
-    assert metrics["name"] == "table1_omniglot"
+    assert (metrics["schema_version"], metrics["experiment"]) == (2, "table1_omniglot")
     assert isinstance(metrics["command"], str) and metrics["command"]
     machine = metrics["machine"]
     assert machine["cores"] >= 1 and machine["cpu"] and machine["tensorflow"] and machine["keras"]
     assert [r["setting"] for r in metrics["rows"]] == ["5way1shot"]
     row = metrics["rows"][0]
-    assert ROW_KEYS <= set(row), ROW_KEYS - set(row)
-    assert row["method"] == "MAML" and row["preset"] == "smoke"
-    assert (row["paper"], row["paper_ci95"]) == (98.7, 0.4)
-    assert row["iterations"] == preset.iterations == 20
-    assert row["meta_batch_size"] == preset.meta_batch_size == 2
-    assert 0.0 <= row["accuracy"] <= 100.0 and row["ci95"] >= 0.0
-    assert isinstance(row["seconds"], float) and row["seconds"] > 0
+    assert set(schema.RECORD_FIELDS) <= set(row), set(schema.RECORD_FIELDS) - set(row)
+    assert row["method"] == "MAML" and row["preset"] == "smoke" and row["kind"] == "classification"
+    assert (row["paper"]["mean"], row["paper"]["ci95"]) == ([98.7], [0.4])
+    budget, accuracy = row["budget"], row["metric"]["mean"]
+    assert budget["iterations"] == preset.iterations == 20 and budget["paper_iterations"] == 60_000
+    assert budget["meta_batch_size"] == preset.meta_batch_size == 2
+    assert isinstance(budget["seconds"], float) and budget["seconds"] > 0
     assert isinstance(row["command"], str) and row["command"]
-    assert len(row["accuracy_per_step"]) == max(preset.curve_steps, preset.eval_inner_steps) + 1
-    assert row["accuracy_per_step"][preset.eval_inner_steps] == pytest.approx(row["accuracy"])
-    assert all(0.0 <= a <= 100.0 for a in row["accuracy_per_step"])
-    assert row["test_tasks"] == preset.eval_tasks
-    assert [c["iteration"] for c in row["validation_curve"]] == [10, 20]
+    assert len(accuracy) == max(preset.curve_steps, preset.eval_inner_steps) + 1
+    assert row["metric"]["headline_step"] == preset.eval_inner_steps
+    assert all(0.0 <= a <= 100.0 for a in accuracy) and all(c >= 0.0 for c in row["metric"]["ci95"])
+    assert row["metric"]["tasks"] == preset.eval_tasks
+    assert [p[0] for p in row["curve"]["points"]] == [10, 20]
 
 
 @pytest.mark.slow
@@ -162,9 +159,10 @@ def test_first_order_row_beside_second_order(fake_data, tmp_path):
     table = (tmp_path / "results" / "table.md").read_text()
     assert "| 5way1shot_fo | first-order MAML |" in table and "| — |" in table
     comparison = table.split("First versus second order")[1]
-    ratio = fo["seconds_per_iteration"] / so["seconds_per_iteration"]
-    assert (f"| 5way1shot | 20 / 20 | {so['accuracy']:.2f} ± {so['ci95']:.2f} | "
-            f"{fo['accuracy']:.2f} ± {fo['ci95']:.2f} |") in comparison
+    ratio = fo["budget"]["seconds_per_iteration"] / so["budget"]["seconds_per_iteration"]
+    step = so["metric"]["headline_step"]
+    assert (f"| 5way1shot | 20 / 20 | {so['metric']['mean'][step]:.2f} ± {so['metric']['ci95'][step]:.2f} | "
+            f"{fo['metric']['mean'][step]:.2f} ± {fo['metric']['ci95'][step]:.2f} |") in comparison
     assert f"| {ratio:.2f} |" in comparison
 
 
@@ -180,7 +178,7 @@ def test_interrupt_resume_and_evaluate_checkpoint(fake_data, tmp_path, monkeypat
     # 1. Stopped by the time limit at the end of the first epoch (a few ms of budget).
     first, _ = run_script(data_dir, tmp_path, "--setting", setting, "--time-limit", "0")
     assert classification.completed_iterations(setting_dir) == 10
-    assert first["rows"][0]["iterations"] == 10
+    assert first["rows"][0]["budget"]["iterations"] == 10
     assert "unfinished run" in (tmp_path / "results" / "table.md").read_text()
     assert checkpoints_kept(setting_dir) == ["ckpt-10"]
     assert train_log_epochs(setting_dir) == [0]
@@ -188,25 +186,23 @@ def test_interrupt_resume_and_evaluate_checkpoint(fake_data, tmp_path, monkeypat
 
     # 2. --no-train scores the checkpoint as it is: the same model as run 1 evaluated.
     scored, _ = run_script(data_dir, tmp_path, "--setting", setting, "--no-train")
-    assert scored["rows"][0]["iterations"] == 10
-    np.testing.assert_allclose(scored["rows"][0]["accuracy_per_step"],
-                               first["rows"][0]["accuracy_per_step"], atol=1e-6)
+    assert scored["rows"][0]["budget"]["iterations"] == 10
+    np.testing.assert_allclose(scored["rows"][0]["metric"]["mean"], first["rows"][0]["metric"]["mean"], atol=1e-6)
     assert train_log_epochs(setting_dir) == [0]  # nothing trained
 
     # 3. The same command without a limit continues at iteration 10, not from scratch.
     resumed, _ = run_script(data_dir, tmp_path, "--setting", setting)
-    assert resumed["rows"][0]["iterations"] == 20
+    assert resumed["rows"][0]["budget"]["iterations"] == 20
     assert classification.completed_iterations(setting_dir) == 20
     assert checkpoints_kept(setting_dir) == ["ckpt-20"]
     assert train_log_epochs(setting_dir) == [0, 1]
     assert validation_iterations(setting_dir) == [10, 20]
-    assert [c["iteration"] for c in resumed["rows"][0]["validation_curve"]] == [10, 20]
+    assert [p[0] for p in resumed["rows"][0]["curve"]["points"]] == [10, 20]
 
     # 4. Once finished, the same command only re-scores the final weights.
     again, _ = run_script(data_dir, tmp_path, "--setting", setting)
-    assert again["rows"][0]["iterations"] == 20
-    np.testing.assert_allclose(again["rows"][0]["accuracy_per_step"],
-                               resumed["rows"][0]["accuracy_per_step"], atol=1e-6)
+    assert again["rows"][0]["budget"]["iterations"] == 20
+    np.testing.assert_allclose(again["rows"][0]["metric"]["mean"], resumed["rows"][0]["metric"]["mean"], atol=1e-6)
     assert train_log_epochs(setting_dir) == [0, 1]
 
     # Every training run is named beside the result, not only the last command.
@@ -218,7 +214,7 @@ def test_interrupt_resume_and_evaluate_checkpoint(fake_data, tmp_path, monkeypat
     # 5. A larger budget trains the finished run on; it reports what it did, not the preset.
     monkeypatch.setitem(presets.BUDGETS, "smoke", {**presets.BUDGETS["smoke"], "iterations": 30})
     longer, _ = run_script(data_dir, tmp_path, "--setting", setting)
-    assert longer["rows"][0]["iterations"] == 30
+    assert longer["rows"][0]["budget"]["iterations"] == 30
     assert classification.completed_iterations(setting_dir) == 30  # preset.iterations: 20
     assert train_log_epochs(setting_dir) == [0, 1, 2]
     assert validation_iterations(setting_dir) == [10, 20, 30]
@@ -230,7 +226,7 @@ def test_time_limit_zero_stops_at_the_first_epoch(fake_data, tmp_path):
     _, data_dir = fake_data
     setting = "5way1shot_fc"
     metrics, _ = run_script(data_dir, tmp_path, "--setting", setting, "--time-limit", "0")
-    assert metrics["rows"][0]["iterations"] == 10
+    assert metrics["rows"][0]["budget"]["iterations"] == 10
     assert train_log_epochs(str(tmp_path / "runs" / setting)) == [0]
 
 

@@ -1,8 +1,10 @@
 """The training history a checkpoint directory keeps (maml_tf/reporting.py): which
-command trained which iterations, so a result resumed over many runs names them all."""
+command trained which iterations, so a result resumed over many runs names them all
+(rendered by maml_tf/report/tables.py)."""
 import sys
 
 from maml_tf import reporting
+from maml_tf.report.tables import history_lines
 
 
 def test_runs_are_appended_in_order_per_part(tmp_path, monkeypatch):
@@ -34,12 +36,12 @@ def test_commands_with_commas_and_quotes_survive(tmp_path, monkeypatch):
 
 def test_history_lines_name_every_span_including_unrecorded_ones():
     run = lambda a, b, c: {"from_iteration": a, "to_iteration": b, "command": c, "date": "d"}
-    lines = reporting.history_lines([run(500, 1000, "x"), run(1500, 2000, "y")], 2500)
+    lines = history_lines([run(500, 1000, "x"), run(1500, 2000, "y")], 2500)
     assert lines[0].startswith("- 0 -> 500: command not recorded")
     assert lines[1] == "- 500 -> 1,000: `x` (d)"
     assert lines[2].startswith("- 1,000 -> 1,500: command not recorded")
     assert lines[3] == "- 1,500 -> 2,000: `y` (d)"
     assert lines[4].startswith("- 2,000 -> 2,500: command not recorded")
     assert len(lines) == 5
-    assert reporting.history_lines([], 0) == []
-    assert reporting.history_lines([run(0, 10, "z")], 10) == ["- 0 -> 10: `z` (d)"]
+    assert history_lines([], 0) == []
+    assert history_lines([run(0, 10, "z")], 10) == ["- 0 -> 10: `z` (d)"]

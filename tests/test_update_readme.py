@@ -1,5 +1,5 @@
-"""The README's generated results table: rows from metrics.json, the marker block."""
-import json
+"""The README's generated results summary: lines from metrics.json, the marker block
+(on temporary copies of the README and results)."""
 import os
 import shutil
 import sys
@@ -7,7 +7,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from maml_tf import reporting
+from maml_tf.report import blocks
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO_ROOT, "reproduce"))
@@ -16,37 +16,17 @@ import update_readme  # noqa: E402
 START, END = update_readme.START, update_readme.END
 
 
-def _sinusoid_metrics(steps):
-    """The committed Figure 3 result, its curves cut to ``steps`` inner steps (a smoke run's)."""
-    with open(os.path.join(REPO_ROOT, "results", "fig3_sinusoid", "metrics.json")) as f:
-        m = json.load(f)
-    for key in ("curves", "ci95", "median", "diverged"):
-        for method in m[key]:
-            m[key][method] = {k: v[:steps + 1] for k, v in m[key][method].items()}
-    return m
-
-
-def test_sinusoid_row_shows_figure_3_steps():
-    row = update_readme.sinusoid_rows(_sinusoid_metrics(10), "fig3_sinusoid")[0]
-    assert "MSE after 1 / 5 / 10 steps" in row and "0.67 / 0.38 / 0.35" in row
-
-
-def test_sinusoid_row_of_a_short_curve_keeps_the_steps_it_has():
-    row = update_readme.sinusoid_rows(_sinusoid_metrics(3), "fig3_sinusoid_smoke")[0]
-    assert "MSE after 1 steps" in row and "| 0.67 |" in row and row.count("|") == 7
-
-
 def test_replace_block_rewrites_only_the_block(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{START}\nold row\n{END}\nafter\n")
-    reporting.replace_block(readme, START, END, "new row")
+    blocks.replace_block(readme, START, END, "new row")
     assert readme.read_text() == f"intro\n{START}\nnew row\n{END}\nafter\n"
 
 
 def test_replace_block_appends_when_the_markers_are_missing(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("intro\n")
-    reporting.replace_block(readme, START, END, "row")
+    blocks.replace_block(readme, START, END, "row")
     assert readme.read_text() == f"intro\n{START}\nrow\n{END}"
 
 
@@ -54,11 +34,35 @@ def test_replace_block_refuses_a_start_marker_without_end(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{START}\nold row\n## Next section\nkept\n")
     with pytest.raises(ValueError, match="no '<!-- END GENERATED -->'"):
-        reporting.replace_block(readme, START, END, "row")
+        blocks.replace_block(readme, START, END, "row")
     assert "## Next section\nkept" in readme.read_text()
 
 
-def test_smoke_results_stay_out_of_the_table(tmp_path):
+def test_summary_of_the_committed_results_in_a_copy_of_the_readme(tmp_path):
+    """One line per result row the paper reports, each linking to its table, between the
+    markers of a copy of the README; the text around the block is kept."""
+    readme = tmp_path / "README.md"
+    shutil.copy(os.path.join(REPO_ROOT, "README.md"), readme)
+    results = shutil.copytree(os.path.join(REPO_ROOT, "results"), tmp_path / "results")
+    before = readme.read_text()
+    out = CliRunner().invoke(update_readme.main, ["--readme", str(readme), "--results", str(results)])
+    assert out.exit_code == 0, out.output
+    text = readme.read_text()
+    assert text.split(START)[0] == before.split(START)[0] and text.split(END)[1] == before.split(END)[1]
+    lines = text.split(START)[1].split(END)[0].strip().splitlines()
+    assert lines[:2] == update_readme.summary.HEADER
+    assert all(line.count(" | ") == 5 for line in lines[2:])
+    omniglot = [line for line in lines if "(results/table1_omniglot/table.md)" in line]
+    assert [line.split(" | ")[0] for line in omniglot] == ["| Omniglot 5way1shot, accuracy % after 3 steps",
+                                                           "| Omniglot 20way1shot, accuracy % after 3 steps"]
+    assert "| 95.27 ± 0.41 | 95.8 ± 0.3 | 60,000 it. × 16 tasks, paper preset |" in omniglot[1]
+    # Figure 4 with step sizes chosen on validation goals: the selected rows only.
+    assert sum("step sizes selected" in line for line in lines) == 6
+    for name in os.listdir(results):
+        assert f"(results/{name}/table.md)" in text, name
+
+
+def test_smoke_results_stay_out_of_the_summary(tmp_path):
     results = tmp_path / "results"
     for name in ("fig3_sinusoid", "fig3_sinusoid_smoke"):
         shutil.copytree(os.path.join(REPO_ROOT, "results", "fig3_sinusoid"), results / name)
@@ -67,16 +71,15 @@ def test_smoke_results_stay_out_of_the_table(tmp_path):
     out = CliRunner().invoke(update_readme.main, ["--readme", str(readme), "--results", str(results)])
     assert out.exit_code == 0, out.output
     text = readme.read_text()
-    assert "[results/fig3_sinusoid]" in text and "fig3_sinusoid_smoke" not in text
+    assert "(results/fig3_sinusoid/table.md)" in text and "fig3_sinusoid_smoke" not in text
 
 
-def test_step_size_rows_give_the_meta_batch_of_the_checkpoints_scored():
-    with open(os.path.join(REPO_ROOT, "results", "fig4_step_sizes", "metrics.json")) as f:
-        m = json.load(f)
-    with open(os.path.join(REPO_ROOT, m["checkpoints"], "run.json")) as f:
-        meta_batch = json.load(f)["hyperparameters"]["meta_batch_size"]
-    rows = {row.split(" | ")[1]: row for row in update_readme.step_size_rows(m, "fig4_step_sizes")}
-    assert f"{m['iterations']['maml']:,} it. × {meta_batch} tasks (paper preset)" in rows["maml"]
-    assert "untrained; test steps" in rows["random"]
-    m["checkpoints"] = "checkpoints/nowhere"  # scored elsewhere: no meta-batch rather than a wrong one
-    assert f"{m['iterations']['maml']:,} it. (paper preset)" in update_readme.step_size_rows(m, "x")[0]
+def test_a_results_file_of_another_schema_is_a_clean_error(tmp_path):
+    results = tmp_path / "results"
+    (results / "old").mkdir(parents=True)
+    (results / "old" / "metrics.json").write_text('{"rows": [], "name": "table1_omniglot"}')
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{START}\n{END}\n")
+    out = CliRunner().invoke(update_readme.main, ["--readme", str(readme), "--results", str(results)])
+    assert out.exit_code == 1 and "schema version 1" in out.output and "Traceback" not in out.output
+    assert readme.read_text() == f"{START}\n{END}\n"

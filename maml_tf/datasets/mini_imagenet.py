@@ -56,14 +56,14 @@ class MiniImagenet(tfds.core.GeneratorBasedBuilder):
 
     Args:
         splits_dir: where ``train.csv``/``val.csv``/``test.csv`` are when the manual dir
-            has images but no CSVs; default ``paths.shared_source("miniimagenet_splits")``.
+            has images but no CSVs; default: the Ravi & Larochelle CSVs shipped in the package.
         **kwargs: passed to ``tfds.core.GeneratorBasedBuilder``.
     """
 
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "Ravi & Larochelle splits; 84x84 RGB stored as PNG."}
     MANUAL_DOWNLOAD_INSTRUCTIONS = _how_to_prepare(
-        splits_dir="the splits_dir (default ../shared/data/miniimagenet_splits beside the checkout)")
+        splits_dir="the splits_dir (default: the Ravi & Larochelle CSVs shipped in maml_tf)")
 
     def __init__(self, *, splits_dir=None, **kwargs):
         self._splits_dir = splits_dir
@@ -144,7 +144,7 @@ def load(split, data_dir=None):
     if not builder.is_prepared():
         raise DatasetNotFoundError(
             f"MiniImagenet is not prepared in the TFDS data dir {data_dir}.\n"
-            + _how_to_prepare(data_dir, paths.shared_source(SPLITS_SOURCE)))
+            + _how_to_prepare(data_dir, paths.bundled(SPLITS_SOURCE)))
     array_path = os.path.join(_cache_dir(data_dir, builder.version), f"{split}.npy")
     names_path = array_path[:-len(".npy")] + ".classes.json"
     if not _cache_matches(array_path, names_path, builder.info.splits[split].num_examples):
@@ -249,7 +249,7 @@ class _Source:
 def _inspect_source(source_dir, splits_dir=None):
     """Check a source folder and return its ``_Source``; raises ``DatasetNotFoundError``
     naming whatever is missing."""
-    splits_dir = splits_dir or paths.shared_source(SPLITS_SOURCE)
+    splits_dir = splits_dir or paths.bundled(SPLITS_SOURCE)
     how_to = _how_to_prepare(splits_dir=splits_dir)
     root = os.path.abspath(os.path.expanduser(os.fspath(source_dir)))
     if not os.path.isdir(root):

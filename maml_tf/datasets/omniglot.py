@@ -1,11 +1,12 @@
-"""Omniglot through the TFDS ``omniglot`` builder, prepared offline from local zips.
+"""Omniglot through the TFDS ``omniglot`` builder: downloaded, or prepared offline from local zips.
 
-``prepare`` feeds the four upstream zips from a local folder (``../shared/data/omniglot``
-by default) to TFDS as its manual directory. TFDS checks every file against the sha256
-it registers; two of the shared zips are rebuilt from the same PNGs (pixel-identical,
-see that folder's README) and so have other checksums. Rather than switching the
-check off, we accept a file only if its sha256 is one we know (upstream or rebuilt,
-listed below) and hand TFDS exactly that checksum.
+``prepare()`` lets TFDS download the four upstream zips, as ``tfds.load`` does.
+``prepare(DIR)`` feeds the zips in a local folder to TFDS as its manual directory,
+without network. TFDS checks every file against the sha256 it registers; some copies
+of the two large zips are rebuilt from the same PNGs (pixel-identical) and so have
+other checksums. Rather than switching the check off, we accept a file only if its
+sha256 is one we know (upstream or rebuilt, listed below) and hand TFDS exactly that
+checksum.
 
 ``load`` turns the prepared dataset into the MAML protocol's arrays (Section 5.2 and
 the authors' code): 28x28, inverted (strokes 1, background 0), grouped by character,
@@ -23,7 +24,7 @@ from maml_tf.datasets.errors import DatasetNotFoundError
 ZIPS = ("images_background.zip", "images_evaluation.zip",
         "images_background_small1.zip", "images_background_small2.zip")
 # sha256 of each zip we accept: the upstream file (what TFDS registers) and, for the
-# two large zips, the rebuilt file in ../shared/data/omniglot (same PNGs, other container).
+# two large zips, a known rebuild (same PNGs in another zip container).
 KNOWN_SHA256 = {
     "images_background.zip": {
         "ad41ab679c8b5d90b271ef46be6987cc81211774a695c29dcc5367b2b26ee640": "upstream",
@@ -46,10 +47,7 @@ SPLIT_SIZES = {"train": 1100, "validation": 100, "test": 423}
 SPLIT_SEED = 1
 CACHE_VERSION = 1
 PREPARE_COMMAND = "maml data prepare omniglot --from DIR"
-
-
-def default_source():
-    return paths.shared_source("omniglot")
+DOWNLOAD_COMMAND = "maml data prepare omniglot"
 
 
 def _sha256(path):
@@ -110,18 +108,34 @@ def _local_checksums(builder_cls, source_dir):
 
 
 def prepare(source_dir=None, data_dir=None):
-    """Build the TFDS ``omniglot`` dataset offline from the zips in ``source_dir``
-    (default ``../shared/data/omniglot``). Returns the TFDS data directory."""
+    """Build the TFDS ``omniglot`` dataset: offline from the four zips in ``source_dir``,
+    or, without it, downloaded by TFDS from upstream. Returns the TFDS data directory."""
     import tensorflow_datasets as tfds
 
-    source_dir = source_dir or default_source()
-    verify_source(source_dir)
     data_dir = paths.data_dir(data_dir)
+    if source_dir is None:
+        return _download(data_dir)
+    verify_source(source_dir)
     builder_cls = tfds.builder_cls("omniglot")
     with _local_checksums(builder_cls, source_dir):
         builder = builder_cls(data_dir=data_dir)
         builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
             manual_dir=source_dir, try_download_gcs=False))
+    return data_dir
+
+
+def _download(data_dir):
+    """TFDS downloads and prepares ``omniglot`` as ``tfds.load`` would; a machine without
+    network gets one line saying how to prepare it from local zips instead."""
+    import tensorflow_datasets as tfds
+
+    try:
+        tfds.builder("omniglot", data_dir=data_dir).download_and_prepare()
+    except OSError as error:  # requests' ConnectionError, DNS and socket errors are OSErrors
+        raise DatasetNotFoundError(
+            f"Could not download Omniglot ({type(error).__name__}): pass --from DIR, DIR a folder "
+            f"holding the four zips {', '.join(ZIPS)} (github.com/brendenlake/omniglot, python/), "
+            f"i.e. `{PREPARE_COMMAND}` (Python: omniglot.prepare(DIR)).") from None
     return data_dir
 
 
@@ -149,9 +163,9 @@ def load_characters(data_dir=None, size=28):
             return stored["images"]
     if not _is_prepared(data_dir):
         raise DatasetNotFoundError(
-            f"Omniglot is not prepared in {data_dir}. Run `{PREPARE_COMMAND}` with DIR the "
-            f"folder holding {', '.join(ZIPS)} (default: ../shared/data/omniglot), or "
-            "maml_tf.datasets.omniglot.prepare(DIR).")
+            f"Omniglot is not prepared in {data_dir}. Run `{DOWNLOAD_COMMAND}` (downloads it), "
+            f"or offline `{PREPARE_COMMAND}` with DIR the folder holding {', '.join(ZIPS)}; "
+            "in Python maml_tf.datasets.omniglot.prepare() or prepare(DIR).")
     images = _decode(data_dir, size)
     os.makedirs(os.path.dirname(cache), exist_ok=True)
     np.savez(cache + ".tmp.npz", images=images)

@@ -1,9 +1,8 @@
-"""Where prepared datasets live and where local source files are looked for."""
+"""Where prepared datasets live, and the small source files shipped inside the package."""
 import os
 
-# The repository's sibling folder with the project's shared data (Omniglot zips,
-# MiniImagenet split CSVs), when present.
-SHARED_DATA = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data"))
+# Files shipped with maml_tf (e.g. the MiniImagenet class-split CSVs), one folder each.
+PACKAGE_DATA = os.path.dirname(os.path.abspath(__file__))
 
 
 def data_dir(path=None):
@@ -13,10 +12,9 @@ def data_dir(path=None):
     return os.path.abspath(os.path.expanduser(os.environ.get("TFDS_DATA_DIR", "~/tensorflow_datasets")))
 
 
-def shared_source(name):
-    """``../shared/data/<name>`` beside the checkout, or None when it is not there."""
-    path = os.path.join(SHARED_DATA, name)
-    return path if os.path.isdir(path) else None
+def bundled(name):
+    """The folder ``name`` shipped inside ``maml_tf/datasets/``."""
+    return os.path.join(PACKAGE_DATA, name)
 
 
 def array_cache_dir(data_dir, name, version):

@@ -48,6 +48,11 @@ def _checkpoints(run, method, maml):
     return run.checkpoints(method, model=maml, optimizer=optimizer)
 
 
+def completed_iterations(run_dir, method="maml"):
+    """Iterations ``method`` has trained so far according to ``run_dir``'s checkpoints."""
+    return RunDirectory(run_dir).iteration(method)
+
+
 def train(preset, method, run_dir, verbose=2, callbacks=(), strategy=None):
     """Train one method up to ``preset.iterations`` steps, resuming from ``run_dir`` (also
     a finished run, when ``iterations`` has grown since).

@@ -1,0 +1,145 @@
+"""maml_tf.report: the result schema, the renderer and the committed results they render
+(read from copies: nothing under results/ is written)."""
+import collections
+import copy
+import json
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from maml_tf import paper, presets
+from maml_tf.report import plots, records, render, schema, summary, tables
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = os.path.join(REPO_ROOT, "results")
+COMMITTED = sorted(n for n in os.listdir(RESULTS) if os.path.exists(os.path.join(RESULTS, n, "metrics.json")))
+# The last commit whose results/ held the per-script layouts (schema 1) and their tables.
+BEFORE_SCHEMA = "0d2e004ac9bc920014332fbe6c82bf95e2bd68ed"
+NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:e[+-]?\d+)?|inf|nan")
+
+
+def _copy(name, tmp_path):
+    return shutil.copytree(os.path.join(RESULTS, name), tmp_path / name)
+
+
+@pytest.mark.parametrize("name", COMMITTED)
+def test_committed_table_is_what_the_renderer_makes_of_its_metrics(name, tmp_path):
+    out = _copy(name, tmp_path)
+    os.remove(out / "table.md")
+    render.rerender(out, figures=False)
+    assert (out / "table.md").read_text() == open(os.path.join(RESULTS, name, "table.md")).read()
+
+
+@pytest.mark.parametrize("name", COMMITTED)
+def test_the_migration_kept_every_number_of_the_old_table(name):
+    """Each number of the table.md written before the schema (counted with repeats) is in
+    today's: the migration and the renderer changed no result."""
+    try:
+        old = subprocess.run(["git", "-C", REPO_ROOT, "show", f"{BEFORE_SCHEMA}:results/{name}/table.md"],
+                             capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("the commit before the schema is not in this checkout (shallow clone)")
+    with open(os.path.join(RESULTS, name, "table.md")) as f:
+        new = f.read()
+    assert not collections.Counter(NUMBER.findall(old)) - collections.Counter(NUMBER.findall(new))
+
+
+@pytest.mark.parametrize("name", COMMITTED)
+def test_committed_results_are_of_this_schema_and_quote_the_paper_module(name):
+    doc = schema.load(os.path.join(RESULTS, name, "metrics.json"))
+    assert doc["schema_version"] == schema.SCHEMA_VERSION and doc["rows"]
+    for row in doc["rows"]:
+        if row["kind"] == "classification":
+            expected = paper.table1(row["settings"]["dataset"], row["setting"], row["metric"]["headline_step"])
+        elif row["kind"] == "regression":
+            expected = paper.sinusoid(row["method"], int(row["setting"][1:]))
+        else:
+            expected = paper.rl_returns(row["setting"], row["method"])
+        assert row["paper"] == expected, (name, row["setting"], row["method"])
+
+
+def test_a_file_of_another_version_is_refused_with_what_to_do(tmp_path):
+    path = tmp_path / "metrics.json"
+    doc = schema.load(os.path.join(RESULTS, "fig4_navigation", "metrics.json"))
+    path.write_text(json.dumps({**doc, "schema_version": 99}))
+    with pytest.raises(schema.SchemaError, match="schema version 99; this maml_tf reads version 2: re-run"):
+        schema.load(path)
+    path.write_text(json.dumps({"returns": {}, "command": "x"}))  # the unversioned layouts of before
+    with pytest.raises(schema.SchemaError, match="not a results file"):
+        schema.load(path)
+    path.write_text(json.dumps({"rows": [], "name": "table1_omniglot"}))
+    with pytest.raises(schema.SchemaError, match="schema version 1"):
+        schema.load(path)
+
+
+def test_a_row_missing_a_field_or_with_unequal_ci_is_refused(tmp_path):
+    doc = schema.load(os.path.join(RESULTS, "table1_omniglot", "metrics.json"))
+    broken = copy.deepcopy(doc)
+    del broken["rows"][1]["budget"]
+    with pytest.raises(schema.SchemaError, match="row 1: missing field.s. budget"):
+        schema.validate(broken)
+    broken = copy.deepcopy(doc)
+    broken["rows"][0]["metric"]["ci95"].pop()
+    with pytest.raises(schema.SchemaError, match="row 0: metric needs as many ci95 as means"):
+        schema.save(tmp_path / "metrics.json", broken)
+    assert not (tmp_path / "metrics.json").exists()
+
+
+def _classification_row(iterations, budget="quick"):
+    preset = presets.classification(presets.OMNIGLOT, "5way1shot", budget)
+    result = {"accuracy_per_step": [0.2, 0.9, 0.95, 0.97], "ci95_per_step": [0.01, 0.02, 0.02, 0.01],
+              "num_tasks": 600}
+    curve = [{"iteration": 500.0, "accuracy": 0.9, "ci95": 0.02, "seconds": 3.0}]
+    return records.classification("table1_omniglot", preset, budget, result, iterations, 0.5, curve, [],
+                                  command="reproduce/table1_omniglot.py", machine={"cpu": "x", "cores": 2})
+
+
+def test_classification_record_budget_marks_and_summary():
+    quick = presets.classification(presets.OMNIGLOT, "5way1shot", "quick")
+    done = _classification_row(quick.iterations)
+    assert done["metric"]["mean"][3] == pytest.approx(97.0) and done["metric"]["headline_step"] == 3
+    assert done["paper"] == {"source": "Section 5.2, Table 1", "steps": [3], "mean": [98.7], "ci95": [0.4],
+                             "note": None}
+    assert done["budget"]["paper_iterations"] == 60_000 and done["curve"]["points"] == [[500, 90.0, 2.0]]
+    assert tables.budget_status(done) == "reduced budget"
+    unfinished = _classification_row(quick.iterations // 2)
+    assert tables.budget_status(unfinished) == "unfinished run"
+    full = _classification_row(60_000, "paper")
+    assert tables.budget_status(full) == ""
+    doc = schema.document("table1_omniglot", "classification", [full], command="c", machine={}, data="real")
+    [line] = summary.lines(doc, "results/table1_omniglot/table.md")
+    assert line == ("| Omniglot 5way1shot, accuracy % after 3 steps | MAML | 97.00 ± 1.00 | 98.7 ± 0.4 | "
+                    "60,000 it. × 32 tasks, paper preset | [table](results/table1_omniglot/table.md) |")
+    assert "1,000 of 2,000 it." in summary.budget(unfinished) and "(unfinished run)" in summary.budget(unfinished)
+
+
+def test_rl_summary_quotes_the_oracle_at_step_0_and_about_for_a_flat_paper_value():
+    doc = schema.load(os.path.join(RESULTS, "fig5_cheetah_vel", "metrics.json"))
+    lines = {line.split(" | ")[1]: line for line in summary.lines(doc, "t.md")}
+    assert set(lines) == {"maml", "pretrained", "random", "oracle"}
+    assert "return after 0 steps | oracle" in lines["oracle"] and "| -54.5 |" in lines["oracle"]
+    assert "| about -255 |" in lines["random"] and "| untrained, paper preset" in lines["random"]
+    maml = next(r for r in doc["rows"] if r["method"] == "maml")
+    assert f"| {maml['metric']['mean'][3]:.1f} ± {maml['metric']['ci95'][3]:.1f} | -60.8 |" in lines["maml"]
+
+
+def test_sinusoid_summary_lists_the_rows_the_paper_reports_with_median_and_divergence():
+    doc = schema.load(os.path.join(RESULTS, "fig3_sinusoid", "metrics.json"))
+    lines = summary.lines(doc, "t.md")
+    assert [line.split(" | ")[1] for line in lines] == ["maml", "pretrained"]
+    assert lines[0].startswith("| Sinusoid K=5, MSE after 10 steps | maml | inf ± nan (median 0.137; "
+                               "1 of 600 tasks diverged) | 0.35 |")
+
+
+def test_renderer_writes_table_and_png_of_every_kind(tmp_path):
+    for name in ("table1_omniglot_quick", "fig3_sinusoid", "fig4_navigation", "fig4_step_sizes"):
+        doc = schema.load(os.path.join(RESULTS, name, "metrics.json"))
+        out = tmp_path / name
+        text = render.write(doc, out)
+        assert (out / "table.md").read_text() == text
+        for png in plots.names(doc):
+            assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", (name, png)
+        assert schema.load(out / "metrics.json") == json.loads(json.dumps(doc))
