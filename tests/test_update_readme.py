@@ -39,8 +39,9 @@ def test_replace_block_refuses_a_start_marker_without_end(tmp_path):
 
 
 def test_summary_of_the_committed_results_in_a_copy_of_the_readme(tmp_path):
-    """One line per result row the paper reports, each linking to its table, between the
-    markers of a copy of the README; the text around the block is kept."""
+    """One line per MAML result the paper reports (baselines stay in the linked tables),
+    each linking to its table, between the markers of a copy of the README; the text
+    around the block is kept."""
     readme = tmp_path / "README.md"
     shutil.copy(os.path.join(REPO_ROOT, "README.md"), readme)
     results = shutil.copytree(os.path.join(REPO_ROOT, "results"), tmp_path / "results")
@@ -56,8 +57,12 @@ def test_summary_of_the_committed_results_in_a_copy_of_the_readme(tmp_path):
     assert [line.split(" | ")[0] for line in omniglot] == ["| Omniglot 5way1shot, accuracy % after 3 steps",
                                                            "| Omniglot 20way1shot, accuracy % after 3 steps"]
     assert "| 95.27 ± 0.41 | 95.8 ± 0.3 | 60,000 it. × 16 tasks, paper preset |" in omniglot[1]
-    # Figure 4 with step sizes chosen on validation goals: the selected rows only.
-    assert sum("step sizes selected" in line for line in lines) == 6
+    # Figure 4 with step sizes chosen on validation goals: MAML's selected row, per preset.
+    assert sum("step sizes selected" in line for line in lines) == 2
+    assert all(line.split(" | ")[1] in update_readme.summary.MAML_METHODS for line in lines[2:])
+    # Generated images check the pipeline: no paper number beside them.
+    synthetic = [line for line in lines if "synthetic data" in line]
+    assert synthetic and all(line.split(" | ")[3] == "— (pipeline check)" for line in synthetic)
     for name in os.listdir(results):
         assert f"(results/{name}/table.md)" in text, name
 
