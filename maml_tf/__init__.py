@@ -3,6 +3,16 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep CUDA-probe noise off CPU machines
 
-from maml_tf.core import MAML, EpisodeError, FunctionalModel, InnerSGD, MetaSGD, PerLayerPerStepLR, make_episodes  # noqa: E402
+# The core's names, imported on first use so that ``maml --help`` and the presets load without TensorFlow.
+_CORE = ("MAML", "EpisodeError", "FunctionalModel", "InnerSGD", "MetaSGD", "PerLayerPerStepLR", "make_episodes")
+__all__ = list(_CORE)
+
+
+def __getattr__(name):
+    if name in _CORE:
+        from maml_tf import core
+        return getattr(core, name)
+    raise AttributeError(f"module 'maml_tf' has no attribute {name!r}")
+
 
 __version__ = "0.1.0"

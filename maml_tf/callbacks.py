@@ -28,13 +28,15 @@ class SaveCheckpoints(keras.callbacks.Callback):
 
 
 class TimeLimit(keras.callbacks.Callback):
-    """Stops training at the first epoch end after ``seconds`` (the checkpoint is kept,
-    so the same command later resumes). Put it before :class:`SaveCheckpoints`."""
+    """Stops training at the first epoch end past ``deadline`` (a
+    :class:`~maml_tf.experiments.base.Deadline`, or seconds from now); the checkpoint is kept,
+    so the same command later resumes. Put it before :class:`SaveCheckpoints`."""
 
-    def __init__(self, seconds):
+    def __init__(self, deadline):
         super().__init__()
-        self.deadline = time.time() + seconds
+        from maml_tf.experiments.base import Deadline
+        self.deadline = deadline if isinstance(deadline, Deadline) else Deadline(deadline)
 
     def on_epoch_end(self, epoch, logs=None):
-        if time.time() > self.deadline:
+        if self.deadline.passed():
             self.model.stop_training = True

@@ -1,25 +1,23 @@
-"""The ``maml`` command (click): train, evaluate, export, prepare data.
+"""The ``maml`` command (click), the front door of every experiment: train, evaluate, export,
+prepare data, reproduce a figure or table of the paper.
 
 A run directory (``maml_tf.experiments.runs``) holds everything of one training run:
 ``run.json`` (experiment, preset, every hyperparameter), the checkpoints and training
-logs (``maml/``, resumed by running the same ``maml train`` again), TensorBoard logs
-(``tensorboard/``) and ``metrics.json`` (meta-test). Presets come from
-``maml_tf/presets.py``, the same definitions the reproduce scripts use.
+logs (one folder per method, resumed by running the same command again), TensorBoard logs
+(``tensorboard/``) and ``metrics.json`` (meta-test). Experiments, presets and targets come
+from ``maml_tf.experiments.registry``; TensorFlow is imported only when a command runs.
 """
 import contextlib
-import dataclasses
 import os
 
 import click
 
-from maml_tf import presets
 from maml_tf.distribute import STRATEGIES
-from maml_tf.experiments.runs import RECORD, LegacyRunDirectory, RunDirectory, RunDirectoryMismatch, preset_of
+from maml_tf.experiments import registry
 
 DATASETS = ("omniglot", "mini_imagenet")
-# Experiment -> its presets: the paper's sinusoid presets, or Table 1 rows at a budget.
-EXPERIMENTS = {"sinusoid": presets.SINUSOID, "omniglot": presets.OMNIGLOT,
-               "mini_imagenet": presets.MINI_IMAGENET}
+PRESETS_HELP = ("Budget and method (maml_tf/presets.py): paper | code (the authors' code's settings) | quick | "
+                "smoke; RL also has its own budgets.")
 
 
 @click.group()
@@ -28,82 +26,96 @@ def main():
     """maml-tf: Model-Agnostic Meta-Learning for TensorFlow / Keras."""
 
 
+# ----------------------------------------------------------------------------- the shared options
+def preset_option(fn):
+    return click.option("--preset", default="paper", show_default=True, help=PRESETS_HELP)(fn)
+
+
+def run_dir_option(help_text):
+    return click.option("--run-dir", type=click.Path(file_okay=False), default=None, help=help_text)
+
+
+def training_options(fn):
+    """--time-limit, --until, --strategy, --data-dir, --verbose: the same for every command that trains."""
+    for option in reversed([
+        click.option("--time-limit", type=click.FloatRange(min=0), default=None,
+                     help="Minutes of training; then stop at the next checkpoint (run again to resume)."),
+        click.option("--until", type=click.IntRange(min=0), default=None,
+                     help="Train only up to this many iterations in this run (default: the preset's); a "
+                          "later run with a larger --until resumes."),
+        click.option("--strategy", type=click.Choice(STRATEGIES), default="default", show_default=True,
+                     help="tf.distribute strategy: mirrored = every local GPU, multi-worker = the cluster "
+                          "in TF_CONFIG (same command on every machine). RL trains on one device."),
+        data_dir_option,
+        click.option("--verbose", type=click.IntRange(0, 2), default=2, show_default=True,
+                     help="0 silent, 1 a progress bar per epoch, 2 one line per epoch (or RL iteration)."),
+    ]):
+        fn = option(fn)
+    return fn
+
+
+def data_dir_option(fn):
+    return click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+                        help="TFDS data directory (default $TFDS_DATA_DIR or ~/tensorflow_datasets).")(fn)
+
+
+@contextlib.contextmanager
+def library_errors(ctx=None):
+    """The one translation of the library's errors into click errors: a user's bad name or
+    value is a usage error (exit 2), the rest (missing dataset, run directory of another
+    setup, diverged training, bad strategy) a one-line error (exit 1) saying what to do."""
+    from maml_tf.experiments.base import StrategyError
+    from maml_tf.experiments.runs import RunDirectoryMismatch
+    try:
+        yield
+    except registry.UsageProblem as error:
+        if error.param:
+            raise click.BadParameter(str(error), ctx, param_hint=f"'{error.param}'") from None
+        raise click.UsageError(str(error), ctx) from None
+    except (RunDirectoryMismatch, StrategyError, FileNotFoundError) as error:  # incl. DatasetNotFoundError
+        raise click.ClickException(str(error)) from None
+    except Exception as error:  # the errors of modules that import TensorFlow, checked once they are loaded
+        from maml_tf.experiments.checkpoints import CheckpointMismatch
+        from maml_tf.experiments.errors import TrainingDiverged
+        from maml_tf.report.schema import SchemaError
+        if isinstance(error, CheckpointMismatch):
+            raise click.ClickException(f"{error} Use another --run-dir, or delete that run directory to "
+                                       "start over.") from None
+        if isinstance(error, (TrainingDiverged, SchemaError)):
+            raise click.ClickException(str(error)) from None
+        raise
+
+
 # ----------------------------------------------------------------------------- maml train
-def _check_choices(ctx, experiment, preset, setting):
-    """Usage errors for option values that depend on the experiment (before any work)."""
-    if experiment == "sinusoid":
-        if setting:
-            raise click.UsageError("sinusoid has no --setting (its presets are "
-                                   f"{', '.join(sorted(presets.SINUSOID))}).", ctx)
-        if preset not in presets.SINUSOID:
-            raise click.BadParameter(f"{preset!r} is not a sinusoid preset; choose one of "
-                                     f"{', '.join(sorted(presets.SINUSOID))}.", ctx, param_hint="--preset")
-        return
-    if preset not in presets.BUDGETS:
-        raise click.BadParameter(f"{preset!r} is not a preset of {experiment}; choose one of "
-                                 f"{', '.join(sorted(presets.BUDGETS))}.", ctx, param_hint="--preset")
-    if setting not in EXPERIMENTS[experiment]:
-        raise click.BadParameter(f"{experiment} settings are {', '.join(sorted(EXPERIMENTS[experiment]))}"
-                                 + ("" if setting else " (pass one with --setting)") + ".",
-                                 ctx, param_hint="--setting")
-
-
-def _preset(experiment, preset, setting):
-    if experiment == "sinusoid":
-        return presets.get(presets.SINUSOID, preset)
-    return presets.classification(EXPERIMENTS[experiment], setting, preset)
-
-
 @main.command()
-@click.argument("experiment", type=click.Choice(sorted(EXPERIMENTS)))
-@click.option("--preset", default="paper", show_default=True,
-              help="Sinusoid: paper | code | quick | smoke. Omniglot / mini_imagenet: paper | code "
-                   "(the authors' loss scale, layers and batch-norm handling) | quick | smoke.")
+@click.argument("experiment", type=click.Choice(list(registry.EXPERIMENTS)))
+@preset_option
 @click.option("--setting", default=None,
               help="Table 1 row for omniglot / mini_imagenet, e.g. 5way1shot, 20way1shot, 5way1shot_fo.")
-@click.option("--run-dir", type=click.Path(file_okay=False), default=None,
-              help="Run directory (default runs/<experiment>/<preset>[/<setting>]); reused to resume.")
-@click.option("--strategy", type=click.Choice(STRATEGIES), default="default", show_default=True,
-              help="tf.distribute strategy: mirrored = every local GPU, multi-worker = the "
-                   "cluster in TF_CONFIG (same command on every machine).")
-@click.option("--time-limit", type=click.FloatRange(min=0), default=None,
-              help="Minutes of training; then stop at the next checkpoint (run again to resume).")
-@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
-              help="TFDS data directory (default $TFDS_DATA_DIR or ~/tensorflow_datasets).")
-@click.option("--verbose", type=click.IntRange(0, 2), default=1, show_default=True,
-              help="1: a progress bar per epoch; 2: one line per epoch.")
+@click.option("--method", "methods", multiple=True, default=("maml",), show_default=True,
+              help="Method(s) to train (repeatable): maml; sinusoid also pretrained, oracle; RL also "
+                   "pretrained, random, oracle.")
+@run_dir_option("Run directory (default checkpoints/<figure>/<preset>[/<setting>]); reused to resume.")
+@training_options
 @click.pass_context
-def train(ctx, experiment, preset, setting, run_dir, strategy, time_limit, data_dir, verbose):
-    """Meta-train EXPERIMENT (resuming its run directory), then meta-test it."""
-    _check_choices(ctx, experiment, preset, setting)
-    config = _preset(experiment, preset, setting)
-    run_dir = run_dir or os.path.join("runs", experiment, preset, *([setting] if setting else []))
-    from maml_tf.experiments import classification, sinusoid
-    try:  # before any work: a refused directory stays as it was
-        (sinusoid if experiment == "sinusoid" else classification).check_run_dir(config, run_dir)
-    except RunDirectoryMismatch as error:
-        raise click.ClickException(str(error)) from None
+def train(ctx, experiment, preset, setting, methods, run_dir, time_limit, until, strategy, data_dir, verbose):
+    """Train EXPERIMENT (resuming its run directory), then meta-test it into RUN_DIR/metrics.json."""
+    with library_errors(ctx):
+        run = registry.create(experiment, preset, setting, run_dir, data_dir, methods, verbose)
+        run.check()  # before any work: a refused directory stays as it was
+        progress = run.train(until, time_limit, strategy, callbacks=_callbacks(run))
+        click.echo(f"{'finished' if progress.finished else 'stopped at a checkpoint (run again to resume)'}: "
+                   f"{run.run_dir}")
+        _write_metrics(run)
 
+
+def _callbacks(run):
+    """TensorBoard logs for the Keras experiments; a line per iteration for RL."""
+    if run.KIND == "rl":
+        from maml_tf.experiments.targets import print_progress
+        return [print_progress(run.preset, click.echo)] if run.verbose else []
     import keras
-    from maml_tf import distribute
-    from maml_tf.callbacks import TimeLimit
-
-    try:
-        chosen = distribute.strategy(strategy)
-        distribute.check_meta_batch(config.meta_batch_size, chosen)
-    except ValueError as error:
-        raise click.ClickException(str(error)) from None
-    extra = [keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"))]
-    limit = None if time_limit is None else 60 * time_limit
-    with _run_errors():
-        if experiment == "sinusoid":
-            extra += [] if limit is None else [TimeLimit(limit)]
-            maml, _, finished = sinusoid.train(config, "maml", run_dir, verbose, extra, chosen)
-        else:
-            maml, done = classification.train(config, run_dir, data_dir, verbose, limit, extra, chosen)
-            finished = done >= config.iterations
-        click.echo(f"{'finished' if finished else 'stopped at a checkpoint (run again to resume)'}: {run_dir}")
-        _report(run_dir, _meta_test(experiment, config, maml, data_dir))
+    return [keras.callbacks.TensorBoard(os.path.join(run.run_dir, "tensorboard"))]
 
 
 # ----------------------------------------------------------------------------- maml evaluate
@@ -111,15 +123,26 @@ def train(ctx, experiment, preset, setting, run_dir, strategy, time_limit, data_
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--tasks", type=click.IntRange(min=1), default=None,
               help="Fixed test tasks to score (default: the preset's, 600 for the paper).")
-@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
-              help="TFDS data directory (default $TFDS_DATA_DIR or ~/tensorflow_datasets).")
-def evaluate(run_dir, tasks, data_dir):
+@data_dir_option
+@click.pass_context
+def evaluate(ctx, run_dir, tasks, data_dir):
     """Meta-test the latest weights of RUN_DIR on the fixed test tasks; writes metrics.json."""
-    experiment, config = _read_config(run_dir)
-    if tasks:
-        config = dataclasses.replace(config, eval_tasks=tasks)
-    with _run_errors():
-        _report(run_dir, _meta_test(experiment, config, _load(experiment, config, run_dir), data_dir))
+    with library_errors(ctx):
+        _write_metrics(registry.open(run_dir, data_dir, **({"eval_tasks": tasks} if tasks else {})))
+
+
+def _write_metrics(run):
+    """Meta-test ``run`` into RUN_DIR/metrics.json (the schema every result uses); print its rows."""
+    from maml_tf.report import schema
+    rows = run.evaluate()
+    for row in rows:
+        metric = row["metric"]
+        step = metric["headline_step"]
+        click.echo(f"meta-test {metric['name']} {row['setting'] or ''} {row['method']}: "
+                   + " ".join(f"{m:.3f}" for m in metric["mean"]) + f" (step {step}, {metric['tasks']} tasks)")
+    path = os.path.join(run.run_dir, "metrics.json")
+    schema.save(path, run.document(rows))
+    click.echo(f"wrote {path}")
 
 
 # ----------------------------------------------------------------------------- maml export
@@ -128,17 +151,20 @@ def evaluate(run_dir, tasks, data_dir):
 @click.argument("out", type=click.Path(file_okay=False))
 @click.option("--steps", type=click.IntRange(min=0), default=None,
               help="Inner steps at serving time (default: the run's eval_inner_steps).")
-def export(run_dir, out, steps):
-    """Write RUN_DIR's model to OUT as a SavedModel that adapts at serving time
+@click.pass_context
+def export(ctx, run_dir, out, steps):
+    """Write RUN_DIR's MAML model to OUT as a SavedModel that adapts at serving time
     (signatures adapt_and_predict, adapt, predict, config)."""
-    from maml_tf import export as saved_model
-
-    experiment, config = _read_config(run_dir)
-    if os.path.exists(out) and os.listdir(out):
-        raise click.UsageError(f"{out} exists and is not empty: choose a new directory "
-                               "(TF Serving expects <model>/<version>/).")
-    saved_model.save(_load(experiment, config, run_dir), out, steps=steps)
-    click.echo(f"SavedModel in {out} (serve it with TF Serving; see the README, Export and serve)")
+    with library_errors(ctx):
+        run = registry.open(run_dir)
+        if run.KIND == "rl":
+            raise registry.UsageProblem(f"{run_dir} is an RL run: its policies are not exported as a SavedModel.")
+        if os.path.exists(out) and os.listdir(out):
+            raise registry.UsageProblem(f"{out} exists and is not empty: choose a new directory "
+                                        "(TF Serving expects <model>/<version>/).")
+        from maml_tf import export as saved_model
+        saved_model.save(run.learners()["maml"], out, steps=steps)
+    click.echo(f"SavedModel in {out} (serve it with TF Serving; see docs/serving.md)")
 
 
 # ----------------------------------------------------------------------------- maml data prepare
@@ -153,11 +179,11 @@ def data():
               help="Folder with the source files, read offline. Omniglot: the four upstream zips "
                    "(without --from, TFDS downloads them). MiniImagenet (required): images/, with "
                    "or without train/val/test.csv, or the three mini-imagenet-cache-*.pkl files.")
-@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
-              help="TFDS data directory (default $TFDS_DATA_DIR or ~/tensorflow_datasets).")
-def prepare(name, source, data_dir):
+@data_dir_option
+@click.pass_context
+def prepare(ctx, name, source, data_dir):
     """Build dataset NAME for tensorflow-datasets (offline with --from)."""
-    with _run_errors():
+    with library_errors(ctx):
         if name == "omniglot":
             from maml_tf.datasets import omniglot
             if source is None:  # TFDS retries for minutes before it gives up offline
@@ -167,7 +193,7 @@ def prepare(name, source, data_dir):
             click.echo(f"omniglot: {images.shape[0]} characters x {images.shape[1]} drawings in {out}")
         else:
             if source is None:
-                raise click.UsageError("mini_imagenet needs --from DIR (its images are not shipped).")
+                raise registry.UsageProblem("mini_imagenet needs --from DIR (its images are not shipped).")
             from maml_tf.datasets import mini_imagenet
             out = mini_imagenet.prepare(source, data_dir)
             for split in ("train", "validation", "test"):
@@ -176,87 +202,65 @@ def prepare(name, source, data_dir):
             click.echo(f"prepared in {out}")
 
 
-# ----------------------------------------------------------------------------- helpers
-@contextlib.contextmanager
-def _run_errors():
-    """A missing dataset or a diverging run becomes a clean click error (its message says
-    what to do: how to prepare the data, which hyperparameter to lower)."""
-    from maml_tf.datasets import DatasetNotFoundError
-    from maml_tf.experiments.errors import TrainingDiverged
-    try:
-        yield
-    except (DatasetNotFoundError, TrainingDiverged) as error:
-        raise click.ClickException(str(error)) from None
+# ----------------------------------------------------------------------------- maml reproduce
+# Options only some targets take (the shared ones: reproduce_command).
+TARGET_OPTIONS = {
+    "table1": [
+        click.option("--train/--no-train", default=True, show_default=True,
+                     help="--no-train: evaluate the latest checkpoint of each setting as it is."),
+        click.option("--task-parallelism", default=None,
+                     help="How a meta-batch's tasks run, as MAML(task_parallelism=): auto | vectorized | loop | "
+                          "unrolled (speed and memory only; default: the preset's, e.g. unrolled for 20-way "
+                          "1-shot, which needs ~7 GB)."),
+    ],
+    "step_sizes": [
+        click.option("--first", type=float, multiple=True, default=(0.05, 0.1, 0.2, 0.5, 1.0), show_default=True,
+                     help="Candidate step sizes of the first gradient step."),
+        click.option("--later", type=float, multiple=True, default=(0.01, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5),
+                     show_default=True, help="Candidate step sizes of the second and third steps."),
+    ],
+}
+EXTRA_OPTIONS = {"table1-miniimagenet": [click.option(
+    "--synthetic", is_flag=True, help="Run on generated MiniImagenet-like images (64/16/20 classes x 20 images).")]}
 
 
-def _read_config(run_dir):
-    path = os.path.join(run_dir, RECORD)
-    try:
-        saved = RunDirectory(run_dir).record()
-    except LegacyRunDirectory as error:
-        raise click.ClickException(str(error)) from None
-    except RunDirectoryMismatch as error:
-        raise click.UsageError(str(error)) from None
-    if saved is None:
-        raise click.UsageError(f"{run_dir} is not a run directory (no {RECORD}): make one with "
-                               "`maml train EXPERIMENT --run-dir DIR`.")
-    try:
-        return saved["experiment"], preset_of(saved)
-    except (ValueError, KeyError, TypeError, AttributeError) as error:  # JSONDecodeError is a ValueError
-        raise click.UsageError(
-            f"{path} is not a config this version of maml_tf can read ({type(error).__name__}: {error}); "
-            "it was edited by hand or written by another version: train again into a new run "
-            "directory, or restore the file.") from None
+def reproduce_command(target):
+    """The click command of reproduce target ``target``: ``maml reproduce TARGET`` and
+    ``reproduce/<script>.py`` are this command."""
+    spec = registry.TARGETS[target]
+    setting_names = ["--setting"] + (["--task"] if len(spec.experiments) > 1 else [])
+
+    @click.pass_context
+    def command(ctx, preset, setting, **options):
+        with library_errors(ctx):
+            registry.check_preset_name(spec.experiments[0], preset)  # before any work
+            registry.runner(target)(target, preset=preset, setting=setting, echo=click.echo, **options)
+
+    for option in reversed([
+        preset_option,
+        click.option(*setting_names, "setting", multiple=True,
+                     help="Which rows / task to run (repeatable): " + ", ".join(
+                         registry.settings(spec.experiments[0]) or (spec.experiments if len(spec.experiments) > 1
+                                                                     else ["none"])) + "."),
+        run_dir_option("Checkpoints and logs, reused to resume (default checkpoints/<figure>/<preset>, one "
+                       "folder per setting for Table 1)."),
+        click.option("--out", type=click.Path(file_okay=False), default=None,
+                     help="Where metrics.json, table.md and the PNGs go (default results/<name>[_<preset>])."),
+        training_options,
+        *TARGET_OPTIONS.get(spec.runner, []), *EXTRA_OPTIONS.get(target, []),
+    ]):
+        command = option(command)
+    return click.command(target, help=spec.doc)(command)
 
 
-def _load(experiment, config, run_dir):
-    try:
-        if experiment == "sinusoid":
-            from maml_tf.experiments import sinusoid
-            return sinusoid.load_latest(config, run_dir)
-        from maml_tf.experiments import classification
-        return classification.load_latest(config, run_dir)
-    except (FileNotFoundError, RunDirectoryMismatch) as error:
-        raise click.ClickException(str(error)) from None
+@main.group()
+def reproduce():
+    """Reproduce a figure or table of the paper into results/<name>/ (resumable)."""
 
 
-def _meta_test(experiment, config, maml, data_dir):
-    """The experiment's meta-test: accuracy (classification) or MSE (sinusoid) per step,
-    returned with what :func:`_report` needs to make result records of it."""
-    if experiment == "sinusoid":
-        from maml_tf.experiments import sinusoid
-        return experiment, config, sinusoid.meta_test(config, {"maml": maml})
-    from maml_tf.experiments import classification
-    return experiment, config, classification.evaluate(config, maml, data_dir)
+for _target in registry.TARGETS:
+    reproduce.add_command(reproduce_command(_target))
 
-
-def _report(run_dir, evaluation):
-    """Write a meta-test's result records (maml_tf.report's schema, as the reproduce scripts
-    write them) to RUN_DIR/metrics.json and print them."""
-    from maml_tf import reporting
-    from maml_tf.report import records, schema, tables
-    experiment, config, result = evaluation
-    name = {"sinusoid": "fig3_sinusoid", "omniglot": "table1_omniglot",
-            "mini_imagenet": "table1_miniimagenet"}[experiment]
-    if experiment == "sinusoid":
-        from maml_tf.experiments import sinusoid
-        rows = records.sinusoid(name, config, result, diverged_above=sinusoid.DIVERGED_MSE,
-                                iterations=sinusoid.completed_iterations(run_dir))
-        for row in rows:
-            click.echo(f"meta-test MSE {row['setting']}: " + " ".join(f"{m:.3f}" for m in row["metric"]["mean"]))
-        kind = "regression"
-    else:
-        from maml_tf.experiments import classification
-        row = records.classification(
-            name, config, config.name, result, classification.completed_iterations(run_dir),
-            classification.seconds_per_iteration(run_dir),
-            classification.validation_curve(run_dir), reporting.training_history(run_dir))
-        rows, kind = [row], "classification"
-        click.echo(f"meta-test accuracy {tables.mean_ci(row, config.eval_inner_steps, 2)}% after "
-                   f"{config.eval_inner_steps} steps ({row['metric']['tasks']} tasks)")
-    path = os.path.join(run_dir, "metrics.json")
-    schema.save(path, schema.document(name, kind, rows, command=reporting.command(), machine=reporting.machine()))
-    click.echo(f"wrote {path}")
 
 if __name__ == "__main__":
     main()

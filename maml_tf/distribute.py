@@ -19,8 +19,6 @@ sum, so a clipped update differs from the single-device one.
 import json
 import os
 
-import tensorflow as tf
-
 STRATEGIES = ("default", "mirrored", "multi-worker")
 
 _TF_CONFIG_EXAMPLE = ('{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
@@ -39,6 +37,7 @@ def strategy(name="default"):
     ``"multi-worker"`` a ``MultiWorkerMirroredStrategy`` over the cluster in
     ``TF_CONFIG``, checked first so a bad value fails here and not in a collective op.
     """
+    import tensorflow as tf  # on use: the CLI lists the strategies without loading TensorFlow
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
@@ -113,6 +112,7 @@ def shard_episodes(dataset, strategy):
     workers together see exactly the single-device meta-batches. (Keras' default tries
     to shard by input files first, which episode samplers do not read.)
     """
+    import tensorflow as tf  # on use: the CLI lists the strategies without loading TensorFlow
     tasks = tf.nest.flatten(dataset.element_spec)[0].shape[:1]
     if tasks.rank is None or tasks[0] is None:
         raise ValueError("The meta-batch size must be static to split it over replicas; got "

@@ -11,35 +11,11 @@ checkpoints/fig4_navigation/<preset>/ and the same command resumes from it.
 import os
 import sys
 
-import click
-
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from maml_tf import presets  # noqa: E402
-import rl_common  # noqa: E402
+from maml_tf.cli import reproduce_command  # noqa: E402
 
-PATH_TASKS = 4  # test goals drawn in fig4_paths.png
-
-
-@click.command()
-@rl_common.options(sorted(presets.NAVIGATION))
-def main(preset, out, checkpoint_dir, time_limit, until):
-    """Reproduce Figure 4 of Finn et al. (2017)."""
-    from maml_tf.experiments import rl
-    from maml_tf.report import plots
-
-    config = presets.get(presets.NAVIGATION, preset)
-    doc, learners, tasks, out = rl_common.run("fig4", config, presets.NAVIGATION["paper"], out,
-                                              checkpoint_dir, time_limit, until)
-    goals = tasks[:PATH_TASKS]
-    drawn = {m: rl.paths(config, learners[m], goals, config.step_sizes(m), seed=config.seed)
-             for m in ("maml", "pretrained")}
-    iterations = {r["method"]: r["budget"]["iterations"] for r in doc["rows"]}
-    plots.navigation_paths(drawn, [g["goal"] for g in goals], config.eval_inner_steps, iterations,
-                           os.path.join(out, "fig4_paths.png"))
-    click.echo(f"wrote {out}/")
-
+main = reproduce_command("fig4")  # the same command as `maml reproduce fig4`
 
 if __name__ == "__main__":
     main()

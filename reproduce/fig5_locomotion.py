@@ -17,27 +17,11 @@ sizes of maml_rl's scripts, and their finite-difference TRPO).
 import os
 import sys
 
-import click
-
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from maml_tf import presets  # noqa: E402
-import rl_common  # noqa: E402
+from maml_tf.cli import reproduce_command  # noqa: E402
 
-
-
-@click.command()
-@click.option("--task", type=click.Choice(sorted(presets.LOCOMOTION)), required=True,
-              help="The task distribution (robot and goal).")
-@rl_common.options(sorted(presets.LOCOMOTION["cheetah-vel"]))
-def main(task, preset, out, checkpoint_dir, time_limit, until):
-    """Reproduce one panel of Figure 5 of Finn et al. (2017)."""
-    table = presets.LOCOMOTION[task]
-    _, _, _, out = rl_common.run("fig5", presets.get(table, preset), table["paper"], out,
-                                 checkpoint_dir, time_limit, until)
-    click.echo(f"wrote {out}/")
-
+main = reproduce_command("fig5")  # the same command as `maml reproduce fig5`
 
 if __name__ == "__main__":
     main()

@@ -12,23 +12,11 @@ to checkpoints/table1_omniglot/<preset>/<setting>, and the same command resumes.
 import os
 import sys
 
-import click
-
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from maml_tf import presets  # noqa: E402
-import table1_common  # noqa: E402
+from maml_tf.cli import reproduce_command  # noqa: E402
 
-RUN_ROOT = os.path.join("checkpoints", "table1_omniglot")
-
-
-@click.command()
-@table1_common.options(presets.OMNIGLOT, RUN_ROOT)
-def main(**kwargs):
-    """Reproduce the Omniglot half of Table 1 of Finn et al. (2017)."""
-    table1_common.run("table1_omniglot", presets.OMNIGLOT, default_run_root=RUN_ROOT, **kwargs)
-
+main = reproduce_command("table1-omniglot")  # the same command as `maml reproduce table1-omniglot`
 
 if __name__ == "__main__":
     main()

@@ -10,6 +10,7 @@ import click
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from maml_tf.cli import library_errors  # noqa: E402
 from maml_tf.report import blocks, schema, summary  # noqa: E402
 
 START, END = "<!-- GENERATED: reproduce/update_readme.py -->", "<!-- END GENERATED -->"
@@ -22,10 +23,7 @@ def summary_lines(results, readme):
     for name in sorted(os.listdir(results)):
         path = os.path.join(results, name, "metrics.json")
         if os.path.exists(path) and not name.endswith("_smoke"):
-            try:
-                doc = schema.load(path)
-            except schema.SchemaError as error:
-                raise click.ClickException(str(error)) from None
+            doc = schema.load(path)
             link = os.path.relpath(os.path.join(results, name, "table.md"), os.path.dirname(os.path.abspath(readme)))
             lines += summary.lines(doc, link)
     return lines
@@ -36,7 +34,8 @@ def summary_lines(results, readme):
 @click.option("--results", default="results", show_default=True)
 def main(readme, results):
     """Rewrite the block between the GENERATED markers of the README."""
-    blocks.publish_table(readme, START, END, summary_lines(results, readme))
+    with library_errors():
+        blocks.publish_table(readme, START, END, summary_lines(results, readme))
 
 
 if __name__ == "__main__":

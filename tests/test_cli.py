@@ -41,7 +41,8 @@ def logged_epochs(run_dir):
         return [int(r["epoch"]) for r in csv.DictReader(f)]
 
 
-@pytest.mark.parametrize("command", [[], ["train"], ["evaluate"], ["export"], ["data"], ["data", "prepare"]])
+@pytest.mark.parametrize("command", [[], ["train"], ["evaluate"], ["export"], ["data"], ["data", "prepare"],
+                                     ["reproduce"], ["reproduce", "fig3"], ["reproduce", "fig5"]])
 def test_every_command_has_help(command):
     result = ok(invoke(*command, "--help"))
     assert result.output.startswith("Usage: maml") and "--help" in result.output
@@ -57,11 +58,17 @@ def test_every_command_has_help(command):
     (["train", "sinusoid", "--strategy", "tpu"], ["--strategy", "mirrored"]),
     (["train", "sinusoid", "--time-limit", "-1"], ["--time-limit"]),
     (["evaluate", "--tasks", "0", "somewhere"], ["--tasks"]),
+    (["train", "navigation", "--preset", "huge"], ["--preset", "huge", "smoke"]),
+    (["train", "sinusoid", "--method", "reptile"], ["--method", "reptile", "oracle"]),
+    (["reproduce", "fig5", "--preset", "smoke"], ["--task", "cheetah-vel"]),
+    (["reproduce", "fig3", "--preset", "huge"], ["--preset", "huge"]),
+    (["reproduce", "table1-omniglot", "--preset", "smoke", "--task-parallelism", "fast"], ["--task-parallelism"]),
+    (["reproduce", "fig4-step-sizes", "--until", "3"], ["trains nothing"]),
 ])
 def test_invalid_options_are_usage_errors_before_any_work(tmp_path, monkeypatch, args, words):
     monkeypatch.chdir(tmp_path)
     usage_error(invoke(*args), *words)
-    assert not os.path.exists(tmp_path / "runs")  # nothing was started
+    assert os.listdir(tmp_path) == []  # nothing was started
 
 
 def test_evaluate_and_export_need_a_run_directory(tmp_path):
@@ -203,3 +210,89 @@ def test_a_diverging_run_is_a_clean_error(tmp_path, monkeypatch):
     assert result.exit_code == 1, (result.output, result.exception)
     assert "lower inner_lr" in result.output and str(tmp_path / "run") in result.output
     assert "Traceback" not in result.output and "node" not in result.output
+
+
+def test_maml_help_does_not_import_tensorflow():
+    """The front door answers in about a second: TensorFlow loads only when a command runs."""
+    import subprocess
+    import sys
+    code = "import sys; from maml_tf.cli import main; print('tensorflow' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(__file__)))})
+    assert out.stdout.strip() == "False", out.stderr
+
+
+def test_the_default_run_directory_is_where_the_committed_checkpoints_are():
+    from maml_tf.experiments import registry
+    assert registry.default_run_dir("omniglot", "paper", "5way1shot") == os.path.join(
+        "checkpoints", "table1_omniglot", "paper", "5way1shot")
+    assert registry.default_run_dir("navigation", "code") == os.path.join("checkpoints", "fig4_navigation", "code")
+    assert registry.default_run_dir("cheetah-vel", "paper") == os.path.join("checkpoints", "fig5_cheetah_vel", "paper")
+    # every committed result is one the registry's targets write (so they are found again)
+    written = {registry.result_name(registry.TARGETS[t].result_name.format(experiment=e), p)
+               for t in registry.TARGETS for e in registry.TARGETS[t].experiments for p in registry.preset_names(e)}
+    written |= {registry.result_name("table1_miniimagenet_synthetic", p) for p in registry.preset_names("mini_imagenet")}
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    assert set(os.listdir(os.path.join(repo, "results"))) <= written
+
+
+# ----------------------------------------------------------------------------- the experiment interface
+def test_a_deadline_is_checked_not_timed():
+    from maml_tf.experiments.base import Deadline
+    assert not Deadline().passed() and Deadline(0).passed() and not Deadline.of(1).passed()
+    same = Deadline(60)
+    assert Deadline.of(same) is same  # a target shares one deadline over its methods
+
+
+def test_progress_and_epochs_until():
+    from maml_tf.experiments.base import Progress, epochs_until
+    assert Progress({"maml": 20, "oracle": 20}, 20).finished and not Progress({"maml": 20, "oracle": 10}, 20).finished
+    smoke = presets.classification(presets.OMNIGLOT, "5way1shot", "smoke")  # 20 iterations, 10 per epoch
+    assert [epochs_until(smoke, u) for u in (None, 0, 1, 10, 11, 500)] == [2, 0, 1, 1, 2, 2]
+
+
+def test_the_registry_builds_every_experiment_without_training(tmp_path):
+    from maml_tf.experiments import registry
+    kinds = {name: registry.create(name, "smoke", registry.settings(name)[0] if registry.settings(name) else None,
+                                   run_dir=tmp_path / name).KIND for name in registry.EXPERIMENTS}
+    assert kinds == {"sinusoid": "regression", "omniglot": "classification", "mini_imagenet": "classification",
+                     **dict.fromkeys(["navigation", "cheetah-vel", "cheetah-dir", "ant-vel", "ant-dir"], "rl")}
+    assert os.listdir(tmp_path) == []  # building writes nothing
+
+
+def test_rl_refuses_a_distribution_strategy(tmp_path):
+    result = invoke("train", "navigation", "--preset", "smoke", "--run-dir", tmp_path / "nav", "--strategy", "mirrored")
+    assert result.exit_code == 1 and "one device" in result.output and "Traceback" not in result.output
+
+
+@pytest.fixture(scope="module")
+def navigation_run(tmp_path_factory):
+    """`maml train navigation --until 1`, `maml evaluate` of it, then `maml reproduce fig4` on the
+    same run directory (which resumes MAML and trains the baselines to the same --until)."""
+    base = tmp_path_factory.mktemp("navigation")
+    run_dir, out = base / "run", base / "results"
+    trained = ok(invoke("train", "navigation", "--preset", "smoke", "--run-dir", run_dir, "--until", "1"))
+    evaluated = ok(invoke("evaluate", run_dir))
+    reproduced = ok(invoke("reproduce", "fig4", "--preset", "smoke", "--run-dir", run_dir, "--out", out,
+                           "--until", "1", "--verbose", "0"))
+    return run_dir, out, trained, evaluated, reproduced
+
+
+@pytest.mark.slow
+def test_rl_train_until_stops_at_a_checkpoint_and_evaluates(navigation_run):
+    run_dir, _, trained, evaluated, _ = navigation_run
+    assert "[maml] iteration 1/" in trained.output and "stopped at a checkpoint" in trained.output
+    assert "meta-test return" in evaluated.output
+    [row] = schema.load(run_dir / "metrics.json")["rows"]
+    assert (row["experiment"], row["method"], row["budget"]["iterations"]) == ("fig4_navigation", "maml", 1)
+    assert len(row["metric"]["mean"]) == presets.NAVIGATION["smoke"].eval_inner_steps + 1
+
+
+@pytest.mark.slow
+def test_reproduce_resumes_the_run_maml_train_made(navigation_run):
+    run_dir, out, _, _, reproduced = navigation_run
+    rows = {r["method"]: r for r in schema.load(out / "metrics.json")["rows"]}
+    assert {m: r["budget"].get("iterations") for m, r in rows.items()} == {
+        "maml": 1, "pretrained": 1, "random": None, "oracle": 1}
+    assert [h["to_iteration"] for h in RunDirectory(run_dir).training_history("maml")] == [1]  # not retrained
+    assert (out / "fig4_paths.png").exists() and "stopped before" in reproduced.output

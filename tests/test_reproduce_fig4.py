@@ -25,7 +25,7 @@ def runs(tmp_path_factory):
     script = load_reproduce_script("fig4_navigation")
     base = tmp_path_factory.mktemp("fig4")
     out, checkpoints = base / "results", base / "checkpoints"
-    args = ["--preset", "smoke", "--out", str(out), "--checkpoint-dir", str(checkpoints)]
+    args = ["--preset", "smoke", "--out", str(out), "--run-dir", str(checkpoints)]
     original = MAMLTRPO.train_iteration
 
     def interrupted(self):
@@ -150,7 +150,7 @@ def step_sizes(runs, tmp_path_factory):
     _, second, _, checkpoints = runs
     assert second.exit_code == 0, second.output
     out = tmp_path_factory.mktemp("fig4_step_sizes")
-    args = ["--preset", "smoke", "--checkpoint-dir", str(checkpoints), "--out", str(out),
+    args = ["--preset", "smoke", "--run-dir", str(checkpoints), "--out", str(out),
             "--first", "0.1", "--first", "0.3", "--later", "0.02", "--later", "0.05"]
     return CliRunner().invoke(load_reproduce_script("fig4_step_sizes").main, args), out
 
@@ -191,10 +191,10 @@ def test_validation_goals_are_not_the_test_goals():
 
 def test_step_sizes_without_checkpoints_says_what_to_run(tmp_path):
     result = CliRunner().invoke(load_reproduce_script("fig4_step_sizes").main,
-                                ["--preset", "smoke", "--checkpoint-dir", str(tmp_path)])
+                                ["--preset", "smoke", "--run-dir", str(tmp_path)])
     assert result.exit_code == 2
     assert "No checkpoint of maml, pretrained" in result.output
-    assert "python reproduce/fig4_navigation.py --preset smoke" in result.output
+    assert "maml reproduce fig4 --preset smoke" in result.output
 
 
 def test_a_checkpoint_dir_of_another_preset_is_refused(tmp_path):
@@ -204,10 +204,10 @@ def test_a_checkpoint_dir_of_another_preset_is_refused(tmp_path):
     RunDirectory(checkpoints).start(CONFIG.env, CONFIG, rl.FREE_FIELDS)
     record = (checkpoints / "run.json").read_text()
     result = CliRunner().invoke(load_reproduce_script("fig4_navigation").main, [
-        "--preset", "quick", "--checkpoint-dir", str(checkpoints), "--out", str(tmp_path / "results")])
+        "--preset", "quick", "--run-dir", str(checkpoints), "--out", str(tmp_path / "results")])
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
     assert "meta_batch_size: 2 there, 10 now" in result.output and "episodes_per_task" in result.output
-    assert "--checkpoint-dir" in result.output and "Traceback" not in result.output
+    assert "--run-dir" in result.output and "Traceback" not in result.output
     assert os.listdir(checkpoints) == ["run.json"] and (checkpoints / "run.json").read_text() == record
     assert not (tmp_path / "results").exists()
 
@@ -221,8 +221,8 @@ def test_step_sizes_on_another_policys_checkpoints_is_refused(tmp_path):
     for method in ("maml", "pretrained"):
         narrow.checkpoint(rl.checkpoint_path(tmp_path, method))
     result = CliRunner().invoke(load_reproduce_script("fig4_step_sizes").main, [
-        "--preset", "smoke", "--checkpoint-dir", str(tmp_path), "--out", str(tmp_path / "results")])
+        "--preset", "smoke", "--run-dir", str(tmp_path), "--out", str(tmp_path / "results")])
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
-    assert "shape (2, 8)" in result.output and "holds another policy's checkpoints" in result.output
+    assert "shape (2, 8)" in result.output and "holds another architecture's variables" in result.output
     assert "Traceback" not in result.output
     assert sorted(os.listdir(tmp_path)) == ["maml", "pretrained"]

@@ -16,7 +16,7 @@ def test_smoke_run_writes_metrics_table_and_png(tmp_path):
     out = tmp_path / "results"
     result = CliRunner().invoke(load_reproduce_script("fig5_locomotion").main, [
         "--task", "cheetah-dir", "--preset", "smoke", "--out", str(out),
-        "--checkpoint-dir", str(tmp_path / "checkpoints")])
+        "--run-dir", str(tmp_path / "checkpoints")])
     assert result.exit_code == 0, result.output
     assert "[pretrained] iteration 2/2: return" in result.output
     with open(out / "metrics.json") as f:
@@ -37,7 +37,7 @@ def test_smoke_run_writes_metrics_table_and_png(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--preset", "smoke"], "Missing option '--task'"),
+    (["--preset", "smoke"], "pass --task"),
     (["--task", "walker-vel"], "Invalid value for '--task'"),
     (["--task", "ant-vel", "--preset", "tiny"], "Invalid value for '--preset'"),
     (["--task", "ant-vel", "--time-limit", "soon"], "Invalid value for '--time-limit'"),

@@ -2,13 +2,13 @@
 training that checkpoints every iteration, stops at a deadline and resumes."""
 import dataclasses
 import os
-import time
 
 import numpy as np
 import pytest
 
 from maml_tf import presets
 from maml_tf.experiments import rl
+from maml_tf.experiments.base import Deadline
 from maml_tf.experiments.runs import RunDirectory, RunDirectoryMismatch
 from maml_tf.models.policy import gaussian_mlp_policy
 from maml_tf.rl.envs import Navigation2D
@@ -84,7 +84,7 @@ def test_methods_share_the_initial_weights_and_the_oracle_sees_the_task(env, obs
 
 @pytest.mark.slow
 def test_training_stops_at_the_deadline_and_resumes_from_the_checkpoint(tmp_path):
-    stopped = rl.train(SMOKE, "pretrained", tmp_path, deadline=time.time())
+    stopped = rl.train(SMOKE, "pretrained", tmp_path, deadline=Deadline(0))
     assert stopped.iteration == 0 and rl.training_curve(tmp_path, "pretrained") == []
 
     def interrupt_after_first(stats):
@@ -143,7 +143,7 @@ def test_a_checkpoint_dir_keeps_to_its_settings_but_not_to_its_budget(tmp_path):
                                  eval_inner_steps=1, test_step_sizes=(0.3,),
                                  method_test_step_sizes=(("random", (1.0,)),))
     rl.train(budget, "pretrained", tmp_path, until=0)
-    with pytest.raises(RunDirectoryMismatch, match=r"seed: 0 there, 1 now.*\(--checkpoint-dir\)"):
+    with pytest.raises(RunDirectoryMismatch, match=r"seed: 0 there, 1 now.*\(--run-dir\)"):
         rl.train(dataclasses.replace(SMOKE, seed=1), "random", tmp_path)
     assert set(rl.FREE_FIELDS) < {field.name for field in dataclasses.fields(presets.RLPreset)}
 

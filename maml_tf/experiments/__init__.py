@@ -1,2 +1,4 @@
-"""End-to-end paper experiments: train, run baselines, meta-test. Shared by the
-reproduce scripts and the ``maml`` CLI."""
+"""End-to-end paper experiments behind one interface (``base.Experiment``: built from a
+preset, ``train`` resuming a run directory, ``evaluate`` returning result records), named in
+``registry`` (experiments, reproduce targets, the default run directory) and run by the
+``maml`` command and ``reproduce/*.py`` alike (``targets``)."""

@@ -11,6 +11,7 @@ import tensorflow as tf
 from maml_tf import distribute, evaluation
 from maml_tf.callbacks import SaveCheckpoints, TimeLimit
 from maml_tf.core import MAML
+from maml_tf.experiments import base
 from maml_tf.experiments.errors import raise_if_diverged
 from maml_tf.experiments.runs import RunDirectory
 from maml_tf.models import conv4, dense_kernel_initializer, fully_connected
@@ -128,14 +129,15 @@ def check_run_dir(preset, run_dir):
     RunDirectory(run_dir).check(preset.dataset, preset, FREE_FIELDS)
 
 
-def train(preset, run_dir, data_dir=None, verbose=2, time_limit=None, callbacks=(), strategy=None):
-    """Meta-train one Table 1 setting up to ``preset.iterations``, resuming from ``run_dir``
-    (checkpoint after every ``steps_per_epoch`` iterations; a finished run trains on when
-    ``iterations`` has grown since).
+def train(preset, run_dir, data_dir=None, verbose=2, deadline=None, callbacks=(), strategy=None, until=None):
+    """Meta-train one Table 1 setting up to ``preset.iterations`` (or ``until``, rounded up
+    to whole epochs), resuming from ``run_dir`` (checkpoint after every ``steps_per_epoch``
+    iterations; a finished run trains on when ``iterations`` has grown since).
 
-    Stops early at the first checkpoint after ``time_limit`` seconds; ``strategy`` (a
-    ``tf.distribute.Strategy``) splits each meta-batch over its replicas. Returns
-    ``(maml, iterations_done)``. Raises ``TrainingDiverged`` on a NaN or Inf meta-loss.
+    Stops early at the first checkpoint after ``deadline`` (a
+    :class:`~maml_tf.experiments.base.Deadline`); ``strategy`` (a ``tf.distribute.Strategy``)
+    splits each meta-batch over its replicas. Returns ``(maml, iterations_done)``. Raises
+    ``TrainingDiverged`` on a NaN or Inf meta-loss.
     """
     run = RunDirectory(run_dir)
     run.start(preset.dataset, preset, FREE_FIELDS, parts=(PART,))
@@ -145,7 +147,8 @@ def train(preset, run_dir, data_dir=None, verbose=2, time_limit=None, callbacks=
         maml = build_maml(preset)
         checkpoints = _checkpoints(run, maml)
     done = started = checkpoints.restore()
-    if done >= preset.iterations:
+    epochs = base.epochs_until(preset, until)
+    if done >= epochs * preset.steps_per_epoch:
         return maml, done
     epoch = done // preset.steps_per_epoch
     run.trim_log(PART, "epoch", epoch - 1)  # rows of an epoch a kill cut before its checkpoint
@@ -155,10 +158,10 @@ def train(preset, run_dir, data_dir=None, verbose=2, time_limit=None, callbacks=
     # Batch i of the stream is seeded by i: a resumed run sees the tasks it would have seen.
     data = distribute.shard_episodes(
         train_tasks.dataset(preset.meta_batch_size, seed=preset.seed, start=done), strategy)
-    limit = [] if time_limit is None else [TimeLimit(time_limit)]
+    limit = [] if deadline is None else [TimeLimit(deadline)]
     try:
         with raise_if_diverged(run_dir):
-            maml.fit(data, epochs=preset.epochs, initial_epoch=epoch,
+            maml.fit(data, epochs=epochs, initial_epoch=epoch,
                      steps_per_epoch=preset.steps_per_epoch, verbose=verbose,
                      callbacks=[*limit, ValidationCurve(validation, preset, run.log_path(PART, VALIDATION)),
                                 keras.callbacks.CSVLogger(run.log_path(PART), append=True), *callbacks,
@@ -202,3 +205,34 @@ def seconds_per_iteration(run_dir):
         return None
     per_epoch = np.diff([0] + [r["iteration"] for r in rows])
     return float(np.median([r["seconds"] / n for r, n in zip(rows, per_epoch)]))
+
+
+class ClassificationExperiment(base.Experiment):
+    """Section 5.2: one Table 1 row (the dataset is the preset's), trained by MAML."""
+
+    KIND = "classification"
+
+    def check(self):
+        check_run_dir(self.preset, self.run_dir)
+
+    def train(self, until=None, time_limit=None, strategy=None, callbacks=()):
+        self.check()  # before any work: a refused directory stays as it was
+        chosen = base.resolve_strategy(strategy, self.preset.meta_batch_size)
+        _, done = train(self.preset, self.run_dir, self.data_dir, self.verbose, base.Deadline.of(time_limit),
+                        callbacks, chosen, until)
+        return base.Progress({PART: done}, self.preset.iterations)
+
+    def learners(self):
+        return {PART: load_latest(self.preset, self.run_dir)}
+
+    def evaluate(self, learners=None):
+        from maml_tf import reporting
+        from maml_tf.report import records
+        started = time.time()
+        result = evaluate(self.preset, (learners or self.learners())[PART], self.data_dir)
+        row = records.classification(
+            self.result_name, self.preset, self.preset.name, result, completed_iterations(self.run_dir),
+            seconds_per_iteration(self.run_dir), validation_curve(self.run_dir),
+            reporting.training_history(self.run_dir))
+        row["budget"]["eval_seconds"] = round(time.time() - started, 1)
+        return [row]

@@ -17,6 +17,7 @@ import keras
 import numpy as np
 
 from maml_tf.evaluation import mean_ci95
+from maml_tf.experiments import base
 from maml_tf.experiments.runs import RunDirectory
 from maml_tf.models.policy import gaussian_mlp_policy
 from maml_tf.rl import envs
@@ -54,8 +55,8 @@ def build(preset, method):
 
 
 def run_directory(checkpoint_dir):
-    """The RL experiment's run directory (named by ``--checkpoint-dir``); parts: ``TRAINED``."""
-    return RunDirectory(checkpoint_dir, option="--checkpoint-dir")
+    """The RL experiment's run directory; parts: ``TRAINED``."""
+    return RunDirectory(checkpoint_dir)
 
 
 def checkpoint_path(checkpoint_dir, method):
@@ -92,7 +93,8 @@ def train(preset, method, checkpoint_dir, deadline=None, callback=None, until=No
 
     Checkpoints after every iteration (an interruption loses at most the running one)
     and appends the iteration's diagnostics to the CSV log. Stops early, at an
-    iteration boundary, once ``time.time()`` passes ``deadline``. ``callback(stats)``
+    iteration boundary, once ``deadline`` (a :class:`~maml_tf.experiments.base.Deadline`)
+    has passed. ``callback(stats)``
     after each iteration. Returns the learner; ``learner.iteration`` tells how far it got.
     """
     learner = load(preset, method, checkpoint_dir)
@@ -103,7 +105,7 @@ def train(preset, method, checkpoint_dir, deadline=None, callback=None, until=No
     run.trim_log(method, "iteration", learner.iteration)  # rows a kill cut before their checkpoint
     target = preset.iterations if until is None else min(int(until), preset.iterations)
     started = saved = learner.iteration
-    stop = lambda: learner.iteration >= target or (deadline is not None and time.time() >= deadline)  # noqa: E731
+    stop = lambda: learner.iteration >= target or (deadline is not None and deadline.passed())  # noqa: E731
     try:
         last = stop()
         while not last:
@@ -203,4 +205,63 @@ def environment_note(env):
                 "rllab's models in the paper: returns not comparable one to one")
     finally:
         robot.close()
+
+
+
+class RLExperiment(base.Experiment):
+    """Section 5.3: MAML-TRPO and the paper's three baselines in one environment (the
+    preset's), one run-directory part per trained method."""
+
+    METHODS = METHODS
+    KIND = "rl"
+
+    def __init__(self, name, preset, run_dir, **kwargs):
+        super().__init__(name, preset, run_dir, **kwargs)
+        from maml_tf.experiments import registry
+        self.paper_preset = registry.paper_preset(name)
+
+    def check(self):
+        run_directory(self.run_dir).check(self.preset.env, self.preset, FREE_FIELDS)
+
+    def train(self, until=None, time_limit=None, strategy=None, callbacks=()):
+        """Train the methods in turn under one deadline; ``callbacks``: ``f(method, stats)``
+        after every iteration."""
+        self.check()
+        if strategy not in (None, "default"):
+            raise base.StrategyError("The RL experiments train on one device: leave --strategy at default.")
+        deadline = base.Deadline.of(time_limit)
+        done = {}
+        for method in self.methods:
+            if method in TRAINED:
+                report = lambda stats, m=method: [f(m, stats) for f in callbacks]  # noqa: E731
+                done[method] = train(self.preset, method, self.run_dir, deadline, report, until).iteration
+        return base.Progress(done, self.preset.iterations)
+
+    def learners(self):
+        return {method: load(self.preset, method, self.run_dir) for method in self.methods}
+
+    def evaluate(self, learners=None):
+        from maml_tf import reporting
+        from maml_tf.report import records
+        learners = learners or self.learners()
+        tasks = test_tasks(self.preset)
+        started = time.time()
+        rows = []
+        for method, learner in learners.items():
+            trained = method in TRAINED
+            sizes = list(self.preset.step_sizes(method))
+            rows.append(records.rl(
+                self.result_name, self.preset, self.paper_preset, method,
+                meta_test(self.preset, learner, tasks, sizes), sizes,
+                learner.iteration if trained else None, learner.env_steps, round(learner.seconds, 1),
+                training_curve(self.run_dir, method) if trained else (),
+                reporting.training_history(self.run_dir, method) if trained else None))
+        self.eval_seconds = round(time.time() - started, 1)
+        return rows
+
+    def shared(self):
+        from maml_tf.report import records
+        return {"environment": environment_note(self.preset.env),
+                "eval_seconds": getattr(self, "eval_seconds", None),
+                "paper_budget": {k: getattr(self.paper_preset, k) for k in records.RL_BUDGET_FIELDS}}
 

@@ -108,8 +108,13 @@ class RunDirectory:
 
     def iteration(self, part):
         """The iteration of ``part``'s latest checkpoint (0 if none), read without a model."""
+        return int(self.counter(part, "iteration"))
+
+    def counter(self, part, name):
+        """Counter ``name`` (iteration, env_steps, seconds) of ``part``'s latest checkpoint (0 if
+        none), read without a model."""
         saved = Checkpoints(self.part(part)).saved()
-        return int(tf.train.load_variable(saved[-1], "iteration/.ATTRIBUTES/VARIABLE_VALUE")) if saved else 0
+        return tf.train.load_variable(saved[-1], f"{name}/.ATTRIBUTES/VARIABLE_VALUE").item() if saved else 0
 
     def log_path(self, part, name=LOG):
         """A per-interval CSV log of ``part``."""

@@ -4,8 +4,9 @@ import numpy as np
 import tensorflow as tf
 
 from maml_tf import baselines, distribute, evaluation
-from maml_tf.callbacks import SaveCheckpoints
+from maml_tf.callbacks import SaveCheckpoints, TimeLimit
 from maml_tf.core import MAML
+from maml_tf.experiments import base
 from maml_tf.experiments.errors import raise_if_diverged
 from maml_tf.experiments.runs import RunDirectory
 from maml_tf.models import dense_kernel_initializer, mlp
@@ -34,6 +35,15 @@ def build_maml(preset, input_dim=1, steps_per_execution=50):
     return maml
 
 
+def build_learner(preset, method):
+    """``method``'s network in a MAML wrapper (which adapts with the paper's inner rule); the
+    baselines' network is also compiled for plain regression."""
+    maml = build_maml(preset, input_dim=task_distribution(preset, oracle=method == "oracle").input_dim)
+    if method != "maml":
+        maml.model.compile(optimizer=keras.optimizers.Adam(preset.outer_lr), loss="mse", steps_per_execution=50)
+    return maml
+
+
 def check_run_dir(preset, run_dir):
     """Raise ``RunDirectoryMismatch`` if ``run_dir`` holds a run of another network or
     training setup than ``preset``'s. Writes nothing."""
@@ -53,38 +63,36 @@ def completed_iterations(run_dir, method="maml"):
     return RunDirectory(run_dir).iteration(method)
 
 
-def train(preset, method, run_dir, verbose=2, callbacks=(), strategy=None):
-    """Train one method up to ``preset.iterations`` steps, resuming from ``run_dir`` (also
-    a finished run, when ``iterations`` has grown since).
+def train(preset, method, run_dir, verbose=2, callbacks=(), strategy=None, deadline=None, until=None):
+    """Train one method up to ``preset.iterations`` steps (or ``until``, rounded up to whole
+    epochs), resuming from ``run_dir`` (also a finished run, when ``iterations`` has grown since).
 
     ``maml`` meta-trains; ``pretrained`` and ``oracle`` train the same network by
     plain regression on all tasks jointly (``oracle`` also sees amplitude and phase).
-    ``strategy`` splits each meta-batch of ``maml`` over its replicas. Returns
-    ``(maml_wrapper, seconds, finished)``; the wrapper adapts with the paper's inner
-    rule, and ``finished`` is False when a callback stopped training early (the
-    checkpoint in ``run_dir`` resumes it). Raises ``TrainingDiverged`` on a NaN or Inf
-    loss, before any checkpoint of it is written.
+    ``strategy`` splits each meta-batch of ``maml`` over its replicas; ``deadline`` (a
+    :class:`~maml_tf.experiments.base.Deadline`) stops at the first checkpoint after it.
+    Returns ``(maml_wrapper, seconds, finished)``; ``finished`` is False when training
+    stopped early (the checkpoint in ``run_dir`` resumes it). Raises ``TrainingDiverged``
+    on a NaN or Inf loss, before any checkpoint of it is written.
     """
     run = RunDirectory(run_dir)
     run.start(EXPERIMENT, preset, FREE_FIELDS, parts=(method,))
     keras.utils.set_random_seed(preset.seed)
-    oracle = method == "oracle"
-    tasks = task_distribution(preset, oracle=oracle)
+    tasks = task_distribution(preset, oracle=method == "oracle")
     strategy = strategy or tf.distribute.get_strategy()
     with strategy.scope():
-        maml = build_maml(preset, input_dim=tasks.input_dim)
-        if method != "maml":
-            maml.model.compile(optimizer=keras.optimizers.Adam(preset.outer_lr), loss="mse",
-                               steps_per_execution=50)
+        maml = build_learner(preset, method)
         checkpoints = _checkpoints(run, method, maml)
     done = started = checkpoints.restore()
-    if done < preset.iterations:
+    epochs = base.epochs_until(preset, until)
+    if done < epochs * preset.steps_per_epoch:
         epoch = done // preset.steps_per_epoch
         run.trim_log(method, "epoch", epoch - 1)  # rows of an epoch a kill cut before its checkpoint
         # Batch i of the stream is seeded by i: a resumed run sees the tasks it would have seen.
         data = tasks.dataset(preset.meta_batch_size, seed=preset.seed + METHODS.index(method), start=done)
-        fit = dict(epochs=preset.epochs, initial_epoch=epoch, steps_per_epoch=preset.steps_per_epoch,
-                   verbose=verbose, callbacks=[keras.callbacks.CSVLogger(run.log_path(method), append=True),
+        limit = [] if deadline is None else [TimeLimit(deadline)]
+        fit = dict(epochs=epochs, initial_epoch=epoch, steps_per_epoch=preset.steps_per_epoch,
+                   verbose=verbose, callbacks=[*limit, keras.callbacks.CSVLogger(run.log_path(method), append=True),
                                                *callbacks, SaveCheckpoints(checkpoints, preset.steps_per_epoch)])
         try:
             if method == "maml":
@@ -101,14 +109,14 @@ def train(preset, method, run_dir, verbose=2, callbacks=(), strategy=None):
     return maml, float(checkpoints.seconds.numpy()), done >= preset.iterations
 
 
-def load_latest(preset, run_dir):
-    """MAML's model at its latest checkpoint in ``run_dir``. Writes nothing."""
+def load_latest(preset, run_dir, method="maml"):
+    """``method``'s model at its latest checkpoint in ``run_dir``. Writes nothing."""
     run = RunDirectory(run_dir)
     run.check(EXPERIMENT, preset, FREE_FIELDS)
-    maml = build_maml(preset)
-    checkpoints = _checkpoints(run, "maml", maml)
+    maml = build_learner(preset, method)
+    checkpoints = _checkpoints(run, method, maml)
     if not checkpoints.saved():
-        raise FileNotFoundError(f"No maml checkpoint in {run_dir}: train first.")
+        raise FileNotFoundError(f"No {method} checkpoint in {run_dir}: train first.")
     checkpoints.restore()
     return maml
 
@@ -167,3 +175,36 @@ def example_fits(preset, learners, shots=(5, 10), steps=(0, 1, 10), task_index=0
                 for s in steps}
         out.append(entry)
     return out
+
+
+class SinusoidExperiment(base.Experiment):
+    """Section 5.1: MAML and the two regression baselines, one run-directory part each."""
+
+    METHODS = METHODS
+    KIND = "regression"
+
+    def check(self):
+        check_run_dir(self.preset, self.run_dir)
+
+    def train(self, until=None, time_limit=None, strategy=None, callbacks=()):
+        self.check()  # before any work: a refused directory stays as it was
+        deadline = base.Deadline.of(time_limit)
+        chosen = base.resolve_strategy(strategy, self.preset.meta_batch_size)
+        done = {}
+        for method in self.methods:
+            train(self.preset, method, self.run_dir, self.verbose, callbacks,
+                  chosen if method == "maml" else None, deadline, until)
+            done[method] = completed_iterations(self.run_dir, method)
+        return base.Progress(done, self.preset.iterations)
+
+    def learners(self):
+        """Every method's model at its latest checkpoint."""
+        return {method: load_latest(self.preset, self.run_dir, method) for method in self.methods}
+
+    def evaluate(self, learners=None):
+        from maml_tf.report import records
+        run = RunDirectory(self.run_dir)
+        stats = meta_test(self.preset, learners or self.learners())
+        seconds = {m: round(run.counter(m, "seconds"), 1) for m in self.methods}
+        return records.sinusoid(self.result_name, self.preset, stats, seconds, DIVERGED_MSE,
+                                iterations=completed_iterations(self.run_dir, self.methods[0]))
