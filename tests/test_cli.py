@@ -296,3 +296,20 @@ def test_reproduce_resumes_the_run_maml_train_made(navigation_run):
         "maml": 1, "pretrained": 1, "random": None, "oracle": 1}
     assert [h["to_iteration"] for h in RunDirectory(run_dir).training_history("maml")] == [1]  # not retrained
     assert (out / "fig4_paths.png").exists() and "stopped before" in reproduced.output
+
+
+@pytest.mark.slow
+def test_reproduce_fig3_resumes_the_run_maml_train_made(sine_run, tmp_path):
+    """`maml reproduce fig3` on a copy of the `maml train sinusoid` run: MAML is not trained again,
+    the baselines are trained beside it, and the figure's results cover all three."""
+    import shutil
+    run_dir = tmp_path / "sine"
+    shutil.copytree(sine_run[0], run_dir)
+    history = RunDirectory(run_dir).training_history("maml")
+    ok(invoke("reproduce", "fig3", "--preset", "smoke", "--run-dir", run_dir, "--out", tmp_path / "out",
+              "--verbose", "0"))
+    assert RunDirectory(run_dir).training_history("maml") == history
+    assert {RunDirectory(run_dir).iteration(m) for m in ("maml", "pretrained", "oracle")} == {SMOKE.iterations}
+    doc = schema.load(tmp_path / "out" / "metrics.json")
+    assert {r["method"] for r in doc["rows"]} == {"maml", "pretrained", "oracle"}
+    assert (tmp_path / "out" / "fig2_examples.png").exists()
