@@ -63,7 +63,8 @@ def vectorized(task, episodes, variables, state_kinds, scale_loss=None):
     def one(episode):
         with tf.GradientTape() as tape:
             out = task(episode)
-        grads = tape.gradient(_scaled(out["loss"], scale_loss), variables)
+            objective = _scaled(out["loss"], scale_loss)
+        grads = tape.gradient(objective, variables)
         connected[:] = [g is not None for g in grads]
         out["grads"] = [tf.zeros_like(v) if g is None else g for v, g in zip(variables, grads)]
         return out
@@ -78,7 +79,8 @@ def unrolled(task, episodes, variables, state_kinds, scale_loss=None):
     with tf.GradientTape() as tape:
         out = _unrolled_map(task, episodes)
         loss = tf.reduce_mean(out["loss"])
-    grads = tape.gradient(_scaled(loss, scale_loss), variables)
+        objective = _scaled(loss, scale_loss)
+    grads = tape.gradient(objective, variables)
     return _step(out, loss, grads, state_kinds)
 
 
@@ -95,7 +97,8 @@ def loop(task, episodes, variables, state_kinds, scale_loss=None):
     def body(i, grads, loss_sum, acc_sum, predictions, state):
         with tf.GradientTape() as tape:
             out = task(tuple(t[i] for t in episodes))
-        task_grads = tape.gradient(_scaled(out["loss"], scale_loss), variables,
+            objective = _scaled(out["loss"], scale_loss)
+        task_grads = tape.gradient(objective, variables,
                                    unconnected_gradients=tf.UnconnectedGradients.ZERO)
         grads = [g + t for g, t in zip(grads, task_grads)]
         acc = out.get("accuracy", zero)
