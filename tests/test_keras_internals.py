@@ -23,8 +23,8 @@ def test_check_names_a_removed_private_name(monkeypatch):
 
 
 def _private_keras_uses(path):
-    """Private attribute names used in ``path`` (``x._name``, ``keras.src``), excluding
-    ``self._name`` of maml_tf's own classes and names maml_tf defines."""
+    """The underscore attribute names ``path`` uses (``x._name``), plus ``keras.src``
+    if it imports from there."""
     tree = ast.parse(open(path).read())
     uses = set()
     for node in ast.walk(tree):

@@ -21,7 +21,7 @@ def _exact_moments(layer, inputs, mask):
 
     Keras' TF backend uses ``tf.nn.moments``, which centres the variance on
     ``stop_gradient(mean)``: first derivatives stay exact but second-order MAML
-    through batch norm loses terms (see STACK.md). ``mean((x - mean)^2)`` keeps them.
+    through batch norm loses terms. ``mean((x - mean)^2)`` keeps them.
     """
     if mask is not None or layer.synchronized:
         return keras_internals.stock_batch_norm_moments(layer, inputs, mask)

@@ -110,8 +110,8 @@ class MAML(TrainerHooks, keras.Model):
         """Like ``keras.Model.compile``; ``loss`` is the per-task loss (inner and outer).
 
         ``jit_compile="auto"``: XLA for vectorized task parallelism (the MLP default),
-        off for conv nets, where on CPU it was slower and slow to compile (STACK.md,
-        benchmarks/README.md). A model built under ``mixed_float16`` gets its optimizer
+        off for conv nets, where on CPU it was slower and slow to compile
+        (benchmarks/README.md). A model built under ``mixed_float16`` gets its optimizer
         wrapped in a ``LossScaleOptimizer`` (unless ``auto_scale_loss=False``).
         """
         precision.check(self.model)
