@@ -1,27 +1,25 @@
 """The ``maml`` command (click): train, evaluate, export, prepare data.
 
-A run directory holds everything of one training run: ``config.json`` (experiment,
-preset, every hyperparameter), checkpoints (``backup/``, resumed by running the same
-``maml train`` again), TensorBoard logs (``tensorboard/``), ``metrics.json`` (meta-test)
-and, for finished runs, the final weights. Presets come from ``maml_tf/presets.py``,
-the same definitions the reproduce scripts use.
+A run directory (``maml_tf.experiments.runs``) holds everything of one training run:
+``run.json`` (experiment, preset, every hyperparameter), the checkpoints and training
+logs (``maml/``, resumed by running the same ``maml train`` again), TensorBoard logs
+(``tensorboard/``) and ``metrics.json`` (meta-test). Presets come from
+``maml_tf/presets.py``, the same definitions the reproduce scripts use.
 """
 import contextlib
 import dataclasses
-import json
 import os
 
 import click
 
 from maml_tf import presets
 from maml_tf.distribute import STRATEGIES
-from maml_tf.experiments.checkpoints import RunDirectoryMismatch
+from maml_tf.experiments.runs import RECORD, LegacyRunDirectory, RunDirectory, RunDirectoryMismatch, preset_of
 
 DATASETS = ("omniglot", "mini_imagenet")
 # Experiment -> its presets: the paper's sinusoid presets, or Table 1 rows at a budget.
 EXPERIMENTS = {"sinusoid": presets.SINUSOID, "omniglot": presets.OMNIGLOT,
                "mini_imagenet": presets.MINI_IMAGENET}
-CONFIG = "config.json"
 
 
 @click.group()
@@ -81,12 +79,10 @@ def train(ctx, experiment, preset, setting, run_dir, strategy, time_limit, data_
     config = _preset(experiment, preset, setting)
     run_dir = run_dir or os.path.join("runs", experiment, preset, *([setting] if setting else []))
     from maml_tf.experiments import classification, sinusoid
-    try:  # before the config is rewritten: a refused directory stays as it was
+    try:  # before any work: a refused directory stays as it was
         (sinusoid if experiment == "sinusoid" else classification).check_run_dir(config, run_dir)
     except RunDirectoryMismatch as error:
         raise click.ClickException(str(error)) from None
-    os.makedirs(run_dir, exist_ok=True)
-    _write_config(run_dir, experiment, preset, setting, config, strategy)
 
     import keras
     from maml_tf import distribute
@@ -193,25 +189,19 @@ def _run_errors():
         raise click.ClickException(str(error)) from None
 
 
-def _write_config(run_dir, experiment, preset, setting, config, strategy):
-    from maml_tf import reporting
-    reporting.write_json(os.path.join(run_dir, CONFIG), {
-        "experiment": experiment, "preset": preset, "setting": setting, "strategy": strategy,
-        "hyperparameters": dataclasses.asdict(config), "command": reporting.command()})
-
-
 def _read_config(run_dir):
-    path = os.path.join(run_dir, CONFIG)
-    if not os.path.exists(path):
-        raise click.UsageError(f"{run_dir} is not a run directory (no {CONFIG}): make one with "
+    path = os.path.join(run_dir, RECORD)
+    try:
+        saved = RunDirectory(run_dir).record()
+    except LegacyRunDirectory as error:
+        raise click.ClickException(str(error)) from None
+    except RunDirectoryMismatch as error:
+        raise click.UsageError(str(error)) from None
+    if saved is None:
+        raise click.UsageError(f"{run_dir} is not a run directory (no {RECORD}): make one with "
                                "`maml train EXPERIMENT --run-dir DIR`.")
     try:
-        with open(path) as f:
-            saved = json.load(f)
-        kind = presets.SinusoidPreset if saved["experiment"] == "sinusoid" else presets.ClassificationPreset
-        # JSON turned the presets' tuples into lists.
-        fields = {k: tuple(v) if isinstance(v, list) else v for k, v in saved["hyperparameters"].items()}
-        return saved["experiment"], kind(**fields)
+        return saved["experiment"], preset_of(saved)
     except (ValueError, KeyError, TypeError, AttributeError) as error:  # JSONDecodeError is a ValueError
         raise click.UsageError(
             f"{path} is not a config this version of maml_tf can read ({type(error).__name__}: {error}); "
@@ -251,16 +241,16 @@ def _report(run_dir, evaluation):
     if experiment == "sinusoid":
         from maml_tf.experiments import sinusoid
         rows = records.sinusoid(name, config, result, diverged_above=sinusoid.DIVERGED_MSE,
-                                iterations=sinusoid.completed_iterations(config, run_dir))
+                                iterations=sinusoid.completed_iterations(run_dir))
         for row in rows:
             click.echo(f"meta-test MSE {row['setting']}: " + " ".join(f"{m:.3f}" for m in row["metric"]["mean"]))
         kind = "regression"
     else:
         from maml_tf.experiments import classification
         row = records.classification(
-            name, config, config.name, result, classification.completed_iterations(run_dir, config),
+            name, config, config.name, result, classification.completed_iterations(run_dir),
             classification.seconds_per_iteration(run_dir),
-            classification.read_curve(os.path.join(run_dir, "validation.csv")), reporting.training_history(run_dir))
+            classification.validation_curve(run_dir), reporting.training_history(run_dir))
         rows, kind = [row], "classification"
         click.echo(f"meta-test accuracy {tables.mean_ci(row, config.eval_inner_steps, 2)}% after "
                    f"{config.eval_inner_steps} steps ({row['metric']['tasks']} tasks)")

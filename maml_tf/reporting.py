@@ -78,10 +78,14 @@ def append_json_line(path, record):
 
 
 def write_json(path, payload):
+    """Write ``payload`` as indented JSON to ``path``, atomically: to a temporary file
+    renamed into place, so a killed process leaves the old file or the new one."""
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with open(path, "w") as f:
+    partial = f"{path}.partial"
+    with open(partial, "w") as f:
         json.dump(_plain(payload), f, indent=2)
         f.write("\n")
+    os.replace(partial, path)
 
 
 def _plain(x):

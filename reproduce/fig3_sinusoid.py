@@ -36,7 +36,7 @@ def main(preset, out, run_dir, verbose, strategy):
     """Reproduce Figures 2 and 3 of Finn et al. (2017)."""
     from maml_tf import distribute
     from maml_tf.experiments import sinusoid
-    from maml_tf.experiments.checkpoints import RunDirectoryMismatch
+    from maml_tf.experiments.runs import RunDirectoryMismatch
     from maml_tf.experiments.errors import TrainingDiverged
     from maml_tf.report import plots, records, render, schema
 

@@ -48,7 +48,7 @@ def main(preset, checkpoint_dir, out, first_sizes, later_sizes):
     checkpoint_dir = checkpoint_dir or os.path.join("checkpoints", "fig4_navigation", config.name)
     name = "fig4_step_sizes"
     out = out or os.path.join("results", name + ("" if config.name == "paper" else f"_{config.name}"))
-    missing = [m for m in rl.TRAINED if m in METHODS and not os.path.exists(rl.checkpoint_path(checkpoint_dir, m))]
+    missing = [m for m in rl.TRAINED if m in METHODS and not rl.has_checkpoint(checkpoint_dir, m)]
     if missing:
         raise click.UsageError(f"No checkpoint of {', '.join(missing)} in {checkpoint_dir}: train first with "
                                f"`python reproduce/fig4_navigation.py --preset {config.name}`.")

@@ -89,7 +89,7 @@ def run(figure, preset, paper_preset, out, checkpoint_dir, time_limit, until=Non
 @contextlib.contextmanager
 def refuse_other_checkpoints(checkpoint_dir):
     """Checkpoints of other settings or of another policy as a click error saying what to do."""
-    from maml_tf.experiments.checkpoints import RunDirectoryMismatch
+    from maml_tf.experiments.runs import RunDirectoryMismatch
     from maml_tf.rl.learner import CheckpointMismatch
 
     try:

@@ -9,7 +9,7 @@ import click
 from maml_tf import presets, reporting
 from maml_tf.core.maml import TASK_PARALLELISM
 from maml_tf.distribute import STRATEGIES
-from maml_tf.experiments.checkpoints import RunDirectoryMismatch
+from maml_tf.experiments.runs import RunDirectoryMismatch
 
 
 def options(table, default_run_root):
@@ -85,14 +85,14 @@ def run(name, table, budget, settings, data_dir, run_dir, out, train, time_limit
                                                   strategy=strategy)
             else:
                 maml = classification.load_latest(preset, setting_dir)
-                done = classification.completed_iterations(setting_dir, preset)
+                done = classification.completed_iterations(setting_dir)
             started = time.time()
             result = classification.evaluate(preset, maml, data_dir)
         except (FileNotFoundError, RunDirectoryMismatch, TrainingDiverged) as error:  # incl. DatasetNotFoundError
             raise click.ClickException(str(error)) from None
         row = records.classification(
             name, preset, budget, result, done, classification.seconds_per_iteration(setting_dir),
-            classification.read_curve(os.path.join(setting_dir, "validation.csv")),
+            classification.validation_curve(setting_dir),
             reporting.training_history(setting_dir))
         row["budget"]["eval_seconds"] = round(time.time() - started, 1)
         doc["rows"] = schema.merge_rows(doc, [row])

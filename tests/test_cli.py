@@ -13,6 +13,7 @@ from click.testing import CliRunner
 import fake_omniglot
 from maml_tf import presets
 from maml_tf.cli import main as maml
+from maml_tf.experiments.runs import RunDirectory
 from maml_tf.report import schema, tables
 
 SMOKE = presets.SINUSOID["smoke"]
@@ -36,7 +37,7 @@ def usage_error(result, *words):
 
 
 def logged_epochs(run_dir):
-    with open(os.path.join(run_dir, "maml_log.csv")) as f:
+    with open(RunDirectory(run_dir).log_path("maml")) as f:
         return [int(r["epoch"]) for r in csv.DictReader(f)]
 
 
@@ -81,7 +82,7 @@ def sine_run(tmp_path_factory):
     first = ok(invoke("train", "sinusoid", "--preset", "smoke", "--run-dir", run_dir,
                       "--time-limit", "0", "--verbose", "0"))
     stopped_epochs = logged_epochs(run_dir)
-    finished_before = os.path.exists(run_dir / "maml.weights.h5")
+    finished_before = RunDirectory(run_dir).iteration("maml") >= SMOKE.iterations
     second = ok(invoke("train", "sinusoid", "--preset", "smoke", "--run-dir", run_dir, "--verbose", "0"))
     return run_dir, first, second, stopped_epochs, finished_before
 
@@ -98,9 +99,8 @@ def test_train_stops_at_time_limit_then_resumes(sine_run):
 @pytest.mark.slow
 def test_run_directory_contents(sine_run):
     run_dir = sine_run[0]
-    with open(run_dir / "config.json") as f:
-        config = json.load(f)
-    assert (config["experiment"], config["preset"], config["strategy"]) == ("sinusoid", "smoke", "default")
+    config = RunDirectory(run_dir).record()
+    assert (config["experiment"], config["preset"]) == ("sinusoid", "smoke")
     assert config["hyperparameters"]["iterations"] == SMOKE.iterations
     assert config["hyperparameters"]["hidden"] == list(SMOKE.hidden)
     events = [f for _, _, files in os.walk(run_dir / "tensorboard") for f in files]
@@ -165,9 +165,8 @@ def test_train_omniglot_setting(fake_omniglot_dir, tmp_path):
                        "--strategy", "mirrored", "--data-dir", fake_omniglot_dir, "--run-dir", run_dir,
                        "--verbose", "0"))
     assert "finished" in result.output and "meta-test accuracy" in result.output
-    with open(run_dir / "config.json") as f:
-        config = json.load(f)
-    assert config["hyperparameters"]["first_order"] is True and config["strategy"] == "mirrored"
+    config = RunDirectory(run_dir).record()
+    assert config["hyperparameters"]["first_order"] is True and config["setting"] == "5way1shot_fo"
     with open(run_dir / "metrics.json") as f:
         metrics = json.load(f)
     smoke = presets.classification(presets.OMNIGLOT, "5way1shot_fo", "smoke")
@@ -193,8 +192,8 @@ def test_train_omniglot_without_the_dataset(tmp_path):
 ])
 def test_a_config_this_version_cannot_read_is_a_usage_error(tmp_path, corrupt):
     config = {"experiment": "sinusoid", "hyperparameters": dataclasses.asdict(SMOKE)}
-    (tmp_path / "config.json").write_text(corrupt(config))
-    usage_error(invoke("evaluate", tmp_path), "config.json", "new run directory")
+    (tmp_path / "run.json").write_text(corrupt(config))
+    usage_error(invoke("evaluate", tmp_path), "run.json", "new run directory")
 
 
 @pytest.mark.slow

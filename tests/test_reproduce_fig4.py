@@ -9,6 +9,8 @@ from click.testing import CliRunner
 from conftest import PNG_MAGIC, load_reproduce_script
 
 from maml_tf import presets
+from maml_tf.experiments import rl
+from maml_tf.experiments.runs import RunDirectory
 from maml_tf.rl.maml_trpo import MAMLTRPO
 
 METHODS = ("maml", "pretrained", "random", "oracle")
@@ -35,6 +37,7 @@ def runs(tmp_path_factory):
         patch.setattr(MAMLTRPO, "train_iteration", interrupted)
         first = CliRunner().invoke(script.main, args)
     first.left_results = os.path.exists(out / "metrics.json")
+    first.maml_iteration = rl.run_directory(checkpoints).iteration("maml")
     second = CliRunner().invoke(script.main, args)
     return first, second, out, checkpoints
 
@@ -54,7 +57,7 @@ def test_the_interrupted_run_left_a_checkpoint_and_no_results(runs):
     first, _, out, checkpoints = runs
     assert first.exit_code == 1 and "Aborted!" in first.output  # click's answer to Ctrl-C
     assert "[maml] iteration 1/2" in first.output
-    assert os.path.exists(checkpoints / "maml.npz") and not first.left_results
+    assert first.maml_iteration == 1 and not first.left_results
 
 
 @pytest.mark.slow
@@ -69,8 +72,10 @@ def test_the_same_command_resumes_from_the_checkpoint(runs):
     assert budgets["maml"]["env_steps"] == CONFIG.iterations * MAML_STEPS_PER_ITERATION
     assert budgets["maml"]["seconds"] > 0 and budgets["random"]["seconds"] == 0
     assert [i for i, _, _ in _rows(out)["maml"]["curve"]["points"]] == [1, 2]
-    with open(checkpoints / "maml_log.csv") as f:
+    with open(rl.log_path(checkpoints, "maml")) as f:
         assert [int(r["iteration"]) for r in csv.DictReader(f)] == [1, 2]
+    for method in rl.TRAINED:  # training stopped: one checkpoint each, to commit
+        assert [os.path.basename(p) for p in RunDirectory(checkpoints).checkpoints(method).saved()] == ["ckpt-2"]
 
 
 @pytest.mark.slow
@@ -178,7 +183,6 @@ def test_step_sizes_are_selected_on_validation_goals_and_reported_on_test_goals(
 
 
 def test_validation_goals_are_not_the_test_goals():
-    from maml_tf.experiments import rl
 
     validation, test = rl.validation_tasks(CONFIG), rl.test_tasks(CONFIG)
     assert len(validation) == len(test) == CONFIG.eval_tasks
@@ -196,31 +200,29 @@ def test_step_sizes_without_checkpoints_says_what_to_run(tmp_path):
 def test_a_checkpoint_dir_of_another_preset_is_refused(tmp_path):
     """The smoke preset's record; the quick preset samples more: exit 1 naming what
     differs, no traceback, nothing written."""
-    from maml_tf.experiments import rl
-
     checkpoints = tmp_path / "checkpoints"
-    rl.check_checkpoint_dir(CONFIG, str(checkpoints))
-    record = (checkpoints / "preset.json").read_text()
+    RunDirectory(checkpoints).start(CONFIG.env, CONFIG, rl.FREE_FIELDS)
+    record = (checkpoints / "run.json").read_text()
     result = CliRunner().invoke(load_reproduce_script("fig4_navigation").main, [
         "--preset", "quick", "--checkpoint-dir", str(checkpoints), "--out", str(tmp_path / "results")])
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
     assert "meta_batch_size: 2 there, 10 now" in result.output and "episodes_per_task" in result.output
     assert "--checkpoint-dir" in result.output and "Traceback" not in result.output
-    assert os.listdir(checkpoints) == ["preset.json"] and (checkpoints / "preset.json").read_text() == record
+    assert os.listdir(checkpoints) == ["run.json"] and (checkpoints / "run.json").read_text() == record
     assert not (tmp_path / "results").exists()
 
 
 def test_step_sizes_on_another_policys_checkpoints_is_refused(tmp_path):
-    """Checkpoints from before the records, of a narrower policy than the preset's."""
+    """Checkpoints of a narrower policy than the preset's (a directory without a record)."""
     from maml_tf.models.policy import gaussian_mlp_policy
     from maml_tf.rl.learner import PolicyLearner
 
     narrow = PolicyLearner(gaussian_mlp_policy(2, 2, hidden=(8, 8)))
     for method in ("maml", "pretrained"):
-        narrow.checkpoint(tmp_path / f"{method}.npz")
+        narrow.checkpoint(rl.checkpoint_path(tmp_path, method))
     result = CliRunner().invoke(load_reproduce_script("fig4_step_sizes").main, [
         "--preset", "smoke", "--checkpoint-dir", str(tmp_path), "--out", str(tmp_path / "results")])
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
-    assert "has shape (2, 8)" in result.output and "holds another policy's checkpoints" in result.output
+    assert "shape (2, 8)" in result.output and "holds another policy's checkpoints" in result.output
     assert "Traceback" not in result.output
-    assert sorted(os.listdir(tmp_path)) == ["maml.npz", "pretrained.npz"]
+    assert sorted(os.listdir(tmp_path)) == ["maml", "pretrained"]

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from conftest import PNG_MAGIC, load_reproduce_script
 
 from maml_tf import paper, presets
+from maml_tf.experiments.runs import RunDirectory
 
 
 @pytest.fixture(scope="module")
@@ -101,27 +102,32 @@ def test_the_authors_weights():
             assert abs(ours.kernel.numpy().std() / glorot_std - 1) < 0.1
 
 
+def _record(preset, run_dir):
+    """Record ``preset`` in ``run_dir`` as training does."""
+    from maml_tf.experiments import sinusoid
+    RunDirectory(run_dir).start(sinusoid.EXPERIMENT, preset, sinusoid.FREE_FIELDS)
+
+
 def test_a_sinusoid_run_directory_refuses_other_hyperparameters(tmp_path):
-    from maml_tf.experiments import checkpoints, sinusoid
+    from maml_tf.experiments import runs, sinusoid
     smoke = presets.get(presets.SINUSOID, "smoke")
     run_dir = str(tmp_path / "run")
-    sinusoid.check_run_dir(smoke, run_dir)
+    _record(smoke, run_dir)
     sinusoid.check_run_dir(dataclasses.replace(smoke, iterations=600, eval_tasks=7), run_dir)  # budget, evaluation
-    with pytest.raises(checkpoints.RunDirectoryMismatch) as error:
+    with pytest.raises(runs.RunDirectoryMismatch) as error:
         sinusoid.check_run_dir(dataclasses.replace(smoke, authors_layers=True), run_dir)
     assert "authors_layers: False there, True now" in str(error.value)
 
 
 def test_fig3_script_refuses_a_run_directory_of_other_hyperparameters(tmp_path):
     """A clean error before anything is trained, not old weights reused for a new preset."""
-    from maml_tf.experiments import sinusoid
     run_dir = tmp_path / "runs"
-    sinusoid.check_run_dir(presets.get(presets.SINUSOID, "code"), str(run_dir))
+    _record(presets.get(presets.SINUSOID, "code"), str(run_dir))
     result = CliRunner().invoke(load_reproduce_script("fig3_sinusoid").main, [
         "--preset", "smoke", "--run-dir", str(run_dir), "--out", str(tmp_path / "out"), "--verbose", "0"])
     assert result.exit_code == 1, result.output
     assert "inner_lr: 0.001 there, 0.01 now" in result.output and "Traceback" not in result.output
-    assert sorted(os.listdir(run_dir)) == ["preset.json"] and not os.path.exists(tmp_path / "out")
+    assert sorted(os.listdir(run_dir)) == ["run.json"] and not os.path.exists(tmp_path / "out")
 
 
 # ----------------------------------------------------------------------------- interruptions
@@ -130,46 +136,34 @@ TINY = dataclasses.replace(presets.SINUSOID["smoke"], iterations=150, steps_per_
 
 def _epochs_logged(run_dir, method="maml"):
     import csv
-    with open(os.path.join(run_dir, f"{method}_log.csv")) as f:
+    with open(RunDirectory(run_dir).log_path(method)) as f:
         return [int(r["epoch"]) for r in csv.DictReader(f)]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("killed_writing", ["latest.weights.h5", "training_metadata.json"])
-def test_an_interrupted_extended_run_matches_an_uninterrupted_one(tmp_path, killed_writing):
-    """Finished at 50 iterations before final weights had a record, extended to 150,
-    stopped at 100, killed while writing its next checkpoint's weights or metadata,
-    resumed: the same weights as 150 iterations in one go (the task stream continues
-    where it stopped)."""
+def test_an_extended_run_stopped_and_resumed_matches_an_uninterrupted_one(tmp_path):
+    """Finished at 50 iterations, extended to 150, stopped at 100 by a time limit, resumed:
+    the same weights as 150 iterations in one go (the task stream continues where it
+    stopped), one checkpoint kept at every stop, each epoch logged once."""
     from maml_tf.callbacks import TimeLimit
     from maml_tf.experiments import sinusoid
     whole, _, finished = sinusoid.train(TINY, "maml", str(tmp_path / "whole"), verbose=0)
     assert finished
 
     run_dir = str(tmp_path / "parts")
-    final = sinusoid.final_weights(run_dir, "maml")
+    run = RunDirectory(run_dir)
     assert sinusoid.train(dataclasses.replace(TINY, iterations=50), "maml", run_dir, verbose=0)[2]
-    os.remove(final.replace(".weights.h5", ".iterations.json"))  # as before records existed
     assert not sinusoid.train(TINY, "maml", run_dir, verbose=0, callbacks=[TimeLimit(0)])[2]
-    backup = os.path.join(run_dir, "backup", "maml")
-    assert json.load(open(os.path.join(backup, "training_metadata.json")))["epoch"] == 2
-    at_100 = sinusoid.load_latest(TINY, run_dir)
-    # Killed while saving epoch 3: BackupAndRestore had copied its checkpoint to *.bkp.
-    for name in ("latest.weights.h5", "training_metadata.json"):
-        with open(os.path.join(backup, name), "rb") as src, open(os.path.join(backup, name + ".bkp"), "wb") as dst:
-            dst.write(src.read())
-    with open(os.path.join(backup, killed_writing), "r+b") as f:
-        f.truncate(10 if killed_writing.endswith(".json") else 1000)
-    # Evaluating the unfinished run (--no-train) reads the checkpoint before, like resuming.
-    for a, b in zip(at_100.model.get_weights(), sinusoid.load_latest(TINY, run_dir).model.get_weights()):
-        np.testing.assert_array_equal(a, b)
-    parts, _, finished = sinusoid.train(TINY, "maml", run_dir, verbose=0)
-    assert finished and _epochs_logged(run_dir) == [0, 1, 2]
-    assert json.load(open(final.replace(".weights.h5", ".iterations.json"))) == {"iterations": 150}
+    assert [os.path.basename(p) for p in run.checkpoints("maml").saved()] == ["ckpt-100"]
+    parts, seconds, finished = sinusoid.train(TINY, "maml", run_dir, verbose=0)
+    assert finished and _epochs_logged(run_dir) == [0, 1, 2] and seconds > 0
+    assert [os.path.basename(p) for p in run.checkpoints("maml").saved()] == ["ckpt-150"]
+    assert [(h["from_iteration"], h["to_iteration"]) for h in run.training_history("maml")] == [
+        (0, 50), (50, 100), (100, 150)]
     for a, b in zip(whole.model.get_weights(), parts.model.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-    for a, b in zip(whole.model.get_weights(), sinusoid.load_latest(TINY, run_dir).model.get_weights()):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    for a, b in zip(parts.get_weights(), sinusoid.load_latest(TINY, run_dir).get_weights()):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_a_diverging_maml_run_stops_with_a_clear_error(tmp_path, monkeypatch):
@@ -183,8 +177,7 @@ def test_a_diverging_maml_run_stops_with_a_clear_error(tmp_path, monkeypatch):
     message = result.output
     assert "lower inner_lr" in message and str(run_dir) in message, message
     assert "Traceback" not in message and "InvalidArgumentError" not in message and "node" not in message.lower()
-    assert not os.path.exists(run_dir / "backup" / "maml" / "latest.weights.h5")
-    assert not os.path.exists(run_dir / "maml.weights.h5")
+    assert not RunDirectory(run_dir).has_checkpoint("maml")
 
 
 def test_a_diverging_baseline_saves_no_checkpoint(tmp_path):
@@ -194,5 +187,4 @@ def test_a_diverging_baseline_saves_no_checkpoint(tmp_path):
     with pytest.raises(TrainingDiverged) as error:
         sinusoid.train(dataclasses.replace(TINY, outer_lr=1e30), "pretrained", run_dir, verbose=0)
     assert "lower outer_lr" in str(error.value) and run_dir in str(error.value)
-    assert not os.path.exists(os.path.join(run_dir, "backup", "pretrained", "latest.weights.h5"))
-    assert not os.path.exists(sinusoid.final_weights(run_dir, "pretrained"))
+    assert not RunDirectory(run_dir).has_checkpoint("pretrained")

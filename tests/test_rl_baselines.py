@@ -128,9 +128,9 @@ def test_fine_tuning_defaults_to_inner_lr_then_half_of_it():
 def test_checkpoint_round_trip_and_a_mismatched_policy_is_refused(tmp_path):
     algo = _joint(hidden=(8,), meta_batch_size=2, episodes_per_task=2)
     algo.train_iteration()
-    path = tmp_path / "pretrained.npz"
+    path = tmp_path / "pretrained"
     algo.checkpoint(path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["pretrained.npz"]  # no partial file left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pretrained"]  # no partial file left
 
     same = _joint(hidden=(8,))
     same.restore(path)
@@ -139,7 +139,7 @@ def test_checkpoint_round_trip_and_a_mismatched_policy_is_refused(tmp_path):
                                   flat(v.numpy() for v in algo.model.trainable_variables))
     with pytest.raises(ValueError, match="shape"):
         _joint(hidden=(9,)).restore(path)
-    with pytest.raises(ValueError, match="weight arrays"):
+    with pytest.raises(ValueError, match="another architecture"):
         _joint(hidden=(8, 8)).restore(path)
 
 

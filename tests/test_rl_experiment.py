@@ -9,7 +9,7 @@ import pytest
 
 from maml_tf import presets
 from maml_tf.experiments import rl
-from maml_tf.experiments.checkpoints import RunDirectoryMismatch
+from maml_tf.experiments.runs import RunDirectory, RunDirectoryMismatch
 from maml_tf.models.policy import gaussian_mlp_policy
 from maml_tf.rl.envs import Navigation2D
 from maml_tf.rl.joint_trpo import JointTRPO
@@ -137,25 +137,28 @@ def test_environments_built_to_draw_tasks_are_closed(monkeypatch):
 
 
 def test_a_checkpoint_dir_keeps_to_its_settings_but_not_to_its_budget(tmp_path):
-    rl.train(SMOKE, "random", tmp_path)  # records the preset
+    rl.train(SMOKE, "pretrained", tmp_path, until=0)  # records the preset, trains nothing
+    assert RunDirectory(tmp_path).record()["hyperparameters"]["iterations"] == SMOKE.iterations
     budget = dataclasses.replace(SMOKE, name="other", iterations=5, eval_tasks=7, eval_episodes_per_task=3,
                                  eval_inner_steps=1, test_step_sizes=(0.3,),
                                  method_test_step_sizes=(("random", (1.0,)),))
-    rl.train(budget, "random", tmp_path)
+    rl.train(budget, "pretrained", tmp_path, until=0)
     with pytest.raises(RunDirectoryMismatch, match=r"seed: 0 there, 1 now.*\(--checkpoint-dir\)"):
         rl.train(dataclasses.replace(SMOKE, seed=1), "random", tmp_path)
     assert set(rl.FREE_FIELDS) < {field.name for field in dataclasses.fields(presets.RLPreset)}
 
 
-def test_an_older_checkpoint_dir_is_adopted_once_its_checkpoints_load(tmp_path):
-    """A directory from before the records gets one, unless its weights are another policy's."""
-    rl.build(SMOKE, "pretrained").checkpoint(tmp_path / "pretrained.npz")
+def test_a_stopped_run_keeps_one_checkpoint_and_another_policy_is_refused(tmp_path):
+    trained = rl.train(SMOKE, "pretrained", tmp_path, until=2)
+    part = rl.checkpoint_path(tmp_path, "pretrained")
+    assert sorted(os.listdir(part)) == ["checkpoint", "ckpt-2.data-00000-of-00001", "ckpt-2.index", "log.csv"]
+    loaded = rl.load(SMOKE, "pretrained", tmp_path)
+    assert (loaded.iteration, loaded.env_steps, loaded.seconds) == (2, trained.env_steps, trained.seconds)
+    for a, b in zip(trained.model.trainable_variables, loaded.model.trainable_variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
     narrower = dataclasses.replace(SMOKE, hidden=(8, 8))
     with pytest.raises(CheckpointMismatch, match="shape"):
-        rl.train(narrower, "pretrained", tmp_path, until=0)
-    assert sorted(os.listdir(tmp_path)) == ["pretrained.npz"]
-    assert rl.train(SMOKE, "pretrained", tmp_path, until=0).iteration == 0
-    assert (tmp_path / "preset.json").exists()
+        rl.build(narrower, "pretrained").restore(part)
     with pytest.raises(RunDirectoryMismatch, match=r"hidden: \[100, 100\] there, \[8, 8\] now"):
         rl.load(narrower, "pretrained", tmp_path)
 

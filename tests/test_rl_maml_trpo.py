@@ -127,13 +127,13 @@ def test_iteration_meta_test_and_checkpoint(tmp_path):
     assert set(stats) >= {"pre_update_return", "post_update_return", "loss_before", "kl",
                           "accepted", "seconds"}
     assert stats["kl"] <= 0.01 + 1e-6
-    algo.checkpoint(tmp_path / "ckpt.npz")
+    algo.checkpoint(tmp_path / "ckpt")
     tasks = algo.sample_tasks(3, seed=7)
     returns = algo.meta_test(tasks, steps=2, episodes_per_task=2)
     assert returns.shape == (3, 3)
 
     other = MAMLTRPO(gaussian_mlp_policy(2, 2, hidden=(8,)), meta_batch_size=2, episodes_per_task=2, seed=1)
-    other.restore(tmp_path / "ckpt.npz")
+    other.restore(tmp_path / "ckpt")
     assert other.iteration == 1
     assert other.env_steps == algo.env_steps == 2 * 2 * 2 * 100  # pre + post, 2 tasks x 2 paths
     assert other.seconds == pytest.approx(algo.seconds) and algo.seconds > 0

@@ -15,6 +15,7 @@ import fake_omniglot
 from maml_tf import presets
 from maml_tf.cli import main as maml_cli
 from maml_tf.datasets import omniglot
+from maml_tf.experiments.runs import RunDirectory, RunDirectoryMismatch
 from maml_tf.report import schema
 
 # 5-way tasks need >= 5 characters in every split: 2 background alphabets x 6
@@ -45,13 +46,23 @@ def run_script(data_dir, base, *args):
 
 
 def train_log_epochs(setting_dir):
-    with open(os.path.join(setting_dir, "train_log.csv")) as f:
+    with open(RunDirectory(setting_dir).log_path("maml")) as f:
         return [int(r["epoch"]) for r in csv.DictReader(f)]
 
 
 def validation_iterations(setting_dir):
-    with open(os.path.join(setting_dir, "validation.csv")) as f:
+    with open(RunDirectory(setting_dir).log_path("maml", "validation")) as f:
         return [int(r["iteration"]) for r in csv.DictReader(f)]
+
+
+def checkpoints_kept(setting_dir):
+    return [os.path.basename(p) for p in RunDirectory(setting_dir).checkpoints("maml").saved()]
+
+
+def record(preset, run_dir):
+    """Record ``preset`` in ``run_dir`` as training does."""
+    from maml_tf.experiments import classification
+    RunDirectory(run_dir).start(preset.dataset, preset, classification.FREE_FIELDS)
 
 
 # ----------------------------------------------------------------------------- maml data prepare
@@ -132,7 +143,7 @@ def test_smoke_run_table_and_figure(smoke_run):
     png = out / "accuracy.png"
     assert png.exists() and png.read_bytes()[:8] == PNG_MAGIC and png.stat().st_size > 10_000
     setting_dir = base / "runs" / "5way1shot"
-    assert os.path.isfile(setting_dir / "final.weights.h5")
+    assert checkpoints_kept(setting_dir) == ["ckpt-20"]  # finished: one checkpoint
     assert train_log_epochs(setting_dir) == [0, 1]
 
 
@@ -166,10 +177,10 @@ def test_interrupt_resume_and_evaluate_checkpoint(fake_data, tmp_path, monkeypat
 
     # 1. Stopped by the time limit at the end of the first epoch (a few ms of budget).
     first, _ = run_script(data_dir, tmp_path, "--setting", setting, "--time-limit", "0")
-    assert classification.completed_iterations(setting_dir, preset) == 10
+    assert classification.completed_iterations(setting_dir) == 10
     assert first["rows"][0]["budget"]["iterations"] == 10
     assert "unfinished run" in (tmp_path / "results" / "table.md").read_text()
-    assert not os.path.exists(os.path.join(setting_dir, classification.FINAL))
+    assert checkpoints_kept(setting_dir) == ["ckpt-10"]
     assert train_log_epochs(setting_dir) == [0]
     assert validation_iterations(setting_dir) == [10]
 
@@ -182,8 +193,8 @@ def test_interrupt_resume_and_evaluate_checkpoint(fake_data, tmp_path, monkeypat
     # 3. The same command without a limit continues at iteration 10, not from scratch.
     resumed, _ = run_script(data_dir, tmp_path, "--setting", setting)
     assert resumed["rows"][0]["budget"]["iterations"] == 20
-    assert classification.completed_iterations(setting_dir, preset) == 20
-    assert os.path.exists(os.path.join(setting_dir, classification.FINAL))
+    assert classification.completed_iterations(setting_dir) == 20
+    assert checkpoints_kept(setting_dir) == ["ckpt-20"]
     assert train_log_epochs(setting_dir) == [0, 1]
     assert validation_iterations(setting_dir) == [10, 20]
     assert [p[0] for p in resumed["rows"][0]["curve"]["points"]] == [10, 20]
@@ -200,14 +211,11 @@ def test_interrupt_resume_and_evaluate_checkpoint(fake_data, tmp_path, monkeypat
     commands = (tmp_path / "results" / "table.md").read_text().split("Commands:")[1]
     assert "- 0 -> 10: `" in commands and "- 10 -> 20: `" in commands and "not recorded" not in commands
 
-    # 5. A larger budget trains the finished run on (here one finished before final
-    # weights had a record of their iterations); it reports what it did, not the preset.
-    os.remove(os.path.join(setting_dir, "final.iterations.json"))
-    assert classification.completed_iterations(setting_dir, preset) == 20
+    # 5. A larger budget trains the finished run on; it reports what it did, not the preset.
     monkeypatch.setitem(presets.BUDGETS, "smoke", {**presets.BUDGETS["smoke"], "iterations": 30})
     longer, _ = run_script(data_dir, tmp_path, "--setting", setting)
     assert longer["rows"][0]["budget"]["iterations"] == 30
-    assert classification.completed_iterations(setting_dir, preset) == 30  # preset.iterations: 20
+    assert classification.completed_iterations(setting_dir) == 30  # preset.iterations: 20
     assert train_log_epochs(setting_dir) == [0, 1, 2]
     assert validation_iterations(setting_dir) == [10, 20, 30]
 
@@ -294,17 +302,18 @@ def test_mini_imagenet_authors_head_is_glorot():
 
 # ----------------------------------------------------------------------------- run directories
 def test_a_run_directory_refuses_other_hyperparameters(tmp_path):
-    from maml_tf.experiments import checkpoints, classification
+    from maml_tf.experiments import classification
     smoke = presets.classification(presets.OMNIGLOT, "5way1shot", "smoke")
     run_dir = str(tmp_path / "run")
-    classification.check_run_dir(smoke, run_dir)  # a new directory: recorded
-    assert os.path.exists(os.path.join(run_dir, checkpoints.PRESET_FILE))
+    classification.check_run_dir(smoke, run_dir)  # a new directory: anything goes, nothing written
+    assert not os.path.exists(run_dir)
+    record(smoke, run_dir)
     # Budget, evaluation and compute may change between runs of one directory ...
     classification.check_run_dir(dataclasses.replace(
         smoke, name="longer", iterations=40, eval_tasks=3, eval_inner_steps=5, task_parallelism="loop"), run_dir)
     # ... the model and its training may not.
     code = dataclasses.replace(smoke, authors_layers=True, loss_reduction="sum_over_shots")
-    with pytest.raises(checkpoints.RunDirectoryMismatch) as error:
+    with pytest.raises(RunDirectoryMismatch) as error:
         classification.check_run_dir(code, run_dir)
     message = str(error.value)
     assert "authors_layers: False there, True now" in message
@@ -315,9 +324,8 @@ def test_a_run_directory_refuses_other_hyperparameters(tmp_path):
 @pytest.mark.parametrize("train", [True, False])
 def test_table1_script_refuses_a_run_directory_of_other_hyperparameters(tmp_path, train):
     """A clean error before anything is trained or loaded, not a weight-loading trace."""
-    from maml_tf.experiments import classification
     smoke = presets.classification(presets.OMNIGLOT, "5way1shot", "smoke")
-    classification.check_run_dir(dataclasses.replace(smoke, inner_lr=0.123), str(tmp_path / "runs" / "5way1shot"))
+    record(dataclasses.replace(smoke, inner_lr=0.123), str(tmp_path / "runs" / "5way1shot"))
     args = ["--preset", "smoke", "--setting", "5way1shot", "--run-dir", str(tmp_path / "runs"),
             "--data-dir", str(tmp_path / "tfds"), "--out", str(tmp_path / "out"),
             *([] if train else ["--no-train"])]
@@ -328,11 +336,10 @@ def test_table1_script_refuses_a_run_directory_of_other_hyperparameters(tmp_path
 
 
 def test_cli_train_refuses_a_run_directory_of_other_hyperparameters(tmp_path):
-    from maml_tf.experiments import classification
     run_dir = tmp_path / "run"
     smoke = presets.classification(presets.OMNIGLOT, "5way1shot", "smoke")
-    classification.check_run_dir(dataclasses.replace(smoke, seed=7), str(run_dir))
+    record(dataclasses.replace(smoke, seed=7), str(run_dir))
     result = CliRunner().invoke(maml_cli, ["train", "omniglot", "--preset", "smoke", "--setting", "5way1shot",
                                            "--run-dir", str(run_dir), "--data-dir", str(tmp_path / "tfds")])
     assert result.exit_code == 1 and "seed: 7 there, 0 now" in result.output, result.output
-    assert sorted(os.listdir(run_dir)) == ["preset.json"]  # its config was not rewritten
+    assert sorted(os.listdir(run_dir)) == ["run.json"]  # its record was not rewritten

@@ -1,158 +1,84 @@
-"""A run directory's weights: its finished run's and its latest checkpoint, how many
-iterations each holds, and a check that they were trained with the hyperparameters asked for."""
-import dataclasses
-import json
+"""One part of a run's checkpoints (a model with its optimizer, or a policy): TensorFlow's
+``tf.train.Checkpoint`` with the training counters, kept by a ``tf.train.CheckpointManager``.
+
+TensorFlow writes a checkpoint's data and index first and then, atomically, the
+``checkpoint`` state file that lists it, so a process killed at any moment leaves the
+checkpoints listed before intact; the latest ``KEEP`` are kept while training, so a
+latest one damaged later (a bad disk, a truncated copy) falls back to the one before.
+"""
+import glob
 import os
 import shutil
-import tempfile
 
-import keras
+import tensorflow as tf
 
-BACKUP_WEIGHTS, BACKUP_METADATA = "latest.weights.h5", "training_metadata.json"  # Keras' names
-
-
-class _BackupAndRestore(keras.callbacks.BackupAndRestore):
-    """Keras' callback, also resuming from the checkpoint before (``*.bkp``) when a kill
-    truncated the latest one's metadata: Keras falls back only for unreadable weights."""
-
-    def _load_model(self):
-        try:
-            super()._load_model()
-        except json.JSONDecodeError as error:  # Keras' on_train_begin falls back on OSError
-            raise OSError(f"{self._training_metadata_path} is truncated; without the checkpoint "
-                          f"before it, delete {self.backup_dir} to start over") from error
+KEEP = 2  # checkpoints kept while training; one once training stops
+PREFIX = "ckpt"  # files ckpt-<iteration>.index and ckpt-<iteration>.data-*
 
 
-def backup_callback(backup_dir):
-    """Keras' per-epoch checkpoint, keeping the one before too (``*.bkp``): a kill while one
-    is written leaves the other, which training resumes from. Kept after training, as a
-    time limit also ends it."""
-    return _BackupAndRestore(backup_dir, double_checkpoint=True, delete_checkpoint=False)
+class CheckpointMismatch(ValueError):
+    """A checkpoint holds the variables of another model or policy architecture."""
 
 
-def _iterations_path(final):
-    return final.removesuffix(".weights.h5") + ".iterations.json"
+class Checkpoints:
+    """The checkpoints of ``objects`` (trackables: a Keras model, its optimizer, ...) in
+    ``directory``, with the counters a resumed run continues from.
 
-
-def _write_json(path, value):
-    with open(path + ".partial", "w") as f:
-        json.dump(value, f)
-    os.replace(path + ".partial", path)
-
-
-def record_iterations(final, iterations):
-    """Record that the weights at ``final`` had ``iterations`` meta-iterations."""
-    _write_json(_iterations_path(final), {"iterations": int(iterations)})
-
-
-def save_final(model, final, iterations):
-    """Write a finished run's weights to ``final`` and its iterations beside them, each to a
-    temporary file renamed into place (weights first: see :func:`furthest`)."""
-    partial = final.removesuffix(".weights.h5") + ".partial.weights.h5"  # Keras needs the suffix
-    model.save_weights(partial)
-    os.replace(partial, final)
-    record_iterations(final, iterations)
-
-
-def _backup(backup_dir, steps_per_epoch):
-    """``(iterations, weights file)`` of Keras' backup in ``backup_dir``, ``(None, None)`` if
-    none. A kill while the metadata was written leaves it truncated: then the checkpoint
-    before, which ``_BackupAndRestore`` resumes from."""
-    path = os.path.join(backup_dir, BACKUP_METADATA)
-    weights = os.path.join(backup_dir, BACKUP_WEIGHTS)
-    if not os.path.exists(path):
-        return None, None
-    try:
-        with open(path) as f:
-            return int(json.load(f)["epoch"]) * steps_per_epoch, weights
-    except json.JSONDecodeError:
-        if not os.path.exists(path + ".bkp"):
-            return None, None
-        with open(path + ".bkp") as f:
-            return int(json.load(f)["epoch"]) * steps_per_epoch, weights + ".bkp"
-
-
-def _final_iterations(final, backup, legacy):
-    if not os.path.exists(final):
-        return None
-    if os.path.exists(_iterations_path(final)):
-        with open(_iterations_path(final)) as f:
-            return int(json.load(f)["iterations"])
-    # Final weights from before the record: such a run was never trained further, so its
-    # backup is from the same epoch; without a backup, assume the preset's iterations.
-    return backup if backup is not None else legacy
-
-
-def furthest(final, backup_dir, steps_per_epoch, legacy_iterations):
-    """``(iterations, weights file)`` of a run's furthest checkpoint, ``(0, None)`` for a new run.
-
-    The final weights win a tie with the backup (BackupAndRestore's, every epoch). A run
-    extended past its final weights, or killed between writing them and their record,
-    has a backup further on. ``legacy_iterations``: see ``_final_iterations``.
+    Counters (``tf.Variable`` s, saved with the objects): ``iteration`` (meta-iterations
+    done), ``env_steps`` (environment steps sampled, RL) and ``seconds`` (of training,
+    summed over resumed runs). Numbered by iteration: ``ckpt-500`` holds iteration 500.
+    Reading (:meth:`restore`, :meth:`saved`) writes nothing.
     """
-    backup, backup_weights = _backup(backup_dir, steps_per_epoch)
-    finished = _final_iterations(final, backup, legacy_iterations)
-    if finished is not None and (backup is None or finished >= backup):
-        return finished, final
-    if backup is not None:
-        return backup, backup_weights
-    return 0, None
 
+    def __init__(self, directory, **objects):
+        self.directory = os.fspath(directory)
+        self.iteration = tf.Variable(0, dtype=tf.int64, trainable=False, name="iteration")
+        self.env_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="env_steps")
+        self.seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="seconds")
+        self._checkpoint = tf.train.Checkpoint(iteration=self.iteration, env_steps=self.env_steps,
+                                               seconds=self.seconds, **objects)
 
-def load(maml, path):
-    """Load ``path`` into ``maml``, optimizer state included. Backup weights a kill left
-    unreadable fall back to the checkpoint before them (``.bkp``), as training's resume
-    does; the metadata still counts that checkpoint's epoch, as Keras writes it last."""
-    maml.optimizer.build(maml.trainable_variables)
-    try:
-        _load_weights(maml, path)
-    except OSError:
-        if not os.path.exists(path + ".bkp"):
-            raise
-        _load_weights(maml, path + ".bkp")
-    return maml
+    def saved(self):
+        """Paths (prefixes) of the checkpoints the state file lists, oldest first."""
+        state = tf.train.get_checkpoint_state(self.directory)
+        return list(state.all_model_checkpoint_paths) if state else []
 
+    def restore(self):
+        """Load the latest readable checkpoint; returns its iteration (0 if there is none).
 
-def _load_weights(maml, path):
-    if not path.endswith(".bkp"):
-        return maml.load_weights(path)
-    with tempfile.TemporaryDirectory() as tmp:  # Keras reads only files named *.weights.h5
-        copy = os.path.join(tmp, "previous.weights.h5")
-        shutil.copyfile(path, copy)
-        maml.load_weights(copy)
+        A checkpoint whose files are damaged or missing falls back to the one before; a
+        checkpoint of other variables raises :class:`CheckpointMismatch`.
+        """
+        saved = self.saved()
+        errors = []
+        for path in reversed(saved):
+            try:
+                self._checkpoint.restore(path).assert_existing_objects_matched()
+            except (tf.errors.OpError, IndexError, OSError) as error:  # a missing or cut file: the one before
+                errors.append(f"{os.path.basename(path)}: {str(error).strip().splitlines()[0]}")
+                continue
+            except (ValueError, AssertionError) as error:
+                raise CheckpointMismatch(f"{path} holds another architecture's variables: "
+                                         f"{str(error).splitlines()[0]}") from None
+            return int(self.iteration.numpy())
+        if errors:
+            raise OSError(f"No readable checkpoint in {self.directory} ({'; '.join(errors)}): "
+                          f"delete {self.directory} to start this part over.")
+        return 0
 
-
-PRESET_FILE = "preset.json"  # the hyperparameters a run directory's checkpoints were trained with
-
-
-class RunDirectoryMismatch(ValueError):
-    """A run directory's checkpoints were trained with other hyperparameters."""
-
-
-def check_preset(run_dir, preset, free=(), option="--run-dir"):
-    """Record ``preset`` (a dataclass) in ``run_dir``, or check it against the record.
-
-    Fields in ``free`` (budget, evaluation, compute) may change between runs of the same
-    directory; any other difference raises :class:`RunDirectoryMismatch`, which says
-    what differs, instead of a weight-loading error from deep inside Keras. A directory
-    without a record (made before records existed) gets one. ``option``: the command-line
-    option that names the directory, for the message.
-    """
-    current = {k: v for k, v in dataclasses.asdict(preset).items() if k not in free}
-    current = json.loads(json.dumps(current))  # tuples as JSON lists, like the record
-    path = os.path.join(run_dir, PRESET_FILE)
-    if os.path.exists(path):
-        with open(path) as f:
-            recorded = json.load(f)
-        changed = sorted(k for k in recorded.keys() | current.keys()
-                         if recorded.get(k, "(absent)") != current.get(k, "(absent)"))
-        if changed:
-            details = ", ".join(f"{k}: {recorded.get(k, '(absent)')!r} there, {current.get(k, '(absent)')!r} now"
-                                for k in changed)
-            raise RunDirectoryMismatch(
-                f"{run_dir} holds a run with other hyperparameters ({details}). Use another run "
-                f"directory ({option}), or delete {run_dir} to start this one over.")
-        return
-    os.makedirs(run_dir, exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(current, f, indent=1, sort_keys=True)
+    def save(self, iteration, env_steps=None, seconds=None, last=False):
+        """Write a checkpoint at ``iteration`` (with the counters given); ``last``: training
+        stops here, so only this checkpoint is kept (one copy to commit or copy)."""
+        self.iteration.assign(int(iteration))
+        if env_steps is not None:
+            self.env_steps.assign(int(env_steps))
+        if seconds is not None:
+            self.seconds.assign(float(seconds))
+        manager = tf.train.CheckpointManager(self._checkpoint, self.directory, max_to_keep=1 if last else KEEP,
+                                             checkpoint_name=PREFIX)
+        path = manager.save(checkpoint_number=int(iteration))
+        if last:  # files of checkpoints a killed save left unlisted
+            for stale in glob.glob(os.path.join(self.directory, f"{PREFIX}-*")):
+                if not stale.startswith(path + "."):
+                    shutil.rmtree(stale) if os.path.isdir(stale) else os.remove(stale)
+        return path

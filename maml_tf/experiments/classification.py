@@ -8,18 +8,18 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from maml_tf import distribute, evaluation, reporting
-from maml_tf.callbacks import TimeLimit
+from maml_tf import distribute, evaluation
+from maml_tf.callbacks import SaveCheckpoints, TimeLimit
 from maml_tf.core import MAML
-from maml_tf.experiments import checkpoints
 from maml_tf.experiments.errors import raise_if_diverged
+from maml_tf.experiments.runs import RunDirectory
 from maml_tf.models import conv4, dense_kernel_initializer, fully_connected
 from maml_tf.tasks.few_shot import FewShotTasks
 
 # Seeds of the fixed task sets: every method and run is scored on the same tasks.
 VALIDATION_SEED, TEST_SEED = 10_000, 20_000
 EVAL_CHUNK = 50  # test tasks per compiled evaluation call (bounds memory)
-FINAL = "final.weights.h5"  # a finished run's weights, in its run directory
+PART, VALIDATION = "maml", "validation"  # the run directory's one part, its validation log
 # Preset fields a run directory may change between runs: budget, evaluation and compute.
 FREE_FIELDS = ("name", "iterations", "eval_tasks", "validation_tasks", "curve_steps", "eval_inner_steps",
                "task_parallelism")
@@ -102,8 +102,9 @@ class ValidationCurve(keras.callbacks.Callback):
             logs["val_accuracy"] = row["accuracy"]
 
 
-def read_curve(path):
-    """Validation rows by iteration (a redone epoch after a resume keeps its last row)."""
+def validation_curve(run_dir):
+    """The run's validation rows (dicts of ``ValidationCurve.FIELDS``), by iteration."""
+    path = RunDirectory(run_dir).log_path(PART, VALIDATION)
     if not os.path.exists(path):
         return []
     with open(path) as f:
@@ -111,20 +112,20 @@ def read_curve(path):
     return [rows[i] for i in sorted(rows)]
 
 
-def _furthest(preset, run_dir):
-    return checkpoints.furthest(os.path.join(run_dir, FINAL), os.path.join(run_dir, "backup"),
-                                preset.steps_per_epoch, preset.iterations)
+def _checkpoints(run, maml):
+    maml.optimizer.build(maml.trainable_variables)  # Adam's slots exist before a restore fills them
+    return run.checkpoints(PART, model=maml, optimizer=maml.optimizer)
 
 
-def completed_iterations(run_dir, preset):
+def completed_iterations(run_dir):
     """Meta-iterations done so far according to the run's checkpoints (0 for a fresh run)."""
-    return _furthest(preset, run_dir)[0]
+    return RunDirectory(run_dir).iteration(PART)
 
 
 def check_run_dir(preset, run_dir):
-    """Raise ``checkpoints.RunDirectoryMismatch`` if ``run_dir`` was trained with another
-    model or training setup than ``preset``'s (records the preset in a new directory)."""
-    checkpoints.check_preset(run_dir, preset, FREE_FIELDS)
+    """Raise ``RunDirectoryMismatch`` if ``run_dir`` holds a run of another model or
+    training setup than ``preset``'s. Writes nothing."""
+    RunDirectory(run_dir).check(preset.dataset, preset, FREE_FIELDS)
 
 
 def train(preset, run_dir, data_dir=None, verbose=2, time_limit=None, callbacks=(), strategy=None):
@@ -136,49 +137,48 @@ def train(preset, run_dir, data_dir=None, verbose=2, time_limit=None, callbacks=
     ``tf.distribute.Strategy``) splits each meta-batch over its replicas. Returns
     ``(maml, iterations_done)``. Raises ``TrainingDiverged`` on a NaN or Inf meta-loss.
     """
-    check_run_dir(preset, run_dir)
+    run = RunDirectory(run_dir)
+    run.start(preset.dataset, preset, FREE_FIELDS, parts=(PART,))
     keras.utils.set_random_seed(preset.seed)
     strategy = strategy or tf.distribute.get_strategy()
     with strategy.scope():
         maml = build_maml(preset)
-    final = os.path.join(run_dir, FINAL)
-    done, path = _furthest(preset, run_dir)
+        checkpoints = _checkpoints(run, maml)
+    done = started = checkpoints.restore()
     if done >= preset.iterations:
-        return checkpoints.load(maml, path), done
-    if path == final:  # a finished run, trained further
-        checkpoints.load(maml, final)
-        checkpoints.record_iterations(final, done)  # before the backup moves on (older runs had no record)
+        return maml, done
+    epoch = done // preset.steps_per_epoch
+    run.trim_log(PART, "epoch", epoch - 1)  # rows of an epoch a kill cut before its checkpoint
+    run.trim_log(PART, "iteration", done, VALIDATION)
     train_tasks = tasks(preset, "train", data_dir)
     validation = tasks(preset, "validation", data_dir)
     # Batch i of the stream is seeded by i: a resumed run sees the tasks it would have seen.
     data = distribute.shard_episodes(
         train_tasks.dataset(preset.meta_batch_size, seed=preset.seed, start=done), strategy)
     limit = [] if time_limit is None else [TimeLimit(time_limit)]
-    started = done
     try:
         with raise_if_diverged(run_dir):
-            maml.fit(data, epochs=preset.epochs, initial_epoch=done // preset.steps_per_epoch,
+            maml.fit(data, epochs=preset.epochs, initial_epoch=epoch,
                      steps_per_epoch=preset.steps_per_epoch, verbose=verbose,
-                     callbacks=[ValidationCurve(validation, preset, os.path.join(run_dir, "validation.csv")),
-                                keras.callbacks.CSVLogger(os.path.join(run_dir, "train_log.csv"), append=True),
-                                checkpoints.backup_callback(os.path.join(run_dir, "backup")),
-                                *limit, *callbacks])
+                     callbacks=[*limit, ValidationCurve(validation, preset, run.log_path(PART, VALIDATION)),
+                                keras.callbacks.CSVLogger(run.log_path(PART), append=True), *callbacks,
+                                SaveCheckpoints(checkpoints, preset.steps_per_epoch)])
     finally:  # an interrupted run's checkpointed epochs count too
-        done = completed_iterations(run_dir, preset)
-        reporting.record_training(run_dir, started, done)
-    if done >= preset.iterations:
-        checkpoints.save_final(maml, final, done)
+        done = int(checkpoints.iteration.numpy())
+        run.record_training(started, done)
     return maml, done
 
 
 def load_latest(preset, run_dir):
-    """The run's final weights, else its latest checkpoint (an unfinished run)."""
-    if os.path.isdir(run_dir):
-        check_run_dir(preset, run_dir)
-    _, path = _furthest(preset, run_dir)
-    if path is None:
+    """The model at the run's latest checkpoint. Writes nothing."""
+    run = RunDirectory(run_dir)
+    run.check(preset.dataset, preset, FREE_FIELDS)
+    maml = build_maml(preset)
+    checkpoints = _checkpoints(run, maml)
+    if not checkpoints.saved():
         raise FileNotFoundError(f"No checkpoint in {run_dir}: train first (the same command without --no-train).")
-    return checkpoints.load(build_maml(preset), path)
+    checkpoints.restore()
+    return maml
 
 
 def evaluate(preset, maml, data_dir=None):
@@ -197,7 +197,7 @@ def evaluate(preset, maml, data_dir=None):
 
 def seconds_per_iteration(run_dir):
     """Median training seconds per meta-iteration over the epochs logged so far."""
-    rows = read_curve(os.path.join(run_dir, "validation.csv"))
+    rows = validation_curve(run_dir)
     if not rows:
         return None
     per_epoch = np.diff([0] + [r["iteration"] for r in rows])

@@ -16,9 +16,8 @@ import time
 import keras
 import numpy as np
 
-from maml_tf import reporting
 from maml_tf.evaluation import mean_ci95
-from maml_tf.experiments import checkpoints
+from maml_tf.experiments.runs import RunDirectory
 from maml_tf.models.policy import gaussian_mlp_policy
 from maml_tf.rl import envs
 from maml_tf.rl.joint_trpo import JointTRPO
@@ -54,34 +53,36 @@ def build(preset, method):
     return (MAMLTRPO if method == "maml" else JointTRPO)(model, **trpo, **common)
 
 
+def run_directory(checkpoint_dir):
+    """The RL experiment's run directory (named by ``--checkpoint-dir``); parts: ``TRAINED``."""
+    return RunDirectory(checkpoint_dir, option="--checkpoint-dir")
+
+
 def checkpoint_path(checkpoint_dir, method):
-    """The one (latest) checkpoint of ``method`` in ``checkpoint_dir``."""
-    return os.path.join(checkpoint_dir, f"{method}.npz")
+    """The folder of ``method``'s checkpoints in ``checkpoint_dir``."""
+    return run_directory(checkpoint_dir).part(method)
+
+
+def has_checkpoint(checkpoint_dir, method):
+    return run_directory(checkpoint_dir).has_checkpoint(method)
 
 
 def log_path(checkpoint_dir, method):
     """The per-iteration training log (CSV) of ``method``."""
-    return os.path.join(checkpoint_dir, f"{method}_log.csv")
-
-
-def check_checkpoint_dir(preset, checkpoint_dir):
-    """Raise ``checkpoints.RunDirectoryMismatch`` if ``checkpoint_dir`` was trained with
-    other settings than ``preset``'s; record the preset in a directory without a record."""
-    checkpoints.check_preset(checkpoint_dir, preset, FREE_FIELDS, option="--checkpoint-dir")
+    return run_directory(checkpoint_dir).log_path(method)
 
 
 def load(preset, method, checkpoint_dir):
-    """The learner of ``method``, restored from its checkpoint when there is one.
+    """The learner of ``method``, restored from its latest checkpoint when there is one.
 
-    Raises ``checkpoints.RunDirectoryMismatch`` if the directory records other settings,
+    Raises ``RunDirectoryMismatch`` if the directory records other settings,
     ``CheckpointMismatch`` if the checkpoint is another policy's. Writes nothing.
     """
+    run = run_directory(checkpoint_dir)
+    run.check(preset.env, preset, FREE_FIELDS)
     learner = build(preset, method)
-    path = checkpoint_path(checkpoint_dir, method)
-    if method in TRAINED and os.path.exists(path):
-        if os.path.exists(os.path.join(checkpoint_dir, checkpoints.PRESET_FILE)):
-            check_checkpoint_dir(preset, checkpoint_dir)
-        learner.restore(path)
+    if method in TRAINED:
+        learner.restore(run.part(method))
     return learner
 
 
@@ -95,22 +96,26 @@ def train(preset, method, checkpoint_dir, deadline=None, callback=None, until=No
     after each iteration. Returns the learner; ``learner.iteration`` tells how far it got.
     """
     learner = load(preset, method, checkpoint_dir)
-    check_checkpoint_dir(preset, checkpoint_dir)  # records the preset in a new or older directory
     if method not in TRAINED:
         return learner
-    path = checkpoint_path(checkpoint_dir, method)
+    run = run_directory(checkpoint_dir)
+    run.start(preset.env, preset, FREE_FIELDS, parts=(method,))
+    run.trim_log(method, "iteration", learner.iteration)  # rows a kill cut before their checkpoint
     target = preset.iterations if until is None else min(int(until), preset.iterations)
     started = saved = learner.iteration
+    stop = lambda: learner.iteration >= target or (deadline is not None and time.time() >= deadline)  # noqa: E731
     try:
-        while learner.iteration < target and (deadline is None or time.time() < deadline):
+        last = stop()
+        while not last:
             stats = learner.train_iteration()
-            learner.checkpoint(path)
+            _log(run.log_path(method), stats)  # before the checkpoint: a resume trims what it does not hold
+            last = stop()
+            learner.checkpoint(run.part(method), last=last)  # the last one kept alone
             saved = learner.iteration
-            _log(log_path(checkpoint_dir, method), stats)
             if callback is not None:
                 callback(stats)
     finally:  # an interrupted run's checkpointed iterations count too
-        reporting.record_training(checkpoint_dir, started, saved, part=method)
+        run.record_training(started, saved, part=method)
     return learner
 
 

@@ -1,19 +1,18 @@
 """Sinusoid regression (Section 5.1): MAML vs pretrained vs oracle, Figure 2 and 3."""
-import os
-
 import keras
 import numpy as np
 import tensorflow as tf
 
 from maml_tf import baselines, distribute, evaluation
-from maml_tf.callbacks import TrainingClock
+from maml_tf.callbacks import SaveCheckpoints
 from maml_tf.core import MAML
-from maml_tf.experiments import checkpoints
 from maml_tf.experiments.errors import raise_if_diverged
+from maml_tf.experiments.runs import RunDirectory
 from maml_tf.models import dense_kernel_initializer, mlp
 from maml_tf.tasks import SinusoidTasks
 
-METHODS = ("maml", "pretrained", "oracle")
+EXPERIMENT = "sinusoid"
+METHODS = ("maml", "pretrained", "oracle")  # the run directory's parts
 # Preset fields a run directory may change between runs: budget and evaluation.
 FREE_FIELDS = ("name", "iterations", "eval_shots", "eval_inner_steps", "eval_tasks", "eval_query_points")
 
@@ -35,39 +34,23 @@ def build_maml(preset, input_dim=1, steps_per_execution=50):
     return maml
 
 
-def _callbacks(run_dir, name):
-    return [TrainingClock(_clock_path(run_dir, name)),
-            keras.callbacks.CSVLogger(os.path.join(run_dir, f"{name}_log.csv"), append=True),
-            checkpoints.backup_callback(_backup_dir(run_dir, name))]
-
-
-def _backup_dir(run_dir, method):
-    return os.path.join(run_dir, "backup", method)
-
-
-def _clock_path(run_dir, name):
-    return os.path.join(run_dir, f"{name}.seconds.json")
-
-
-def final_weights(run_dir, method):
-    """Where a finished run of ``method`` keeps its weights."""
-    return os.path.join(run_dir, f"{method}.weights.h5")
-
-
 def check_run_dir(preset, run_dir):
-    """Raise ``checkpoints.RunDirectoryMismatch`` if ``run_dir`` was trained with another
-    network or training setup than ``preset``'s (records the preset in a new directory)."""
-    checkpoints.check_preset(run_dir, preset, FREE_FIELDS)
+    """Raise ``RunDirectoryMismatch`` if ``run_dir`` holds a run of another network or
+    training setup than ``preset``'s. Writes nothing."""
+    RunDirectory(run_dir).check(EXPERIMENT, preset, FREE_FIELDS)
 
 
-def _furthest(preset, run_dir, method):
-    return checkpoints.furthest(final_weights(run_dir, method), _backup_dir(run_dir, method),
-                                preset.steps_per_epoch, preset.iterations)
+def _checkpoints(run, method, maml):
+    """``method``'s checkpoints: the network (in ``maml``) and the optimizer that trains it."""
+    optimizer, variables = ((maml.optimizer, maml.trainable_variables) if method == "maml"
+                            else (maml.model.optimizer, maml.model.trainable_variables))
+    optimizer.build(variables)  # Adam's slots exist before a restore fills them
+    return run.checkpoints(method, model=maml, optimizer=optimizer)
 
 
-def completed_iterations(preset, run_dir, method="maml"):
+def completed_iterations(run_dir, method="maml"):
     """Iterations ``method`` has trained so far according to ``run_dir``'s checkpoints."""
-    return _furthest(preset, run_dir, method)[0]
+    return RunDirectory(run_dir).iteration(method)
 
 
 def train(preset, method, run_dir, verbose=2, callbacks=(), strategy=None):
@@ -82,53 +65,52 @@ def train(preset, method, run_dir, verbose=2, callbacks=(), strategy=None):
     checkpoint in ``run_dir`` resumes it). Raises ``TrainingDiverged`` on a NaN or Inf
     loss, before any checkpoint of it is written.
     """
-    check_run_dir(preset, run_dir)
+    run = RunDirectory(run_dir)
+    run.start(EXPERIMENT, preset, FREE_FIELDS, parts=(method,))
     keras.utils.set_random_seed(preset.seed)
     oracle = method == "oracle"
     tasks = task_distribution(preset, oracle=oracle)
     strategy = strategy or tf.distribute.get_strategy()
     with strategy.scope():
         maml = build_maml(preset, input_dim=tasks.input_dim)
-    final = final_weights(run_dir, method)
-    done, path = _furthest(preset, run_dir, method)
-    if path == final:  # finished earlier: reused, or trained further if iterations has grown
-        if method == "maml":
-            checkpoints.load(maml, final)
-        else:  # only the weights: the baselines' Adam is maml.model's own, in their backup
-            maml.load_weights(final)
-        if done >= preset.iterations:
-            return maml, TrainingClock.total(_clock_path(run_dir, method)), True
-        checkpoints.record_iterations(final, done)  # before the backup moves on (older runs had no record)
-    # Batch i of the stream is seeded by i: a resumed run sees the tasks it would have seen.
-    data = tasks.dataset(preset.meta_batch_size, seed=preset.seed + METHODS.index(method), start=done)
-    fit = dict(epochs=preset.epochs, initial_epoch=done // preset.steps_per_epoch,
-               steps_per_epoch=preset.steps_per_epoch, verbose=verbose,
-               callbacks=_callbacks(run_dir, method) + list(callbacks))
-    if method == "maml":
-        with raise_if_diverged(run_dir):
-            maml.fit(distribute.shard_episodes(data, strategy), **fit)
-    else:
-        maml.model.compile(optimizer=keras.optimizers.Adam(preset.outer_lr), loss="mse",
-                           steps_per_execution=50)
-        # Raises at a NaN or Inf loss, before the epoch's checkpoint could save the weights.
-        fit["callbacks"].insert(0, keras.callbacks.TerminateOnNaN(raise_error=True))
-        with raise_if_diverged(run_dir, f"{method} baseline"):
-            maml.model.fit(baselines.joint_training_dataset(data), **fit)
-    done, _ = _furthest(preset, run_dir, method)
-    finished = done >= preset.iterations
-    if finished:
-        checkpoints.save_final(maml, final, done)
-    return maml, TrainingClock.total(_clock_path(run_dir, method)), finished
+        if method != "maml":
+            maml.model.compile(optimizer=keras.optimizers.Adam(preset.outer_lr), loss="mse",
+                               steps_per_execution=50)
+        checkpoints = _checkpoints(run, method, maml)
+    done = started = checkpoints.restore()
+    if done < preset.iterations:
+        epoch = done // preset.steps_per_epoch
+        run.trim_log(method, "epoch", epoch - 1)  # rows of an epoch a kill cut before its checkpoint
+        # Batch i of the stream is seeded by i: a resumed run sees the tasks it would have seen.
+        data = tasks.dataset(preset.meta_batch_size, seed=preset.seed + METHODS.index(method), start=done)
+        fit = dict(epochs=preset.epochs, initial_epoch=epoch, steps_per_epoch=preset.steps_per_epoch,
+                   verbose=verbose, callbacks=[keras.callbacks.CSVLogger(run.log_path(method), append=True),
+                                               *callbacks, SaveCheckpoints(checkpoints, preset.steps_per_epoch)])
+        try:
+            if method == "maml":
+                with raise_if_diverged(run_dir):
+                    maml.fit(distribute.shard_episodes(data, strategy), **fit)
+            else:
+                # Raises at a NaN or Inf loss, before the epoch's checkpoint could save the weights.
+                fit["callbacks"].insert(0, keras.callbacks.TerminateOnNaN(raise_error=True))
+                with raise_if_diverged(run_dir, f"{method} baseline"):
+                    maml.model.fit(baselines.joint_training_dataset(data), **fit)
+        finally:  # an interrupted run's checkpointed epochs count too
+            done = int(checkpoints.iteration.numpy())
+            run.record_training(started, done, part=method)
+    return maml, float(checkpoints.seconds.numpy()), done >= preset.iterations
 
 
 def load_latest(preset, run_dir):
-    """MAML's final weights in ``run_dir``, else its latest checkpoint."""
-    if os.path.isdir(run_dir):
-        check_run_dir(preset, run_dir)
-    _, path = _furthest(preset, run_dir, "maml")
-    if path is None:
+    """MAML's model at its latest checkpoint in ``run_dir``. Writes nothing."""
+    run = RunDirectory(run_dir)
+    run.check(EXPERIMENT, preset, FREE_FIELDS)
+    maml = build_maml(preset)
+    checkpoints = _checkpoints(run, "maml", maml)
+    if not checkpoints.saved():
         raise FileNotFoundError(f"No maml checkpoint in {run_dir}: train first.")
-    return checkpoints.load(build_maml(preset), path)
+    checkpoints.restore()
+    return maml
 
 
 def test_tasks(preset, shots, oracle=False):

@@ -18,7 +18,7 @@ def settings(preset):
 def classification(experiment, preset, budget_name, result, iterations, seconds_per_iteration=None,
                    validation_curve=(), training_history=(), **extra):
     """A Table 1 row from ``classification.evaluate``'s ``result`` (fractions, shown in %)
-    after ``iterations`` meta-iterations; ``validation_curve``: ``classification.read_curve``'s rows."""
+    after ``iterations`` meta-iterations; ``validation_curve``: ``classification.validation_curve``'s rows."""
     curve = {"name": "validation accuracy", "unit": "%",
              "points": [[int(c["iteration"]), 100 * c["accuracy"], 100 * c["ci95"]] for c in validation_curve],
              "seconds": [c["seconds"] for c in validation_curve]}  # of each epoch, its validation included

@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from maml_tf.core.functional import FunctionalModel
+from maml_tf.experiments.checkpoints import CheckpointMismatch, Checkpoints  # noqa: F401 (CheckpointMismatch: re-exported)
 from maml_tf.models.policy import action_distribution
 from maml_tf.rl import envs
 from maml_tf.rl.advantages import discounted_returns, gae, normalize
@@ -30,10 +31,6 @@ HVP_METHODS = ("exact", "finite_difference")
 # trajectories), or "steps", a budget of episodes x horizon steps that episodes ending
 # early leave to new ones (the authors' code: rllab's sampler).
 SAMPLING = ("episodes", "steps")
-
-
-class CheckpointMismatch(ValueError):
-    """A checkpoint holds the weights of another policy architecture."""
 
 
 class PolicyLearner:
@@ -81,6 +78,7 @@ class PolicyLearner:
         with self._make_env() as probe:
             _check_policy(model, probe, env, self.env_kwargs)
         self._samplers = {}
+        self._checkpoint_stores = {}
         self._adapt_tasks = tf.function(self._adapt_stacked)
 
     # ------------------------------------------------------------------ training
@@ -191,33 +189,27 @@ class PolicyLearner:
         return [w - lr * g for w, g in zip(weights, grads)]
 
     # ------------------------------------------------------------------ checkpoints
-    def checkpoint(self, path):
-        """Save the parameters and the training counters to ``path`` (NumPy ``.npz``).
+    def checkpoint(self, directory, last=False):
+        """Save the parameters and the training counters as a ``tf.train`` checkpoint in
+        ``directory`` (see :class:`~maml_tf.experiments.checkpoints.Checkpoints`: an
+        interruption leaves the checkpoints before intact); ``last``: keep only this one."""
+        self._checkpoints(directory).save(self.iteration, env_steps=self.env_steps, seconds=self.seconds,
+                                          last=last)
 
-        Written to a temporary file and renamed, so an interruption leaves the previous
-        checkpoint intact.
-        """
-        arrays = {f"w{i}": np.asarray(v.numpy()) for i, v in enumerate(self.model.trainable_variables)}
-        partial = f"{path}.partial"
-        with open(partial, "wb") as f:
-            np.savez(f, iteration=self.iteration, env_steps=self.env_steps, seconds=self.seconds, **arrays)
-        os.replace(partial, path)
+    def restore(self, directory):
+        """Load the latest checkpoint in ``directory`` (the same policy architecture, else
+        ``CheckpointMismatch``); a directory without one leaves the learner as it is."""
+        checkpoints = self._checkpoints(directory)
+        if checkpoints.saved():
+            self.iteration = checkpoints.restore()
+            self.env_steps = int(checkpoints.env_steps.numpy())
+            self.seconds = float(checkpoints.seconds.numpy())
 
-    def restore(self, path):
-        """Load what :meth:`checkpoint` saved (the same policy architecture)."""
-        with np.load(path) as data:
-            variables = self.model.trainable_variables
-            stored = sum(key.startswith("w") for key in data.files)
-            if stored != len(variables):
-                raise CheckpointMismatch(f"{path} holds {stored} weight arrays; this policy has {len(variables)}.")
-            for i, v in enumerate(variables):
-                if data[f"w{i}"].shape != tuple(v.shape):
-                    raise CheckpointMismatch(f"{path}: weight {i} has shape {data[f'w{i}'].shape}, "
-                                             f"the policy's {v.path} {tuple(v.shape)}.")
-                v.assign(data[f"w{i}"])
-            self.iteration = int(data["iteration"])
-            self.env_steps = int(data["env_steps"])
-            self.seconds = float(data["seconds"])
+    def _checkpoints(self, directory):
+        directory = os.fspath(directory)
+        if directory not in self._checkpoint_stores:
+            self._checkpoint_stores[directory] = Checkpoints(directory, model=self.model)
+        return self._checkpoint_stores[directory]
 
     # ------------------------------------------------------------------ internals
     def _make_env(self, **kwargs):
