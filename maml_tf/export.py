@@ -16,6 +16,12 @@ graph, so a bad request fails with an ``InvalidArgumentError`` naming the input)
 * ``predict(x)``: the meta-learned weights, no adaptation
 * ``config()``: how the graph adapts (see :func:`save`)
 
+The signatures take the model's input dtype and int32 (classification) or the input
+dtype (regression) labels; TF Serving converts JSON requests to them. Called as
+``loaded.<name>(...)`` after ``tf.saved_model.load``, they also take what numpy and
+clients produce by default, float64 features and int64 labels, and cast them; another
+dtype fails naming the input and the dtypes it takes.
+
 Predictions are ``{"predictions"}`` for regression (Section 5.1) and, for N-way
 classification (integer labels, Section 5.2), ``{"logits", "probabilities",
 "classes"}`` (``logits`` only when the loss takes logits).
@@ -25,6 +31,8 @@ the default and the authors' code, normalises the queries of a request with thei
 own batch statistics, so a query's prediction depends on the other queries sent
 with it. ``predict`` follows the same rule as the 0-step evaluation of ``MAML``.
 """
+import inspect
+import itertools
 import json
 
 import keras
@@ -102,6 +110,10 @@ def save(maml, path, *, input_shape=None, label_dtype=None, steps=None):
         weights = [v.value for v in model.trainable_variables]
         return outputs(maml.predict_with(weights, _checked(x, "x", input_shape, "examples")))
 
+    signatures = dict(zip(SIGNATURES[:3], (adapt_and_predict, adapt, predict)))
+    features, labels = _accepted(input_dtype), _accepted(label_dtype)
+    accepted = {"support_x": features, "support_y": labels, "query_x": features, "x": features}
+
     module = tf.Module()
     module.model_variables = list(model.variables)
     module.inner_rates = list(maml.inner_rule.variables)
@@ -127,10 +139,35 @@ def save(maml, path, *, input_shape=None, label_dtype=None, steps=None):
             out[f"step_size/{variable.path}"] = sizes
         return out
 
-    signatures = dict(zip(SIGNATURES, (adapt_and_predict, adapt, predict, config)))
-    for name, fn in signatures.items():
-        setattr(module, name, fn)  # also callable as loaded.<name>(...)
+    for name, fn in signatures.items():  # loaded.<name>(...) casts what it accepts
+        setattr(module, name, _casting(fn, accepted))
+    module.config = signatures["config"] = config
     tf.saved_model.save(module, str(path), signatures={**signatures, "serving_default": adapt_and_predict})
+
+
+def _accepted(dtype):
+    """The dtypes ``loaded.<name>(...)`` takes for an input of ``dtype``: itself and
+    what numpy and clients produce by default (float64 features, int64 labels)."""
+    wide = tf.int64 if dtype.is_integer else tf.float64
+    return (dtype,) if dtype == wide else (dtype, wide)
+
+
+def _casting(fn, accepted):
+    """``fn`` (one fixed dtype per input) as a function that also takes the dtypes in
+    ``accepted[input]`` and casts them: one small concrete function per combination,
+    each calling ``fn``'s graph. Another dtype fails naming the input and the dtypes."""
+    inputs = list(inspect.signature(fn.python_function).parameters)
+    native = [spec.dtype for spec in fn.input_signature]
+
+    def cast_and_call(*args):
+        return fn(*(tf.cast(a, dtype) for a, dtype in zip(args, native)))
+
+    cast_and_call.__signature__ = inspect.signature(fn.python_function)  # keyword calls too
+
+    casting = tf.function(cast_and_call, autograph=False)
+    for dtypes in itertools.product(*(accepted[n] for n in inputs)):
+        casting.get_concrete_function(*(tf.TensorSpec(None, d, name=n) for d, n in zip(dtypes, inputs)))
+    return casting
 
 
 def _outputs(num_classes, label_dtype, from_logits):

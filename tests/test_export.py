@@ -417,3 +417,43 @@ def test_inductive_batch_norm_head_only_and_a_loss_given_by_name(tmp_path):
     assert config["loss"].numpy() == b"sparse_categorical_crossentropy"
     adapted = loaded.signatures["adapt"](support_x=request["support_x"], support_y=request["support_y"])
     np.testing.assert_array_equal(adapted["conv/kernel"], model.get_layer("conv").kernel.numpy())
+
+
+# ----------------------------------------------------------------------------- request dtypes
+def test_loaded_functions_cast_float64_features_and_int64_labels(exported):
+    """numpy's defaults (float64, int64) through ``loaded.<name>``: cast, same answers."""
+    loaded = tf.saved_model.load(exported["classifier"][1])
+    request = _good_request()
+    native = loaded.signatures["adapt_and_predict"](**{k: tf.constant(v) for k, v in request.items()})
+    wide = {"support_x": request["support_x"].astype(np.float64),
+            "support_y": request["support_y"].astype(np.int64),
+            "query_x": request["query_x"].astype(np.float64)}
+    for call in (lambda: loaded.adapt_and_predict(**{k: tf.constant(v) for k, v in wide.items()}),
+                 lambda: loaded.adapt_and_predict(wide["support_x"], request["support_y"], wide["query_x"]),
+                 lambda: loaded.adapt_and_predict(request["support_x"], wide["support_y"], request["query_x"])):
+        served = call()
+        assert served["classes"].dtype == tf.int32
+        for key in native:
+            np.testing.assert_array_equal(served[key], native[key])
+    adapted = loaded.adapt(support_x=tf.constant(wide["support_x"]), support_y=tf.constant(wide["support_y"]))
+    expected = loaded.signatures["adapt"](support_x=request["support_x"], support_y=request["support_y"])
+    for key in expected:
+        np.testing.assert_array_equal(adapted[key], expected[key])
+    np.testing.assert_array_equal(loaded.predict(wide["query_x"])["logits"],
+                                  loaded.signatures["predict"](x=request["query_x"])["logits"])
+
+    sine = tf.saved_model.load(exported["sine"][1])
+    sx, sy, qx, _ = sine_tasks(1, support=5, query=4, seed=45)[0]
+    np.testing.assert_array_equal(
+        sine.adapt_and_predict(tf.constant(sx, tf.float64), tf.constant(sy, tf.float64), qx.astype(np.float64))["predictions"],
+        sine.signatures["adapt_and_predict"](support_x=sx, support_y=sy, query_x=qx)["predictions"])
+
+
+def test_a_dtype_that_cannot_be_cast_names_the_input(exported):
+    loaded = tf.saved_model.load(exported["classifier"][1])
+    request = _good_request()
+    with pytest.raises(ValueError, match=r"(?s)dtype=int32>.*dtype=tf\.float32, name='support_x'"):
+        loaded.adapt_and_predict(request["support_x"].astype(np.int32), request["support_y"],
+                                 request["query_x"])
+    with pytest.raises(ValueError, match=r"(?s)dtype=float32>.*dtype=tf\.int32, name='support_y'"):
+        loaded.adapt(request["support_x"], request["support_y"].astype(np.float32))

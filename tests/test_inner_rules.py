@@ -134,7 +134,7 @@ def test_multi_step_loss_weights(steps):
     maml.optimizer.build(maml.trainable_variables)
     for iteration, check in [(0, "uniform"), (50, None), (100, "final"), (1000, "final")]:
         maml.optimizer.iterations.assign(iteration)
-        w = maml._multi_step_weights(steps, tf.float64).numpy()
+        w = maml.inner_loop.multi_step_weights(steps, tf.float64).numpy()
         assert w.shape == (steps,)
         np.testing.assert_allclose(w.sum(), 1.0, rtol=1e-12)
         assert np.all(w > 0)
@@ -144,7 +144,7 @@ def test_multi_step_loss_weights(steps):
             np.testing.assert_allclose(w[:-1], 0.03 / steps)
             assert w[-1] > 0.9
     maml.optimizer.iterations.assign(50)
-    mid = maml._multi_step_weights(steps, tf.float64).numpy()
+    mid = maml.inner_loop.multi_step_weights(steps, tf.float64).numpy()
     assert mid[-1] > 1.0 / steps and mid[0] < 1.0 / steps
 
 

@@ -189,3 +189,18 @@ def test_backup_and_restore_resumes_an_interrupted_fit(tmp_path):
         np.testing.assert_array_equal(a, b)
     assert history.epoch == [1, 2]
     assert int(second.optimizer.iterations.numpy()) == 15
+
+
+def test_train_on_batch_and_test_on_batch_take_one_meta_batch():
+    """Keras hands *_on_batch data over as (x, None, None); one meta-step / evaluation."""
+    maml, twin = _maml(), _maml()
+    episodes, _ = TASKS.sample(4, seed=[5, 5])
+    logs = maml.train_on_batch(episodes, return_dict=True)
+    assert int(maml.optimizer.iterations.numpy()) == 1
+    twin.fit(tf.data.Dataset.from_tensors(episodes), epochs=1, verbose=0)
+    np.testing.assert_allclose(logs["loss"], float(twin.history.history["loss"][0]), rtol=1e-6)
+    for a, b in zip(maml.model.get_weights(), twin.model.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    result = maml.test_on_batch(episodes, return_dict=True)
+    np.testing.assert_allclose(result["loss"], maml.evaluate_tasks(episodes)["loss"].numpy()[:, 2].mean(),
+                               rtol=1e-5)

@@ -33,11 +33,23 @@ rl.train(dataclasses.replace(presets.NAVIGATION["smoke"], iterations=12), "maml"
 """),
 }
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# A slow disk: TensorFlow has written a checkpoint's data and index and waits 0.3 s before
+# it lists the checkpoint in the state file, so that a kill lands in that window for sure.
+SLOW_STATE = """
+import time
+from tensorflow.python.checkpoint import checkpoint_management
+_update = checkpoint_management.update_checkpoint_state_internal
+def _slow(*args, **kwargs):
+    time.sleep(0.3)
+    return _update(*args, **kwargs)
+checkpoint_management.update_checkpoint_state_internal = _slow
+"""
 
 
-def _start(kind, run_dir):
+def _start(kind, run_dir, slow_state=False):
     env = {**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.Popen([sys.executable, "-c", CASES[kind][3], str(run_dir)], env=env,
+    code = (SLOW_STATE if slow_state else "") + CASES[kind][3]
+    return subprocess.Popen([sys.executable, "-c", code, str(run_dir)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
@@ -65,7 +77,7 @@ def _kill_when(kind, run_dir, moment, timeout=600):
     returns the latest iteration listed just before the kill."""
     part = RunDirectory(run_dir).part("maml")
     start = max(_listed(part), default=0)
-    process = _start(kind, run_dir)
+    process = _start(kind, run_dir, slow_state=moment is while_writing)
     deadline = time.time() + timeout
     try:
         while time.time() < deadline:
@@ -92,8 +104,8 @@ def right_after_a_checkpoint(part, start, listed):
 
 
 def mid_interval(part, start, listed):
-    """Between two checkpoints: 0.2 s after the state file last changed."""
-    return listed > start and time.time() - os.path.getmtime(os.path.join(part, "checkpoint")) > 0.2 \
+    """Between two checkpoints: 50 ms after the state file last changed."""
+    return listed > start and time.time() - os.path.getmtime(os.path.join(part, "checkpoint")) > 0.05 \
         and not _writing(part)
 
 

@@ -17,8 +17,8 @@ def make(support_x, support_y, query_x, query_y):
 def unpack(data, model=None):
     """Validate a meta-batch of episodes (statically where possible) and return
     ``(support, query)`` as ``(x, y)`` tuples."""
-    if isinstance(data, tuple) and len(data) == 1:
-        data = data[0]
+    if isinstance(data, tuple) and data and all(d is None for d in data[1:]):
+        data = data[0]  # Keras' (x,) from fit, (x, None, None) from train_on_batch
     if not isinstance(data, dict) or set(data) != {"support", "query"}:
         raise EpisodeError(
             "Expected episodes as {'support': (x, y), 'query': (x, y)} with a leading task "

@@ -11,6 +11,8 @@ import types
 import keras
 import tensorflow as tf
 
+from maml_tf.core import keras_internals
+
 BATCH_NORM_MODES = ("transductive", "inductive")
 
 
@@ -19,11 +21,12 @@ def _exact_moments(layer, inputs, mask):
 
     Keras' TF backend uses ``tf.nn.moments``, which centres the variance on
     ``stop_gradient(mean)``: first derivatives stay exact but second-order MAML
-    through batch norm loses terms (see STACK.md). ``mean((x - mean)^2)`` keeps them.
+    through batch norm loses terms. ``mean((x - mean)^2)`` keeps them.
     """
     if mask is not None or layer.synchronized:
-        return type(layer)._moments(layer, inputs, mask)
-    axes = layer._reduction_axes
+        return keras_internals.stock_batch_norm_moments(layer, inputs, mask)
+    rank = inputs.shape.rank
+    axes = [i for i in range(rank) if i != layer.axis % rank]  # all but the channel axis
     mean = tf.reduce_mean(inputs, axis=axes, keepdims=True)
     variance = tf.reduce_mean(tf.square(inputs - mean), axis=axes, keepdims=True)
     return tf.squeeze(mean, axes), tf.squeeze(variance, axes)
@@ -65,7 +68,7 @@ class FunctionalModel:
         self.model = model
         self.batch_norm = batch_norm
         self._batch_norm_layers = [
-            layer for layer in _all_layers(model)
+            layer for layer in keras_internals.all_layers(model)
             if isinstance(layer, keras.layers.BatchNormalization)
         ]
 
@@ -79,14 +82,14 @@ class FunctionalModel:
         patched = []
         try:
             for layer in self._batch_norm_layers:
-                layer.__dict__["_moments"] = types.MethodType(_exact_moments, layer)
+                keras_internals.override_batch_norm_moments(layer, _exact_moments)
                 if self.batch_norm == "transductive":
                     layer.__dict__["call"] = types.MethodType(_always_batch_statistics, layer)
                 patched.append(layer)
             yield
         finally:
             for layer in patched:
-                layer.__dict__.pop("_moments", None)
+                keras_internals.restore_batch_norm_moments(layer)
                 layer.__dict__.pop("call", None)
 
     def __call__(self, trainable_values, inputs, training=False, non_trainable_values=None):
@@ -97,8 +100,3 @@ class FunctionalModel:
             return self.model.stateless_call(
                 list(trainable_values), list(non_trainable_values), inputs, training=training
             )
-
-
-def _all_layers(model):
-    """Every layer inside ``model``, nested models included."""
-    return model._flatten_layers(include_self=False, recursive=True)
