@@ -64,7 +64,7 @@ def table1(target, preset="paper", setting=(), run_dir=None, out=None, time_limi
         data_dir, run_root, name, note = _synthetic_mini_imagenet(preset, run_dir)
     order = registry.settings(experiment)
     if task_parallelism:
-        from maml_tf.core.maml import TASK_PARALLELISM
+        from maml_tf.core.meta_gradient import TASK_PARALLELISM
         if task_parallelism not in TASK_PARALLELISM:
             raise UsageProblem(f"choose one of {', '.join(TASK_PARALLELISM)}.", "--task-parallelism")
     changes = {"task_parallelism": task_parallelism} if task_parallelism else {}
