@@ -79,8 +79,13 @@ class Experiment:
         callbacks (RL: ``f(method, stats)`` per iteration). Returns :class:`Progress`."""
         raise NotImplementedError
 
-    def evaluate(self):
-        """Meta-test the latest checkpoints: a list of result records (``schema.record``)."""
+    def learners(self):
+        """Each method's model (or policy learner) at its latest checkpoint. Writes nothing."""
+        raise NotImplementedError
+
+    def evaluate(self, learners=None):
+        """Meta-test ``learners`` (default: :meth:`learners`) on the fixed test tasks: a list of
+        result records (``maml_tf.report.schema.record``)."""
         raise NotImplementedError
 
     def shared(self):
