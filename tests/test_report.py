@@ -14,27 +14,34 @@ from maml_tf import paper, presets
 from maml_tf.report import plots, records, render, schema, summary, tables
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RESULTS = os.path.join(REPO_ROOT, "results")
-COMMITTED = sorted(n for n in os.listdir(RESULTS) if os.path.exists(os.path.join(RESULTS, n, "metrics.json")))
+COMMITTED_RESULTS = os.path.join(REPO_ROOT, "results")
+COMMITTED = sorted(n for n in os.listdir(COMMITTED_RESULTS)
+                   if os.path.exists(os.path.join(COMMITTED_RESULTS, n, "metrics.json")))
 # The last commit whose results/ held the per-script layouts (schema 1) and their tables.
 BEFORE_SCHEMA = "0d2e004ac9bc920014332fbe6c82bf95e2bd68ed"
 NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:e[+-]?\d+)?|inf|nan")
 
 
-def _copy(name, tmp_path):
-    return shutil.copytree(os.path.join(RESULTS, name), tmp_path / name)
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    """A copy of the committed results/: the tests read it, never the files in place."""
+    return str(shutil.copytree(COMMITTED_RESULTS, tmp_path_factory.mktemp("committed") / "results"))
+
+
+def _copy(results, name, tmp_path):
+    return shutil.copytree(os.path.join(results, name), tmp_path / name)
 
 
 @pytest.mark.parametrize("name", COMMITTED)
-def test_committed_table_is_what_the_renderer_makes_of_its_metrics(name, tmp_path):
-    out = _copy(name, tmp_path)
+def test_committed_table_is_what_the_renderer_makes_of_its_metrics(name, tmp_path, results):
+    out = _copy(results, name, tmp_path)
     os.remove(out / "table.md")
     render.rerender(out, figures=False)
-    assert (out / "table.md").read_text() == open(os.path.join(RESULTS, name, "table.md")).read()
+    assert (out / "table.md").read_text() == open(os.path.join(results, name, "table.md")).read()
 
 
 @pytest.mark.parametrize("name", COMMITTED)
-def test_the_migration_kept_every_number_of_the_old_table(name):
+def test_the_migration_kept_every_number_of_the_old_table(name, results):
     """Each number of the table.md written before the schema (counted with repeats) is in
     today's: the migration and the renderer changed no result."""
     try:
@@ -42,14 +49,14 @@ def test_the_migration_kept_every_number_of_the_old_table(name):
                              capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
         pytest.skip("the commit before the schema is not in this checkout (shallow clone)")
-    with open(os.path.join(RESULTS, name, "table.md")) as f:
+    with open(os.path.join(results, name, "table.md")) as f:
         new = f.read()
     assert not collections.Counter(NUMBER.findall(old)) - collections.Counter(NUMBER.findall(new))
 
 
 @pytest.mark.parametrize("name", COMMITTED)
-def test_committed_results_are_of_this_schema_and_quote_the_paper_module(name):
-    doc = schema.load(os.path.join(RESULTS, name, "metrics.json"))
+def test_committed_results_are_of_this_schema_and_quote_the_paper_module(name, results):
+    doc = schema.load(os.path.join(results, name, "metrics.json"))
     assert doc["schema_version"] == schema.SCHEMA_VERSION and doc["rows"]
     for row in doc["rows"]:
         if row["kind"] == "classification":
@@ -61,9 +68,9 @@ def test_committed_results_are_of_this_schema_and_quote_the_paper_module(name):
         assert row["paper"] == expected, (name, row["setting"], row["method"])
 
 
-def test_a_file_of_another_version_is_refused_with_what_to_do(tmp_path):
+def test_a_file_of_another_version_is_refused_with_what_to_do(tmp_path, results):
     path = tmp_path / "metrics.json"
-    doc = schema.load(os.path.join(RESULTS, "fig4_navigation", "metrics.json"))
+    doc = schema.load(os.path.join(results, "fig4_navigation", "metrics.json"))
     path.write_text(json.dumps({**doc, "schema_version": 99}))
     with pytest.raises(schema.SchemaError, match="schema version 99; this maml_tf reads version 2: re-run"):
         schema.load(path)
@@ -75,8 +82,8 @@ def test_a_file_of_another_version_is_refused_with_what_to_do(tmp_path):
         schema.load(path)
 
 
-def test_a_row_missing_a_field_or_with_unequal_ci_is_refused(tmp_path):
-    doc = schema.load(os.path.join(RESULTS, "table1_omniglot", "metrics.json"))
+def test_a_row_missing_a_field_or_with_unequal_ci_is_refused(tmp_path, results):
+    doc = schema.load(os.path.join(results, "table1_omniglot", "metrics.json"))
     broken = copy.deepcopy(doc)
     del broken["rows"][1]["budget"]
     with pytest.raises(schema.SchemaError, match="row 1: missing field.s. budget"):
@@ -116,8 +123,8 @@ def test_classification_record_budget_marks_and_summary():
     assert "1,000 of 2,000 it." in summary.budget(unfinished) and "(unfinished run)" in summary.budget(unfinished)
 
 
-def test_rl_summary_is_one_line_for_maml_at_its_headline_step():
-    doc = schema.load(os.path.join(RESULTS, "fig5_cheetah_vel", "metrics.json"))
+def test_rl_summary_is_one_line_for_maml_at_its_headline_step(results):
+    doc = schema.load(os.path.join(results, "fig5_cheetah_vel", "metrics.json"))
     lines = summary.lines(doc, "t.md")
     assert [line.split(" | ")[1] for line in lines] == ["maml"]  # the baselines are in t.md
     maml = next(r for r in doc["rows"] if r["method"] == "maml")
@@ -125,17 +132,17 @@ def test_rl_summary_is_one_line_for_maml_at_its_headline_step():
     assert lines[0].endswith("| [table](t.md) |")
 
 
-def test_sinusoid_summary_lists_the_rows_the_paper_reports_with_median_and_divergence():
-    doc = schema.load(os.path.join(RESULTS, "fig3_sinusoid", "metrics.json"))
+def test_sinusoid_summary_lists_the_rows_the_paper_reports_with_median_and_divergence(results):
+    doc = schema.load(os.path.join(results, "fig3_sinusoid", "metrics.json"))
     lines = summary.lines(doc, "t.md")
     assert [line.split(" | ")[1] for line in lines] == ["maml"]
     assert lines[0].startswith("| Sinusoid K=5, MSE after 10 steps | maml | inf ± nan (median 0.137; "
                                "1 of 600 tasks diverged) | 0.35 |")
 
 
-def test_renderer_writes_table_and_png_of_every_kind(tmp_path):
+def test_renderer_writes_table_and_png_of_every_kind(tmp_path, results):
     for name in ("table1_omniglot_quick", "fig3_sinusoid", "fig4_navigation", "fig4_step_sizes"):
-        doc = schema.load(os.path.join(RESULTS, name, "metrics.json"))
+        doc = schema.load(os.path.join(results, name, "metrics.json"))
         out = tmp_path / name
         text = render.write(doc, out)
         assert (out / "table.md").read_text() == text
