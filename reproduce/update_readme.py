@@ -1,5 +1,6 @@
-"""Regenerate the README's results summary from results/*/metrics.json (never typed by
-hand): one line per result row the paper reports, linking to the row's table.md.
+"""Regenerate the results summaries from results/*/metrics.json (never typed by hand): the
+README's, one line per MAML result the paper reports, and docs/reproduction.md's beside it,
+one line per method (baselines included); each line links to its table.md.
 
     python reproduce/update_readme.py
 """
@@ -16,16 +17,17 @@ from maml_tf.report import blocks, schema, summary  # noqa: E402
 START, END = "<!-- GENERATED: reproduce/update_readme.py -->", "<!-- END GENERATED -->"
 
 
-def summary_lines(results, readme):
+def summary_lines(results, readme, methods=summary.MAML_METHODS):
     """The summary table of every result under ``results`` except smoke runs (which check
-    that the pipeline runs; their numbers are not results), links relative to ``readme``."""
+    that the pipeline runs; their numbers are not results), rows of ``methods`` (None: all),
+    links relative to ``readme``."""
     lines = list(summary.HEADER)
     for name in sorted(os.listdir(results)):
         path = os.path.join(results, name, "metrics.json")
         if os.path.exists(path) and not name.endswith("_smoke"):
             doc = schema.load(path)
             link = os.path.relpath(os.path.join(results, name, "table.md"), os.path.dirname(os.path.abspath(readme)))
-            lines += summary.lines(doc, link)
+            lines += summary.lines(doc, link, methods)
     return lines
 
 
@@ -33,9 +35,13 @@ def summary_lines(results, readme):
 @click.option("--readme", default="README.md", show_default=True)
 @click.option("--results", default="results", show_default=True)
 def main(readme, results):
-    """Rewrite the block between the GENERATED markers of the README."""
+    """Rewrite the block between the GENERATED markers of the README, and of
+    docs/reproduction.md beside it when there is one."""
     with library_errors():
         blocks.publish_table(readme, START, END, summary_lines(results, readme))
+        document = os.path.join(os.path.dirname(os.path.abspath(readme)), "docs", "reproduction.md")
+        if os.path.exists(document):
+            blocks.replace_block(document, START, END, "\n".join(summary_lines(results, document, methods=None)))
 
 
 if __name__ == "__main__":

@@ -67,6 +67,28 @@ def test_summary_of_the_committed_results_in_a_copy_of_the_readme(tmp_path):
         assert f"(results/{name}/table.md)" in text, name
 
 
+def test_the_reproduction_document_beside_the_readme_lists_every_method(tmp_path):
+    """docs/reproduction.md beside the README gets one line per method, baselines included,
+    its links relative to docs/; the README keeps MAML's only."""
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{START}\n{END}\n")
+    (tmp_path / "docs").mkdir()
+    document = tmp_path / "docs" / "reproduction.md"
+    document.write_text(f"# Reproducing\n{START}\n{END}\nFindings\n")
+    results = shutil.copytree(os.path.join(REPO_ROOT, "results", "fig5_cheetah_vel"),
+                              tmp_path / "results" / "fig5_cheetah_vel")
+    out = CliRunner().invoke(update_readme.main, ["--readme", str(readme), "--results", str(results.parent)])
+    assert out.exit_code == 0, out.output
+    text = document.read_text()
+    assert text.startswith(f"# Reproducing\n{START}\n") and text.endswith(f"{END}\nFindings\n")
+    lines = text.split(START)[1].split(END)[0].strip().splitlines()[2:]
+    assert [line.split(" | ")[1] for line in lines] == ["maml", "pretrained", "random", "oracle"]
+    assert "return after 0 steps | oracle" in lines[3] and "| -54.5 |" in lines[3]
+    assert "| about -255 |" in lines[2] and "| untrained, paper preset" in lines[2]
+    assert all(line.endswith("| [table](../results/fig5_cheetah_vel/table.md) |") for line in lines)
+    assert len(readme.read_text().split(START)[1].split(END)[0].strip().splitlines()) == 3  # header + MAML
+
+
 def test_smoke_results_stay_out_of_the_summary(tmp_path):
     results = tmp_path / "results"
     for name in ("fig3_sinusoid", "fig3_sinusoid_smoke"):

@@ -1,6 +1,6 @@
-"""The README's results summary: one short line per MAML result that the paper reports,
-ours beside the paper's at the row's headline step, its budget and a link to its table
-(the baselines are in the table it links to)."""
+"""The results summaries: one short line per result row that the paper reports, ours
+beside the paper's at the row's headline step, its budget and a link to its table. The
+README lists MAML's rows; the reproduction document every method's."""
 from maml_tf.report.tables import RL_TITLES, budget_status
 
 HEADER = ["| result | method | ours | paper | budget | details |", "|---|---|---|---|---|---|"]
@@ -8,10 +8,11 @@ MAML_METHODS = ("maml", "MAML", "first-order MAML")
 DATASETS = {"omniglot": "Omniglot", "mini_imagenet": "MiniImagenet"}
 
 
-def lines(doc, link):
-    """The summary rows of ``doc``: its MAML rows marked ``summary``; ``link``: its table.md,
-    relative to the README."""
-    return [line(doc, row, link) for row in doc["rows"] if row["summary"] and row["method"] in MAML_METHODS]
+def lines(doc, link, methods=MAML_METHODS):
+    """The summary rows of ``doc``: its rows marked ``summary`` of ``methods`` (None: every
+    method); ``link``: its table.md, relative to the summary's file."""
+    return [line(doc, row, link) for row in doc["rows"]
+            if row["summary"] and (methods is None or row["method"] in methods)]
 
 
 def line(doc, row, link):
@@ -52,8 +53,11 @@ def ours(row):
 
 
 def reference(row):
-    """The paper's number at the headline step; a dash when it reports none at that step."""
+    """The paper's number at the headline step; "about" when the paper gives one value for
+    every step (the random baselines); a dash when it reports none at that step."""
     p, step = row["paper"], row["metric"]["headline_step"]
+    if p is not None and p["steps"] is None:
+        return f"about {p['mean'][0]:g}"
     if p is None or step not in p["steps"]:
         return "—"
     i = p["steps"].index(step)
