@@ -1,4 +1,5 @@
 """What every result records beside its numbers: command, machine, software."""
+import contextlib
 import datetime
 import json
 import os
@@ -77,15 +78,22 @@ def append_json_line(path, record):
         f.write(json.dumps(record) + "\n")
 
 
-def write_json(path, payload):
-    """Write ``payload`` as indented JSON to ``path``, atomically: to a temporary file
-    renamed into place, so a killed process leaves the old file or the new one."""
+@contextlib.contextmanager
+def atomic_file(path, newline=None):
+    """Open ``path`` for writing through a temporary file renamed into place once written,
+    so that a killed process leaves the old file or the new one, never half of one."""
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     partial = f"{path}.partial"
-    with open(partial, "w") as f:
+    with open(partial, "w", newline=newline) as f:
+        yield f
+    os.replace(partial, path)
+
+
+def write_json(path, payload):
+    """Write ``payload`` as indented JSON to ``path``, atomically (:func:`atomic_file`)."""
+    with atomic_file(path) as f:
         json.dump(_plain(payload), f, indent=2)
         f.write("\n")
-    os.replace(partial, path)
 
 
 def _plain(x):

@@ -135,10 +135,8 @@ class RunDirectory:
         keep = [row for row in body if len(row) == len(header) and _at_most(row[header.index(column)], last)]
         if len(keep) == len(body) and text.endswith("\n"):
             return
-        partial = path + ".partial"
-        with open(partial, "w", newline="") as f:
+        with reporting.atomic_file(path, newline="") as f:
             csv.writer(f, lineterminator="\n").writerows([header] + keep)
-        os.replace(partial, path)
 
     # ------------------------------------------------------------------ history
     def record_training(self, first, last, part=""):
