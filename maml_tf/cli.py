@@ -262,5 +262,46 @@ for _target in registry.TARGETS:
     reproduce.add_command(reproduce_command(_target))
 
 
+# ----------------------------------------------------------------------------- maml study
+def study_command(name):
+    """The click command of study ``name``: ``maml study NAME`` and ``reproduce/<name>.py``."""
+    study = registry.STUDIES[name]
+
+    @click.pass_context
+    def command(ctx, preset, run_dir, out, time_limit, verbose):
+        with library_errors(ctx):
+            registry.study_preset(name, preset)  # before any work
+            suffix = "" if preset == "full" else f"_{preset}"
+            registry.study(name).run(
+                preset, run_dir=run_dir or os.path.join(registry.RUN_ROOT, study.result_name, preset),
+                out=out or os.path.join("results", study.result_name + suffix), time_limit=time_limit,
+                verbose=verbose, echo=click.echo)
+
+    for option in reversed([
+        click.option("--preset", default="full", show_default=True,
+                     help="Budget (maml_tf/studies/): full (the results page's) | quick | smoke (seconds, for tests)."),
+        run_dir_option(f"Checkpoints of the study's trainings, reused to resume (default "
+                       f"checkpoints/{study.result_name}/<preset>)."),
+        click.option("--out", type=click.Path(file_okay=False), default=None,
+                     help=f"Where metrics.json, table.md and the PNGs go (default results/{study.result_name}"
+                          "[_<preset>])."),
+        click.option("--time-limit", type=click.FloatRange(min=0), default=None,
+                     help="Minutes of training; then stop at the next checkpoint (run again to resume)."),
+        click.option("--verbose", type=click.IntRange(0, 2), default=1, show_default=True,
+                     help="0 silent, 1 one line per training run and measurement, 2 also per epoch."),
+    ]):
+        command = option(command)
+    return click.command(name, help=study.doc)(command)
+
+
+@main.group()
+def study():
+    """Answer an open question about MAML by experiment into results/<name>/ (resumable)."""
+
+
+for _study in registry.STUDIES:
+    study.add_command(study_command(_study))
+
+
 if __name__ == "__main__":
     main()

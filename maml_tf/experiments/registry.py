@@ -58,6 +58,34 @@ TARGETS = {
 }
 
 
+@dataclasses.dataclass(frozen=True)
+class Study:
+    """An open question about MAML answered by experiment: its module under maml_tf.studies
+    (``PRESETS`` and ``run``) and the results/ name it writes."""
+    module: str
+    result_name: str
+    doc: str = ""
+
+
+STUDIES = {}
+
+
+def study(name):
+    """The module of study ``name`` (imports no TensorFlow at load)."""
+    if name not in STUDIES:
+        raise UsageProblem(f"Unknown study {name!r}; choose one of {', '.join(STUDIES) or 'none'}.")
+    return importlib.import_module(f"maml_tf.studies.{STUDIES[name].module}")
+
+
+def study_preset(name, preset_name):
+    """The preset ``preset_name`` of study ``name``."""
+    table = study(name).PRESETS
+    if preset_name not in table:
+        raise UsageProblem(f"{preset_name!r} is not a preset of study {name}; choose one of "
+                           f"{', '.join(table)}.", "--preset")
+    return table[preset_name]
+
+
 def spec(experiment):
     if experiment not in EXPERIMENTS:
         raise UsageProblem(f"Unknown experiment {experiment!r}; choose one of {', '.join(EXPERIMENTS)}.")
