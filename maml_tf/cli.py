@@ -177,8 +177,9 @@ def data():
 @click.argument("name", type=click.Choice(DATASETS))
 @click.option("--from", "source", type=click.Path(file_okay=False), default=None,
               help="Folder with the source files, read offline. Omniglot: the four upstream zips "
-                   "(without --from, TFDS downloads them). MiniImagenet (required): images/, with "
-                   "or without train/val/test.csv, or the three mini-imagenet-cache-*.pkl files.")
+                   "(without --from, TFDS downloads them). MiniImagenet (required): the images, in images/ or in "
+                   "class folders at any depth, with or without train/val/test.csv (the bundled Ravi & Larochelle "
+                   "split otherwise), or the three mini-imagenet-cache-*.pkl files.")
 @data_dir_option
 @click.pass_context
 def prepare(ctx, name, source, data_dir):
@@ -195,7 +196,7 @@ def prepare(ctx, name, source, data_dir):
             if source is None:
                 raise registry.UsageProblem("mini_imagenet needs --from DIR (its images are not shipped).")
             from maml_tf.datasets import mini_imagenet
-            out = mini_imagenet.prepare(source, data_dir)
+            out = mini_imagenet.prepare(source, data_dir, echo=lambda line: click.echo(line, err=True))
             for split in ("train", "validation", "test"):
                 images, _ = mini_imagenet.load(split, out)
                 click.echo(f"mini_imagenet {split}: {images.shape[0]} classes x {images.shape[1]} images")

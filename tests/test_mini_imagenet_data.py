@@ -112,6 +112,59 @@ def test_csvs_from_splits_dir(source_copy, tmp_path):
     assert mini_imagenet.load("test", data_dir)[0].shape[:2] == (2, PER_CLASS)
 
 
+def class_folders(source, root, extra=()):
+    """The images of ``source`` regrouped as a snapshot of the split does it: class folders
+    ``train/<wnid>/`` and ``val/<wnid>/`` (a per-class split of its own, not the CSVs'), no
+    images/ folder; the CSVs at the top. ``extra``: file names added that no CSV lists."""
+    for name in synthetic.SPLIT_FILES:
+        for i, row in enumerate(csv_rows(source, name)):
+            folder = os.path.join(root, "val" if i % 4 == 3 else "train", row["label"])
+            os.makedirs(folder, exist_ok=True)
+            shutil.copy(os.path.join(source, "images", row["filename"]), folder)
+        shutil.copy(os.path.join(source, name), root)
+    for name in extra:
+        shutil.copy(os.path.join(folder, os.listdir(folder)[0]), os.path.join(folder, name))
+    return root
+
+
+def test_prepare_from_class_folders_gives_the_same_dataset(source, prepared, tmp_path):
+    heard = []
+    folders = class_folders(source, str(tmp_path / "snapshot"), extra=("n9999999900000001.jpg",))
+    data_dir = mini_imagenet.prepare(folders, data_dir=str(tmp_path / "tfds"), echo=heard.append)
+    assert len(heard) == 1 and "1 image files" in heard[0] and "n9999999900000001.jpg" in heard[0]
+    for split in ("train", "validation", "test"):  # the CSVs decide the split, not the folders
+        ours, names = mini_imagenet.load(split, data_dir)
+        reference, reference_names = mini_imagenet.load(split, prepared)
+        np.testing.assert_array_equal(ours, reference)
+        assert names == reference_names
+
+
+def test_class_folders_missing_and_misfiled_images(source, tmp_path):
+    folders = class_folders(source, str(tmp_path / "snapshot"))
+    first, second = csv_rows(folders, "train.csv")[0], csv_rows(folders, "val.csv")[0]
+    os.remove(os.path.join(folders, "train", first["label"], first["filename"]))
+    with pytest.raises(DatasetNotFoundError) as error:
+        mini_imagenet.prepare(folders, data_dir=str(tmp_path / "tfds"))
+    assert "1 of the 28 images" in str(error.value) and first["filename"] in str(error.value)
+
+    folders = class_folders(source, str(tmp_path / "again"))
+    wrong = os.path.join(folders, "train", first["label"])
+    shutil.move(os.path.join(folders, "train", second["label"], second["filename"]), wrong)
+    with pytest.raises(ValueError, match=f"1 images are in the folder of another class.*CSV: {second['label']}"):
+        mini_imagenet.prepare(folders, data_dir=str(tmp_path / "tfds"))
+
+
+def test_identical_images(source_copy, prepared, tmp_path):
+    assert mini_imagenet.identical_images(prepared) == []
+    train, test = csv_rows(source_copy, "train.csv"), csv_rows(source_copy, "test.csv")
+    shutil.copy(source_copy / "images" / train[0]["filename"], source_copy / "images" / test[1]["filename"])
+    data_dir = mini_imagenet.prepare(source_copy, data_dir=str(tmp_path / "tfds"))
+    first = sorted(r["filename"] for r in train if r["label"] == train[0]["label"]).index(train[0]["filename"])
+    second = sorted(r["filename"] for r in test if r["label"] == test[1]["label"]).index(test[1]["filename"])
+    assert mini_imagenet.identical_images(data_dir) == [
+        [("train", train[0]["label"], first), ("test", test[1]["label"], second)]]
+
+
 # The Ravi & Larochelle CSVs (twitter/meta-learning-lstm), as their README lists them.
 RAVI_SHA256 = {"train.csv": "498519cd8e49ce97ed26a4a3638966698ae41ab35e9c68538319fc9b46ba7d2f",
                "val.csv": "5658a59921ca027ee76af92949869c5d6f41d77592ff3b18db325a9d10c893b9",

@@ -1,7 +1,8 @@
 """MiniImagenet (Vinyals et al. 2016, Ravi & Larochelle 2017 splits) as a TFDS dataset.
 
-Built offline from local files only: the Ravi & Larochelle layout (``images/`` +
-``train.csv``/``val.csv``/``test.csv``) or the ``mini-imagenet-cache-*.pkl`` pickles.
+Built offline from local files only: the images (in ``images/``, the Ravi & Larochelle
+layout, or in class folders at any depth) with ``train.csv``/``val.csv``/``test.csv``, or
+the ``mini-imagenet-cache-*.pkl`` pickles.
 ``prepare`` builds the TFDS dataset ``mini_imagenet`` once; ``load`` returns a split
 as a uint8 array ``[classes, examples_per_class, 84, 84, 3]``, decoded once and then
 memory-mapped from a ``.npy`` cache.
@@ -12,6 +13,7 @@ import dataclasses
 import json
 import os
 import pickle
+import re
 import shutil
 
 import numpy as np
@@ -30,8 +32,9 @@ SPLITS_SOURCE = "miniimagenet_splits"
 
 _HOW_TO = """\
 MiniImagenet is built from a folder DIR holding either
-  (a) the Ravi & Larochelle layout: DIR/images/ with the images the split CSVs name
-      (e.g. n0153282900000005.jpg; subfolders are fine; resized to 84x84 if needed) and
+  (a) the images the split CSVs name (e.g. n0153282900000005.jpg; resized to 84x84 if
+      needed), either in DIR/images/ (the Ravi & Larochelle layout; subfolders are fine)
+      or in class folders at any depth below DIR (e.g. DIR/train/n01532829/...), and
       DIR/train.csv, DIR/val.csv, DIR/test.csv (header filename,label){splits_note}, or
   (b) the three cache pickles DIR/mini-imagenet-cache-train.pkl, DIR/mini-imagenet-cache-val.pkl
       and DIR/mini-imagenet-cache-test.pkl.
@@ -106,17 +109,22 @@ class MiniImagenet(tfds.core.GeneratorBasedBuilder):
         return source.examples(split)
 
 
-def prepare(source_dir, data_dir=None, splits_dir=None):
+def prepare(source_dir, data_dir=None, splits_dir=None, echo=None):
     """Build the TFDS dataset ``mini_imagenet`` from local files; returns the data dir.
 
-    ``source_dir`` holds the Ravi & Larochelle layout (``images/`` + the three split
-    CSVs, which may instead be in ``splits_dir``) or the three ``mini-imagenet-cache``
-    pickles. It is checked first: anything missing raises ``DatasetNotFoundError``
-    naming it. Nothing is downloaded. A dataset already prepared from the same source
-    is reused; one prepared from another source is rebuilt (with its array cache).
+    ``source_dir`` holds the images (``images/``, or class folders at any depth) and the
+    three split CSVs (which may instead be in ``splits_dir``; they decide the split, not
+    the folders), or the three ``mini-imagenet-cache`` pickles. It is checked first: a
+    listed image that is missing, repeated or in another class's folder raises an error
+    naming it; ``echo`` (e.g. ``print``) hears of image files no CSV lists, which are
+    left out. Nothing is downloaded. A dataset already prepared from the same source is
+    reused; one prepared from another source is rebuilt (with its array cache).
     """
     data_dir = paths.data_dir(data_dir)
     source = _inspect_source(source_dir, splits_dir)
+    if source.extra and echo is not None:
+        echo(f"mini_imagenet: {len(source.extra)} image files under {source.root} are in no split CSV "
+             f"and are left out, e.g. {', '.join(source.extra[:3])}")
     builder = MiniImagenet(data_dir=data_dir, splits_dir=splits_dir)
     if builder.is_prepared():
         if builder.info.metadata.get("source") == source.description():
@@ -152,6 +160,21 @@ def load(split, data_dir=None):
     with open(names_path) as f:
         class_names = json.load(f)
     return np.load(array_path, mmap_mode="r"), class_names
+
+
+def identical_images(data_dir=None):
+    """Groups of pixel-identical images across all three splits, each a list of ``(split,
+    wnid, index)`` (index: the image's place in its class, sorted by file name as ``load``
+    orders them). The standard split has eight such pairs, six across train and
+    validation (docs/datasets.md); they are kept, as everyone's results use that split."""
+    import hashlib
+    seen = collections.defaultdict(list)
+    for split in SPLIT_STEMS:
+        images, class_names = load(split, data_dir)
+        for c, wnid in enumerate(class_names):
+            for i, image in enumerate(images[c]):
+                seen[hashlib.sha1(image.tobytes()).digest()].append((split, wnid, i))
+    return [group for group in seen.values() if len(group) > 1]
 
 
 def _split_name(split):
@@ -210,29 +233,30 @@ def _decode_split(builder, split, array_path, names_path):
 
 @dataclasses.dataclass
 class _Source:
-    """A checked source folder: ``layout`` "ravi" (``files``: split -> CSV, ``rows``:
-    split -> [(filename, wnid)], ``images``: filename -> path) or "pickles" (``files``:
-    split -> pickle)."""
+    """A checked source folder: ``layout`` "ravi" (``images/``) or "folders" (image files
+    anywhere below ``root``), with ``files``: split -> CSV, ``rows``: split -> [(filename,
+    wnid)], ``images``: filename -> path; or "pickles" (``files``: split -> pickle)."""
 
     layout: str
     root: str
     files: dict
     rows: dict = None
     images: dict = None
+    extra: list = dataclasses.field(default_factory=list)  # image files no split CSV lists
 
     def description(self):
         """What the dataset was built from (stored in its metadata)."""
         return {"layout": self.layout, "root": self.root, "files": [self.files[s] for s in SPLIT_STEMS]}
 
     def class_names(self):
-        if self.layout == "ravi":
+        if self.layout != "pickles":
             wnids = {wnid for rows in self.rows.values() for _, wnid in rows}
         else:
             wnids = {wnid for path in self.files.values() for wnid in _read_pickle(path)["class_dict"]}
         return sorted(wnids)
 
     def examples(self, split):
-        if self.layout == "ravi":
+        if self.layout != "pickles":
             for filename, wnid in self.rows[split]:
                 yield filename, {"image": _read_image(self.images[filename]), "label": wnid,
                                  "filename": filename}
@@ -259,31 +283,59 @@ def _inspect_source(source_dir, splits_dir=None):
     if not missing_pickles:
         return _Source("pickles", root, pickles)
     images_dir = os.path.join(root, "images")
-    if not os.path.isdir(images_dir):
+    # Ravi & Larochelle's images/ folder, or class folders anywhere below root (e.g. a
+    # snapshot's train/<wnid>/ and val/<wnid>/, whose split is not Ravi's: the CSVs decide).
+    tree = images_dir if os.path.isdir(images_dir) else root
+    files = _files_below(tree)
+    if tree == root and not any(_is_image(name) for name in files):
         if len(missing_pickles) < len(pickles):
             found = f"{root} has no images/ folder and lacks {', '.join(missing_pickles)}."
         else:
-            found = f"{root} has neither an images/ folder nor the mini-imagenet-cache-*.pkl files."
+            found = f"{root} has neither an images/ folder, image files, nor the mini-imagenet-cache-*.pkl files."
         raise DatasetNotFoundError(f"{found}\n{how_to}")
     csvs = _find_csvs(root, splits_dir, how_to)
     rows = {split: _read_csv(path) for split, path in csvs.items()}
-    listed = [filename for split_rows in rows.values() for filename, _ in split_rows]
-    images, repeated = {}, set()
-    for folder, _, files in os.walk(images_dir):
-        for name in files:
-            if name in images:
-                repeated.add(name)
-            images[name] = os.path.join(folder, name)
-    missing = [name for name in listed if name not in images]
+    listed = {filename: wnid for split_rows in rows.values() for filename, wnid in split_rows}
+    missing = [name for name in listed if name not in files]
     if missing:
         raise DatasetNotFoundError(
             f"{len(missing)} of the {len(listed)} images that the split CSVs list are missing "
-            f"from {images_dir}, e.g. {', '.join(missing[:5])}.\n{how_to}")
-    ambiguous = sorted(repeated.intersection(listed))
+            f"from {tree}, e.g. {', '.join(missing[:5])}.\n{how_to}")
+    ambiguous = sorted(name for name in listed if len(files[name]) > 1)
     if ambiguous:
-        raise ValueError(f"{len(ambiguous)} listed images occur more than once under {images_dir}, "
+        raise ValueError(f"{len(ambiguous)} listed images occur more than once under {tree}, "
                          f"e.g. {', '.join(ambiguous[:5])}; keep one copy of each.")
-    return _Source("ravi", root, csvs, rows, {name: images[name] for name in listed})
+    misfiled = sorted(name for name, wnid in listed.items()
+                      if _WNID.fullmatch(_folder(files[name][0])) and _folder(files[name][0]) != wnid)
+    if misfiled:
+        raise ValueError(
+            f"{len(misfiled)} images are in the folder of another class than the split CSVs give, e.g. "
+            + ", ".join(f"{files[n][0]} (CSV: {listed[n]})" for n in misfiled[:3])
+            + ": fix the folders or the CSVs.")
+    extra = sorted(name for name in files if _is_image(name) and name not in listed)
+    return _Source("ravi" if tree == images_dir else "folders", root, csvs, rows,
+                   {name: files[name][0] for name in listed}, extra)
+
+
+_WNID = re.compile(r"n\d{8}")
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+def _files_below(folder):
+    """file name -> its paths, at any depth below ``folder``."""
+    found = collections.defaultdict(list)
+    for parent, _, names in os.walk(folder):
+        for name in names:
+            found[name].append(os.path.join(parent, name))
+    return found
+
+
+def _is_image(name):
+    return name.lower().endswith(_IMAGE_SUFFIXES)
+
+
+def _folder(path):
+    return os.path.basename(os.path.dirname(path))
 
 
 def _find_csvs(root, splits_dir, how_to):
