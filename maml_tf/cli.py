@@ -159,10 +159,11 @@ def export(ctx, run_dir, out, steps):
         run = registry.open(run_dir)
         if run.KIND == "rl":
             raise registry.UsageProblem(f"{run_dir} is an RL run: its policies are not exported as a SavedModel.")
-        if os.path.exists(out) and os.listdir(out):
-            raise registry.UsageProblem(f"{out} exists and is not empty: choose a new directory "
-                                        "(TF Serving expects <model>/<version>/).")
         from maml_tf import export as saved_model
+        try:
+            saved_model.check_destination(out)
+        except FileExistsError as error:
+            raise registry.UsageProblem(str(error)) from None
         saved_model.save(run.learners()["maml"], out, steps=steps)
     click.echo(f"SavedModel in {out} (serve it with TF Serving; see docs/serving.md)")
 

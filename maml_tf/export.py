@@ -9,7 +9,8 @@ al. 2019), then predicts the queries with the adapted weights. Serving needs
 neither ``maml_tf`` nor Keras: TF Serving or ``tf.saved_model.load`` run it as is.
 
 Signatures (every input takes any number of examples; shapes are checked in the
-graph, so a bad request fails with an ``InvalidArgumentError`` naming the input):
+graph, so a bad request fails with an ``InvalidArgumentError`` naming the input; so do
+NaN or Inf values):
 
 * ``adapt_and_predict(support_x, support_y, query_x)``
 * ``adapt(support_x, support_y)``: the adapted weights, ``{variable path: tensor}``
@@ -34,6 +35,7 @@ with it. ``predict`` follows the same rule as the 0-step evaluation of ``MAML``.
 import inspect
 import itertools
 import json
+import os
 
 import keras
 import tensorflow as tf
@@ -43,7 +45,14 @@ from maml_tf.core import inner as inner_rules
 SIGNATURES = ("adapt_and_predict", "adapt", "predict", "config")
 
 
-def save(maml, path, *, input_shape=None, label_dtype=None, steps=None):
+def check_destination(path, overwrite=False):
+    """Refuse to write over an existing, non-empty SavedModel folder unless ``overwrite``."""
+    if not overwrite and os.path.isdir(path) and os.listdir(path):
+        raise FileExistsError(f"{path} exists and is not empty: choose a new directory (TF Serving expects "
+                              "<model>/<version>/), or pass overwrite=True to replace it.")
+
+
+def save(maml, path, *, input_shape=None, label_dtype=None, steps=None, overwrite=False):
     """Write ``maml`` to ``path`` as a SavedModel with the signatures above.
 
     Args:
@@ -56,6 +65,7 @@ def save(maml, path, *, input_shape=None, label_dtype=None, steps=None):
             Defaults to int32 when the loss is a sparse categorical cross-entropy,
             else the model's input dtype.
         steps: inner steps at serving time; defaults to ``maml.eval_inner_steps``.
+        overwrite: replace an existing SavedModel at ``path`` (else refused).
 
     The SavedModel records its configuration as variables readable after
     ``tf.saved_model.load`` (``loaded.inner_steps``, ``inner_rule``, ``inner_lr``,
@@ -65,6 +75,7 @@ def save(maml, path, *, input_shape=None, label_dtype=None, steps=None):
     for every adapted weight: the step size applied at each inner step,
     ``[steps]`` or, for Meta-SGD, ``[steps, *weight shape]``.
     """
+    check_destination(os.fspath(path), overwrite)
     if maml.task_loss is None:
         raise ValueError("Compile the MAML before exporting: the per-task loss the "
                          "graph adapts with comes from compile(loss=...).")
@@ -90,6 +101,8 @@ def save(maml, path, *, input_shape=None, label_dtype=None, steps=None):
         checks = _Checks()
         checks.shape(support_x, "support_x", input_shape, "support")
         checks.shape(support_y, "support_y", label_shape, "support")
+        checks.finite(support_x, "support_x")
+        checks.finite(support_y, "support_y")
         checks.support_set(support_x, support_y, num_classes)
         return maml.adapt(*checks.passed((support_x, input_shape), (support_y, label_shape)),
                           steps=steps)
@@ -226,6 +239,13 @@ class _Checks:
                                     tf.reduce_all(tf.equal(dims[1:], _int_vector(shape)))),
                      f"{name} must have shape {expected}; got", tf.shape(x))
 
+    def finite(self, x, name):
+        """No NaN or Inf in a float input (it would adapt to NaN weights, or to one constant)."""
+        if x.dtype.is_floating:
+            self.require(tf.reduce_all(tf.math.is_finite(x)),
+                         f"{name} holds NaN or Inf values: send finite numbers; count of non-finite values:",
+                         tf.reduce_sum(tf.cast(tf.logical_not(tf.math.is_finite(x)), tf.int32)))
+
     def support_set(self, support_x, support_y, num_classes):
         """A non-empty support set, one label per example; N-way labels in ``0..N-1``."""
         size_x, size_y = _dims(support_x, 1)[0], _dims(support_y, 1)[0]  # -1 for a scalar
@@ -266,6 +286,7 @@ def _checked(x, name, shape, what):
     """``x`` checked to be ``[num_<what>, *shape]``, with that static shape."""
     checks = _Checks()
     checks.shape(x, name, shape, what)
+    checks.finite(x, name)
     return checks.passed((x, shape))
 
 

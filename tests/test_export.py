@@ -358,6 +358,11 @@ BAD_REQUESTS = {
                         r"labels must be 0..4; got\] \[5\]"),
     "negative_label": ({"support_y": lambda r: r["support_y"] - 1},
                        r"support_y holds a negative class label; labels must be 0..4; got\] \[-1\]"),
+    "nan_support": ({"support_x": lambda r: np.where(np.arange(r["support_x"].size).reshape(r["support_x"].shape) == 7,
+                                                     np.nan, r["support_x"]).astype(np.float32)},
+                    r"support_x holds NaN or Inf values: send finite numbers; count of non-finite values:\] \[1\]"),
+    "inf_query": ({"query_x": lambda r: np.full_like(r["query_x"], np.inf)},
+                  r"query_x holds NaN or Inf values.*\] \[1323\]"),
 }
 
 
@@ -380,6 +385,25 @@ def test_regression_shapes_are_checked(exported):
     message = r"x must have shape \[num_examples, 1\]; got\] \[4\]"
     with pytest.raises(tf.errors.InvalidArgumentError, match=message):
         predict(x=tf.zeros([4]))
+
+
+def test_regression_labels_and_predict_inputs_must_be_finite(exported):
+    loaded = tf.saved_model.load(exported["sine"][1])
+    x = np.linspace(-5, 5, 10, dtype=np.float32)[:, None]
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"support_y holds NaN or Inf values.*\] \[1\]"):
+        loaded.signatures["adapt_and_predict"](support_x=x, support_y=np.where(x > 4, np.nan, x), query_x=x)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"x holds NaN or Inf values"):
+        loaded.signatures["predict"](x=np.where(x > 0, -np.inf, x))
+
+
+def test_save_refuses_an_existing_saved_model_unless_told(exported, tmp_path):
+    maml, path = exported["sine"][0], shutil.copytree(exported["sine"][1], tmp_path / "model")
+    before = sorted(os.listdir(path))
+    with pytest.raises(FileExistsError, match="exists and is not empty.*overwrite=True"):
+        export.save(maml, path)
+    assert sorted(os.listdir(path)) == before
+    export.save(maml, path, overwrite=True)
+    assert tf.saved_model.load(str(path)).signatures["predict"] is not None
 
 
 def test_export_needs_a_compiled_maml(tmp_path):
