@@ -9,6 +9,7 @@ from ``maml_tf.experiments.registry``; TensorFlow is imported only when a comman
 """
 import contextlib
 import os
+import sys
 
 import click
 
@@ -59,11 +60,33 @@ def data_dir_option(fn):
                         help="TFDS data directory (default $TFDS_DATA_DIR or ~/tensorflow_datasets).")(fn)
 
 
+def import_tensorflow_quietly():
+    """Import TensorFlow and Keras and probe the devices with the C++ stderr silenced: since
+    TF 2.16 the start-up lines (CUDA probe, "failed call to cuInit", the oneDNN notice) are
+    written by absl before TF_CPP_MIN_LOG_LEVEL applies. Setting TF_CPP_MIN_LOG_LEVEL
+    yourself keeps them. Python errors still show: the descriptor is restored first."""
+    import maml_tf
+    if maml_tf.TF_LOG_REQUESTED or "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        import keras  # noqa: F401
+        import tensorflow as tf
+        tf.config.list_logical_devices()  # the CUDA probe happens here
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
 @contextlib.contextmanager
 def library_errors(ctx=None):
     """The one translation of the library's errors into click errors: a user's bad name or
     value is a usage error (exit 2), the rest (missing dataset, run directory of another
     setup, diverged training, bad strategy) a one-line error (exit 1) saying what to do."""
+    import_tensorflow_quietly()
     from maml_tf.experiments.base import StrategyError
     from maml_tf.experiments.runs import RunDirectoryMismatch
     try:

@@ -222,6 +222,27 @@ def test_maml_help_does_not_import_tensorflow():
     assert out.stdout.strip() == "False", out.stderr
 
 
+def run_maml(*args, **env):
+    """``maml ARGS`` in a fresh process (the real stderr, which CliRunner does not see)."""
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    environment = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    return subprocess.run([sys.executable, "-m", "maml_tf.cli", *args], capture_output=True, text=True,
+                          env={**environment, "PYTHONPATH": root, **env})
+
+
+def test_commands_start_without_tensorflow_noise_unless_asked(tmp_path):
+    """TensorFlow's C++ start-up lines (CUDA probe, oneDNN notice) stay off a command's output,
+    but TF_CPP_MIN_LOG_LEVEL set by the user brings them back."""
+    quiet = run_maml("evaluate", str(tmp_path))
+    assert quiet.returncode == 2 and "is not a run directory" in quiet.stderr
+    assert quiet.stderr.startswith("Usage: "), quiet.stderr
+    asked = run_maml("evaluate", str(tmp_path), TF_CPP_MIN_LOG_LEVEL="0")
+    assert "is not a run directory" in asked.stderr
+    assert "cpu_feature_guard" in asked.stderr or "absl::InitializeLog" in asked.stderr, asked.stderr
+
+
 def test_the_default_run_directory_is_where_the_committed_checkpoints_are():
     from maml_tf.experiments import registry
     assert registry.default_run_dir("omniglot", "paper", "5way1shot") == os.path.join(
