@@ -74,7 +74,7 @@ def test_the_latest_two_are_kept_while_training_and_one_when_training_stops(tmp_
 
 
 @pytest.mark.parametrize("damage", ["truncate", "delete"])
-def test_a_damaged_latest_checkpoint_falls_back_to_the_one_before(tmp_path, damage):
+def test_a_damaged_latest_checkpoint_falls_back_to_the_one_before(tmp_path, damage, caplog):
     first = _maml(1)
     store = _store(tmp_path, first)
     store.save(10)
@@ -88,7 +88,11 @@ def test_a_damaged_latest_checkpoint_falls_back_to_the_one_before(tmp_path, dama
     else:
         os.remove(data)
     loaded = _maml(2)
-    assert _store(tmp_path, loaded).restore() == 10
+    with caplog.at_level("WARNING", logger="maml_tf"):
+        assert _store(tmp_path, loaded).restore() == 10
+    assert len(caplog.records) == 1 and caplog.records[0].levelname == "WARNING"
+    assert caplog.messages[0].startswith(f"{tmp_path}: ckpt-20: ")
+    assert caplog.messages[0].endswith("unreadable, using ckpt-10 (iteration 10) instead.")
     for a, b in zip(expected, _state(loaded)):
         np.testing.assert_array_equal(a, b)
     os.remove(tmp_path / "ckpt-10.index")  # nothing left to fall back to

@@ -7,6 +7,7 @@ checkpoints listed before intact; the latest ``KEEP`` are kept while training, s
 latest one damaged later (a bad disk, a truncated copy) falls back to the one before.
 """
 import glob
+import logging
 import os
 import shutil
 
@@ -14,6 +15,7 @@ import tensorflow as tf
 
 KEEP = 2  # checkpoints kept while training; one once training stops
 PREFIX = "ckpt"  # files ckpt-<iteration>.index and ckpt-<iteration>.data-*
+log = logging.getLogger("maml_tf")
 
 
 class CheckpointMismatch(ValueError):
@@ -46,8 +48,9 @@ class Checkpoints:
     def restore(self):
         """Load the latest readable checkpoint; returns its iteration (0 if there is none).
 
-        A checkpoint whose files are damaged or missing falls back to the one before; a
-        checkpoint of other variables raises :class:`CheckpointMismatch`.
+        A checkpoint whose files are damaged or missing falls back to the one before, with a
+        warning on the ``maml_tf`` logger naming both; none readable raises ``OSError`` saying
+        what to do; a checkpoint of other variables raises :class:`CheckpointMismatch`.
         """
         saved = self.saved()
         errors = []
@@ -60,6 +63,9 @@ class Checkpoints:
             except (ValueError, AssertionError) as error:
                 raise CheckpointMismatch(f"{path} holds another architecture's variables: "
                                          f"{str(error).splitlines()[0]}") from None
+            if errors:  # never a silent loss: say what was skipped and what was used instead
+                log.warning("%s: %s unreadable, using %s (iteration %d) instead.", self.directory,
+                            "; ".join(errors), os.path.basename(path), int(self.iteration.numpy()))
             return int(self.iteration.numpy())
         if errors:
             raise OSError(f"No readable checkpoint in {self.directory} ({'; '.join(errors)}): "
