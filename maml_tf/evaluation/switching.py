@@ -50,11 +50,19 @@ def global_norm(weights):
 
 
 def over_chains(per_chain):
-    """``{"mean", "ci95", "median", "per_chain"}`` of a ``[chains, ...]`` array (95% CI over
-    chains; the median stays readable when a few chains diverge)."""
+    """``{"mean", "ci95", "median", "diverged", "per_chain"}`` of a ``[chains, ...]`` array: the
+    statistics over the chains whose value is finite (95% CI), ``diverged`` the count of the
+    others (repeated inner steps from adapted weights can overshoot to inf / NaN)."""
     per_chain = np.asarray(per_chain, np.float64)
-    mean, ci = mean_ci95(per_chain)
-    return {"mean": mean, "ci95": ci, "median": np.median(per_chain, axis=0), "per_chain": per_chain}
+    finite = np.isfinite(per_chain)
+    if finite.all():
+        mean, ci = mean_ci95(per_chain)
+        median = np.median(per_chain, axis=0)
+    else:
+        columns = [c[np.isfinite(c)] for c in per_chain.reshape(len(per_chain), -1).T]
+        stats = np.array([(*mean_ci95(c), np.median(c)) if len(c) else (np.nan,) * 3 for c in columns])
+        mean, ci, median = (stats[:, i].reshape(per_chain.shape[1:]) for i in range(3))
+    return {"mean": mean, "ci95": ci, "median": median, "diverged": (~finite).sum(axis=0), "per_chain": per_chain}
 
 
 def task_switching(maml, chain, steps=None):

@@ -42,7 +42,8 @@ def table(doc):
              f"Preset `{p['name']}`; chains' tasks drawn with seed {p['seed']} (apart from the test tasks). "
              "Each link adapts to its task with the model's inner rule either from the meta-learned weights "
              "(**reset**, the paper's protocol) or from the weights the previous link ended at (**no reset**). "
-             "Mean ± 95% CI over chains. A letter seen again is the same task (same support and query sets).  ",
+             "Mean ± 95% CI over chains (over the finite ones: \"n div.\" counts chains whose value became inf or NaN, "
+             "left out). A letter seen again is the same task (same support and query sets).  ",
              f"Machine: {_machine(doc['machine'])}; {doc['seconds']:.0f} s in total, shared the 2 cores with other "
              "runs (timings noisy).", ""]
     for name, r in doc["models"].items():
@@ -88,9 +89,11 @@ def _model_section(name, r):
 
 def _cell(stat, index, percent=False):
     mean, ci = np.asarray(stat["mean"])[index], np.asarray(stat["ci95"])[index]
+    diverged = int(np.asarray(stat["diverged"])[index])
+    note = f" ({diverged} div.)" if diverged else ""
     if percent:
-        return f"{100 * mean:.1f}% ± {100 * ci:.1f}"
-    return f"{_num(mean)} ± {_num(ci)}"
+        return f"{100 * mean:.1f}% ± {100 * ci:.1f}{note}"
+    return f"{_num(mean)} ± {_num(ci)}{note}"
 
 
 def _num(x):
@@ -98,11 +101,13 @@ def _num(x):
 
 
 def paired(result, index):
-    """No reset minus reset of the metric at ``index`` (link, step): mean and 95% CI over chains."""
+    """No reset minus reset of the metric at ``index`` (link, step): mean and 95% CI over the
+    chains where both are finite, and how many those are."""
     metric = result["metric"]
     diff = (np.asarray(result["no_reset"][metric]["per_chain"])[(slice(None), *index)]
             - np.asarray(result["reset"][metric]["per_chain"])[(slice(None), *index)])
-    return mean_ci95(diff)
+    diff = diff[np.isfinite(diff)]
+    return (*mean_ci95(diff), len(diff))
 
 
 def answer(name, r):
@@ -118,18 +123,23 @@ def answer(name, r):
             continue
         keep = r["no_reset"][metric]["mean"][i][s]
         reset = r["reset"][metric]["mean"][i][s]
-        diff, ci = paired(r, (i, s))
+        diff, ci, finite = paired(r, (i, s))
         better = (diff < 0) == LOWER_IS_BETTER[metric]
         verdict = ("the same within the 95% CI" if not np.isfinite(diff) or abs(diff) <= ci
                    else ("better" if better else "worse"))
         parts.append(f"after {s} step{'s' if s > 1 else ''} {_fmt(metric, keep)} from B's weights against "
                      f"{_fmt(metric, reset)} from the meta-weights (paired difference {_fmt(metric, diff, sign=True)} "
-                     f"± {_fmt(metric, ci)}: {verdict})")
+                     f"± {_fmt(metric, ci)}: {verdict}"
+                     + (f"; {r['num_chains'] - finite} diverged chains left out" if finite < r["num_chains"] else "")
+                     + ")")
     forgot = r["no_reset"][metric]["mean"][i][0]
     learned = r["no_reset"][metric]["mean"][0][k]
     meta0 = r["reset"][metric]["mean"][i][0]
     drift = np.asarray(r["no_reset"]["relative_distance"]["mean"])
     single = float(np.mean(np.asarray(r["reset"]["relative_distance"]["mean"])[1:]))
+    diverged = int(np.asarray(r["no_reset"][metric]["diverged"])[-1, -1])
+    lost = (f" Without reset {diverged} of {r['num_chains']} chains diverged (inf / NaN) by the chain's end "
+            "(left out of the means above)." if diverged else "")
     return (f"{what}: back on A after B, " + "; ".join(parts) + ". "
             f"Before any step on A again it scores {_fmt(metric, forgot)} (A's own after {k} steps: "
             f"{_fmt(metric, learned)}; the meta-weights: {_fmt(metric, meta0)}). "
@@ -137,7 +147,7 @@ def answer(name, r):
             f"{100 * drift[-1]:.1f}% after all {len(pattern)} links, against {100 * single:.1f}% for one adaptation "
             f"from the meta-weights; the gradient norm at the switch was "
             f"{r['no_reset']['gradient_norm']['mean'][i]:.3g} (from the meta-weights: "
-            f"{r['reset']['gradient_norm']['mean'][i]:.3g}).")
+            f"{r['reset']['gradient_norm']['mean'][i]:.3g})." + lost)
 
 
 def _fmt(metric, x, sign=False):
