@@ -233,7 +233,7 @@ def test_smoke_study_writes_the_page(tmp_path):
     assert "per_chain" not in sinusoid["reset"]["loss"]
     table = (out / "table.md").read_text()
     answer = table.split("## Answer")[1]
-    assert answer.count("back on A after B") == 3 and "drifted" in answer
+    assert answer.count("back on A after B") == 3 and "drifted" in answer and "does adapting back to A" in answer
     assert len(lines) == 5
     # A second run resumes the finished sinusoid training instead of training again.
     study.run(preset, run_dir=str(tmp_path / "run"), out=str(tmp_path / "again"), echo=lines.append)

@@ -23,8 +23,10 @@ def without_per_chain(doc):
 
 
 def write(doc, out):
-    """table.md and ``switching_<model>.png`` for every model of ``doc`` into ``out``."""
+    """table.md and ``switching_<model>.png`` for every model of ``doc`` into ``out`` (a doc
+    whose results still hold ``per_chain``: what :func:`switch_back` and the plots read)."""
     for name, result in doc["models"].items():
+        result["switch_back"] = switch_back(result)
         chain_figure(name, result, os.path.join(out, f"switching_{name}.png"))
     with open(os.path.join(out, "table.md"), "w") as f:
         f.write(table(doc))
@@ -48,7 +50,7 @@ def table(doc):
              "runs (timings noisy).", ""]
     for name, r in doc["models"].items():
         lines += _model_section(name, r)
-    lines += ["## Answer", ""] + [f"- {answer(name, r)}" for name, r in doc["models"].items()]
+    lines += ["## Answer", "", headline(doc["models"]), ""] + [f"- {answer(name, r)}" for name, r in doc["models"].items()]
     return "\n".join(lines) + "\n"
 
 
@@ -100,54 +102,79 @@ def _num(x):
     return f"{x:.3g}" if np.isfinite(x) else str(x)
 
 
-def paired(result, index):
-    """No reset minus reset of the metric at ``index`` (link, step): mean and 95% CI over the
-    chains where both are finite, and how many those are."""
-    metric = result["metric"]
-    diff = (np.asarray(result["no_reset"][metric]["per_chain"])[(slice(None), *index)]
-            - np.asarray(result["reset"][metric]["per_chain"])[(slice(None), *index)])
-    diff = diff[np.isfinite(diff)]
-    return (*mean_ci95(diff), len(diff))
+def switch_back(r):
+    """The numbers of the answer for one model's result (kept in metrics.json): at the first link
+    back on the chain's first task after another one, no reset against reset after 1 and k steps
+    (paired over the chains where both are finite), and the drift; None if the chain never returns."""
+    i = revisit(r["pattern"])
+    if i is None:
+        return None
+    metric, k = r["metric"], r["steps"]
+    steps = {}
+    for s in sorted({1, k} & set(range(1, k + 1))):
+        keep = np.asarray(r["no_reset"][metric]["per_chain"])[:, i, s]
+        reset = np.asarray(r["reset"][metric]["per_chain"])[:, i, s]
+        diff = (keep - reset)[np.isfinite(keep - reset)]
+        mean, ci = mean_ci95(diff)
+        better = (mean < 0) == LOWER_IS_BETTER[metric]
+        steps[s] = {"no_reset": r["no_reset"][metric]["mean"][i][s], "reset": r["reset"][metric]["mean"][i][s],
+                    "difference": float(mean), "ci95": float(ci), "chains": len(diff),
+                    "verdict": "the same within the 95% CI" if abs(mean) <= ci else ("better" if better else "worse")}
+    drift = np.asarray(r["no_reset"]["relative_distance"]["mean"])
+    return {"link": i, "steps": steps, "drift_at_switch": float(drift[i]), "drift_at_end": float(drift[-1]),
+            "drift_one_adaptation": float(np.mean(np.asarray(r["reset"]["relative_distance"]["mean"])[1:])),
+            "before_any_step": float(r["no_reset"][metric]["mean"][i][0]),
+            "gradient_norm": {mode: float(r[mode]["gradient_norm"]["mean"][i]) for mode in ("no_reset", "reset")},
+            "diverged_at_end": int(np.asarray(r["no_reset"][metric]["diverged"])[-1, -1])}
+
+
+def headline(models):
+    """One sentence over all models: back on A after B, does the no-reset model reach the
+    meta-weights' result in the same k steps?"""
+    parts = []
+    for name, r in models.items():
+        back = r.get("switch_back")
+        if back is None:
+            continue
+        metric, k = r["metric"], r["steps"]
+        at_k = back["steps"][k] if k in back["steps"] else back["steps"][str(k)]
+        same = at_k["verdict"].startswith("the same")
+        parts.append(f"{name} {'no difference within the 95% CI' if same else 'no, ' + at_k['verdict']} ({LABELS[metric]} "
+                     f"{_fmt(metric, at_k['no_reset'])} against {_fmt(metric, at_k['reset'])} after {_steps(k)}; the weights had drifted "
+                     f"{100 * back['drift_at_switch']:.1f}% of the meta-weights' norm, against "
+                     f"{100 * back['drift_one_adaptation']:.1f}% for one adaptation)")
+    return ("**After adapting to B, does adapting back to A from there reach the same result as from the "
+            "meta-weights in the same number of steps?** " + "; ".join(parts) + ".")
 
 
 def answer(name, r):
     """The templated answer for one model: returning to A after B, no reset against reset."""
-    metric, k, pattern = r["metric"], r["steps"], r["pattern"]
-    i = revisit(pattern)
-    if i is None:
+    metric, k, pattern, back = r["metric"], r["steps"], r["pattern"], r.get("switch_back")
+    if back is None:
         return f"{name}: the pattern {pattern} never returns to its first task; no answer."
-    what = f"{name} ({LABELS[metric]}, {r['num_chains']} chains)"
     parts = []
-    for s in sorted({1, k}):
-        if s > k or s < 1:
-            continue
-        keep = r["no_reset"][metric]["mean"][i][s]
-        reset = r["reset"][metric]["mean"][i][s]
-        diff, ci, finite = paired(r, (i, s))
-        better = (diff < 0) == LOWER_IS_BETTER[metric]
-        verdict = ("the same within the 95% CI" if not np.isfinite(diff) or abs(diff) <= ci
-                   else ("better" if better else "worse"))
-        parts.append(f"after {s} step{'s' if s > 1 else ''} {_fmt(metric, keep)} from B's weights against "
-                     f"{_fmt(metric, reset)} from the meta-weights (paired difference {_fmt(metric, diff, sign=True)} "
-                     f"± {_fmt(metric, ci)}: {verdict}"
-                     + (f"; {r['num_chains'] - finite} diverged chains left out" if finite < r["num_chains"] else "")
-                     + ")")
-    forgot = r["no_reset"][metric]["mean"][i][0]
-    learned = r["no_reset"][metric]["mean"][0][k]
-    meta0 = r["reset"][metric]["mean"][i][0]
-    drift = np.asarray(r["no_reset"]["relative_distance"]["mean"])
-    single = float(np.mean(np.asarray(r["reset"]["relative_distance"]["mean"])[1:]))
-    diverged = int(np.asarray(r["no_reset"][metric]["diverged"])[-1, -1])
-    lost = (f" Without reset {diverged} of {r['num_chains']} chains diverged (inf / NaN) by the chain's end "
-            "(left out of the means above)." if diverged else "")
-    return (f"{what}: back on A after B, " + "; ".join(parts) + ". "
-            f"Before any step on A again it scores {_fmt(metric, forgot)} (A's own after {k} steps: "
-            f"{_fmt(metric, learned)}; the meta-weights: {_fmt(metric, meta0)}). "
-            f"The weights had drifted {100 * drift[i]:.1f}% of the meta-weights' norm from them at that switch and "
-            f"{100 * drift[-1]:.1f}% after all {len(pattern)} links, against {100 * single:.1f}% for one adaptation "
-            f"from the meta-weights; the gradient norm at the switch was "
-            f"{r['no_reset']['gradient_norm']['mean'][i]:.3g} (from the meta-weights: "
-            f"{r['reset']['gradient_norm']['mean'][i]:.3g})." + lost)
+    for s, at in back["steps"].items():
+        s = int(s)
+        parts.append(f"after {_steps(s)} {_fmt(metric, at['no_reset'])} from B's weights against "
+                     f"{_fmt(metric, at['reset'])} from the meta-weights (paired difference "
+                     f"{_fmt(metric, at['difference'], sign=True)} ± {_fmt(metric, at['ci95'])}: {at['verdict']}"
+                     + (f"; {r['num_chains'] - at['chains']} diverged chains left out" if at["chains"] < r["num_chains"]
+                        else "") + ")")
+    lost = (f" Without reset {back['diverged_at_end']} of {r['num_chains']} chains diverged (inf / NaN) by the "
+            "chain's end (left out of the means)." if back["diverged_at_end"] else "")
+    return (f"{name} ({LABELS[metric]}, {r['num_chains']} chains): back on A after B, " + "; ".join(parts) + ". "
+            f"Before any step on A again it scores {_fmt(metric, back['before_any_step'])} (A's own after {_steps(k)}: "
+            f"{_fmt(metric, r['no_reset'][metric]['mean'][0][k])}; the meta-weights: "
+            f"{_fmt(metric, r['reset'][metric]['mean'][back['link']][0])}). "
+            f"The weights had drifted {100 * back['drift_at_switch']:.1f}% of the meta-weights' norm from them at that "
+            f"switch and {100 * back['drift_at_end']:.1f}% after all {len(pattern)} links, against "
+            f"{100 * back['drift_one_adaptation']:.1f}% for one adaptation from the meta-weights; the gradient norm at "
+            f"the switch was {back['gradient_norm']['no_reset']:.3g} (from the meta-weights: "
+            f"{back['gradient_norm']['reset']:.3g})." + lost)
+
+
+def _steps(n):
+    return f"{n} step{'' if n == 1 else 's'}"
 
 
 def _fmt(metric, x, sign=False):
@@ -165,12 +192,20 @@ def chain_figure(name, r, path):
     metric, k, pattern = r["metric"], r["steps"], r["pattern"]
     fig, (along, distance, gradient) = plt.subplots(1, 3, figsize=(15, 3.8), gridspec_kw={"width_ratios": [2, 1, 1]})
     links = np.arange(len(pattern))
+    robust = metric == "loss"  # a few chains blowing up before they diverge would dominate a mean of MSEs
     for mode, color in (("reset", "tab:blue"), ("no_reset", "tab:red")):
         stat = r[mode][metric]
+        if robust:
+            per_chain = np.where(np.isfinite(stat["per_chain"]), stat["per_chain"], np.nan)
+            low, middle, high = np.nanpercentile(per_chain, [25, 50, 75], axis=0)
         for i in links:
             x = i * (k + 1) + np.arange(k + 1)
-            _band(along, x, np.asarray(stat["mean"])[i], np.asarray(stat["ci95"])[i], "o-", color, ms=2,
-                  label=MODE_NAMES[mode] if i == 0 else None)
+            label = MODE_NAMES[mode] if i == 0 else None
+            if robust:
+                along.plot(x, middle[i], "o-", color=color, ms=2, label=label)
+                along.fill_between(x, low[i], high[i], color=color, alpha=0.2)
+            else:
+                _band(along, x, np.asarray(stat["mean"])[i], np.asarray(stat["ci95"])[i], "o-", color, ms=2, label=label)
         d = r[mode]["relative_distance"]
         _band(distance, np.arange(len(pattern) + 1), 100 * np.asarray(d["mean"]), 100 * np.asarray(d["ci95"]), "o-",
               color, label=mode.replace("_", " "))
@@ -181,7 +216,8 @@ def chain_figure(name, r, path):
         along.axvline(i * (k + 1) - 0.5, color="gray", lw=0.5)
     if metric == "loss":
         along.set_yscale("log")
-    along.set(xlabel=f"link: task (0..{k} steps each)", ylabel=LABELS[metric],
+    along.set(xlabel=f"link: task (0..{k} steps each)",
+              ylabel=f"{LABELS[metric]} ({'median, quartiles' if robust else 'mean, 95% CI'} over chains)",
               title=f"{TITLES[name].format(**r['model'])}, {r['num_chains']} chains")
     distance.set_xticks(np.arange(len(pattern) + 1), ["start"] + [f"{i + 1}: {t}" for i, t in enumerate(pattern)])
     gradient.set_xticks(links + 1, [f"{i + 1}: {t}" for i, t in enumerate(pattern)])

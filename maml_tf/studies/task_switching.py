@@ -69,8 +69,8 @@ def run(preset, run_dir, out, time_limit=None, verbose=1, echo=print):
     doc = {"study": "task_switching", "preset": dataclasses.asdict(preset), "command": reporting.command(),
            "machine": reporting.machine(), "seconds": round(time.time() - started, 1), "models": models}
     os.makedirs(out, exist_ok=True)
+    page.write(doc, out)  # adds each model's "switch_back" summary, the answer's numbers
     reporting.write_json(os.path.join(out, "metrics.json"), page.without_per_chain(doc))
-    page.write(doc, out)
     say(f"task-switching: wrote {out} ({doc['seconds']:.0f} s)")
     return doc
 
