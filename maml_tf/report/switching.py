@@ -44,13 +44,14 @@ def table(doc):
              f"Preset `{p['name']}`; chains' tasks drawn with seed {p['seed']} (apart from the test tasks). "
              "Each link adapts to its task with the model's inner rule either from the meta-learned weights "
              "(**reset**, the paper's protocol) or from the weights the previous link ended at (**no reset**). "
-             "Mean ± 95% CI over chains (over the finite ones: \"n div.\" counts chains whose value became inf or NaN, "
-             "left out). A letter seen again is the same task (same support and query sets).  ",
+             "Mean ± 95% CI over chains (over the finite ones: \"n div.\" counts chains whose value became inf "
+             "or NaN, left out). A letter seen again is the same task (same support and query sets).  ",
              f"Machine: {_machine(doc['machine'])}; {doc['seconds']:.0f} s in total, shared the 2 cores with other "
              "runs (timings noisy).", ""]
     for name, r in doc["models"].items():
         lines += _model_section(name, r)
-    lines += ["## Answer", "", headline(doc["models"]), ""] + [f"- {answer(name, r)}" for name, r in doc["models"].items()]
+    lines += ["## Answer", "", headline(doc["models"]), ""]
+    lines += [f"- {answer(name, r)}" for name, r in doc["models"].items()]
     return "\n".join(lines) + "\n"
 
 
@@ -75,7 +76,8 @@ def _model_section(name, r):
     head = [f"{mode} {s}" for mode in ("reset", "no reset") for s in shown]
     lines = [f"## {TITLES[name].format(**m)}", "",
              f"Model: {budget}; {details}. {r['num_chains']} chains {' -> '.join(r['pattern'])}, {k} steps per link "
-             f"({r['eval_seconds']:.0f} s). Columns: {LABELS[metric]} after {' / '.join(map(str, shown))} steps; gradient norm at the "
+             f"({r['eval_seconds']:.0f} s). Columns: {LABELS[metric]} after {' / '.join(map(str, shown))} steps; "
+             "gradient norm at the "
              "link's start; L2 distance from the meta-weights after the link, relative to their norm "
              f"({r['weight_norm']:.2f}).", "",
              "| link | task | " + " | ".join(head) + " | grad norm reset | no reset | distance reset | no reset |",
@@ -139,8 +141,9 @@ def headline(models):
         metric, k = r["metric"], r["steps"]
         at_k = back["steps"][k] if k in back["steps"] else back["steps"][str(k)]
         same = at_k["verdict"].startswith("the same")
-        parts.append(f"{name} {'no difference within the 95% CI' if same else 'no, ' + at_k['verdict']} ({LABELS[metric]} "
-                     f"{_fmt(metric, at_k['no_reset'])} against {_fmt(metric, at_k['reset'])} after {_steps(k)}; the weights had drifted "
+        verdict = "no difference within the 95% CI" if same else "no, " + at_k["verdict"]
+        parts.append(f"{name} {verdict} ({LABELS[metric]} {_fmt(metric, at_k['no_reset'])} against "
+                     f"{_fmt(metric, at_k['reset'])} after {_steps(k)}; the weights had drifted "
                      f"{100 * back['drift_at_switch']:.1f}% of the meta-weights' norm, against "
                      f"{100 * back['drift_one_adaptation']:.1f}% for one adaptation)")
     return ("**After adapting to B, does adapting back to A from there reach the same result as from the "
@@ -205,7 +208,8 @@ def chain_figure(name, r, path):
                 along.plot(x, middle[i], "o-", color=color, ms=2, label=label)
                 along.fill_between(x, low[i], high[i], color=color, alpha=0.2)
             else:
-                _band(along, x, np.asarray(stat["mean"])[i], np.asarray(stat["ci95"])[i], "o-", color, ms=2, label=label)
+                _band(along, x, np.asarray(stat["mean"])[i], np.asarray(stat["ci95"])[i], "o-", color, ms=2,
+                      label=label)
         d = r[mode]["relative_distance"]
         _band(distance, np.arange(len(pattern) + 1), 100 * np.asarray(d["mean"]), 100 * np.asarray(d["ci95"]), "o-",
               color, label=mode.replace("_", " "))

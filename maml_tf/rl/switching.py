@@ -31,7 +31,8 @@ def policy_switching(learner, chain, steps=3, step_sizes=None, episodes_per_task
                          "e.g. [goals_a, goals_b, goals_a].")
     sizes = {len(link) for link in chain}
     if len(sizes) != 1 or 0 in sizes:
-        raise ValueError(f"Every link needs the same number of tasks (one per chain), at least one; got {sorted(sizes)}.")
+        raise ValueError("Every link needs the same number of tasks (one per chain), at least one; "
+                         f"got {sorted(sizes)}.")
     if step_sizes is None:
         step_sizes = (learner.inner_lr, learner.inner_lr / 2)  # PolicyLearner.adapt's default
     num_chains = sizes.pop()
