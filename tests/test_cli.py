@@ -253,6 +253,7 @@ def test_the_default_run_directory_is_where_the_committed_checkpoints_are():
     written = {registry.result_name(registry.TARGETS[t].result_name.format(experiment=e), p)
                for t in registry.TARGETS for e in registry.TARGETS[t].experiments for p in registry.preset_names(e)}
     written |= {registry.result_name("table1_miniimagenet_synthetic", p) for p in registry.preset_names("mini_imagenet")}
+    written |= {s.result_name + suffix for s in registry.STUDIES.values() for suffix in ("", "_quick", "_smoke")}
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     assert set(os.listdir(os.path.join(repo, "results"))) <= written
 

@@ -200,11 +200,14 @@ class MAML(TrainerHooks, keras.Model):
         return cls(**config)
 
     # ------------------------------------------------------------------ public helpers
-    def adapt(self, support_x, support_y, steps=None, training=False):
-        """Adapted weights for one task (a list in ``model.trainable_variables`` order)."""
+    def adapt(self, support_x, support_y, steps=None, training=False, start=None):
+        """Adapted weights for one task (a list in ``model.trainable_variables`` order).
+
+        ``start``: weights to adapt from, in the same order (e.g. those adapted to another
+        task, ``maml_tf.evaluation.task_switching``); default the meta-learned ones."""
         self._require_compiled()
         steps = self.eval_inner_steps if steps is None else int(steps)
-        return self.inner_loop.adapt(self._meta_values(), support_x, support_y, steps, training,
+        return self.inner_loop.adapt(self._start_values(start), support_x, support_y, steps, training,
                                      per_step=False)[0]
 
     def meta_gradients(self, episodes):
@@ -276,6 +279,20 @@ class MAML(TrainerHooks, keras.Model):
         if isinstance(values[0], tf.distribute.DistributedValues):
             values = [tf.convert_to_tensor(v) for v in values]
         return values
+
+    def _start_values(self, start):
+        """``start`` checked against the model's weights, or the meta-parameters if None."""
+        if start is None:
+            return self._meta_values()
+        variables = self.model.trainable_variables
+        start = list(start)
+        if len(start) != len(variables) or any(
+                not tf.TensorShape(v.shape).is_compatible_with(tf.convert_to_tensor(w).shape)
+                for v, w in zip(variables, start)):
+            raise ValueError(f"start must be {len(variables)} tensors shaped as model.trainable_variables "
+                             "(e.g. what adapt returned); got "
+                             f"{[tuple(tf.convert_to_tensor(w).shape) for w in start]}.")
+        return [tf.convert_to_tensor(w, dtype=v.dtype) for v, w in zip(variables, start)]
 
     def _require_compiled(self):
         if self.task_loss is None:

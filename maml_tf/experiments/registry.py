@@ -67,7 +67,11 @@ class Study:
     doc: str = ""
 
 
-STUDIES = {}
+STUDIES = {
+    "task-switching": Study("task_switching", "task_switching",
+                            doc="Can MAML switch back and forth between tasks? Chains A -> B -> A -> C with and "
+                                "without reset to the meta-learned weights (sinusoid, Omniglot, 2D navigation)."),
+}
 
 
 def study(name):

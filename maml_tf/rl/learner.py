@@ -141,8 +141,9 @@ class PolicyLearner:
                 flatten(np.stack(advantages)), flatten(samples["valid"]))
 
     # ------------------------------------------------------------------ adaptation and meta-test
-    def adapt(self, tasks, steps, step_sizes=None, episodes_per_task=None, seed=0):
-        """Adapt to each task by ``steps`` policy-gradient steps from the current parameters.
+    def adapt(self, tasks, steps, step_sizes=None, episodes_per_task=None, seed=0, start=None):
+        """Adapt to each task by ``steps`` policy-gradient steps from the current parameters
+        (or from ``start``: weights stacked ``[tasks, *shape]``, e.g. adapted to other tasks).
 
         Step ``k`` uses ``step_sizes[k]`` (the last one repeated); None: ``inner_lr``, then
         half of it (the paper's alpha 0.1, then 0.05). Returns ``(weights, returns)``: the
@@ -154,7 +155,7 @@ class PolicyLearner:
         elif len(step_sizes) == 0:
             raise ValueError("step_sizes is empty: give at least the first step's size (the last one "
                              "is repeated), or None for inner_lr, then half of it.")
-        weights = self._meta_weights(len(tasks))
+        weights = self._meta_weights(len(tasks)) if start is None else self._stacked(start, len(tasks))
         seeds = np.random.SeedSequence([self.seed, seed, 1]).generate_state(max(int(steps), 1))
         returns = []
         for k in range(int(steps)):
@@ -224,6 +225,18 @@ class PolicyLearner:
 
     def _meta_weights(self, num_tasks):
         return stack_weights([v.value for v in self.model.trainable_variables], num_tasks)
+
+    def _stacked(self, weights, num_tasks):
+        """``weights`` checked to be one ``[tasks, *shape]`` tensor per policy variable."""
+        variables, weights = self.model.trainable_variables, list(weights)
+        if len(weights) == len(variables):
+            weights = [tf.convert_to_tensor(w, v.dtype) for v, w in zip(variables, weights)]
+        if len(weights) != len(variables) or any(
+                tuple(w.shape) != (num_tasks, *v.shape) for v, w in zip(variables, weights)):
+            raise ValueError(f"start must hold {len(variables)} tensors shaped [tasks={num_tasks}, *variable "
+                             "shape] (as adapt returns them); got "
+                             f"{[tuple(w.shape) for w in weights]}.")
+        return weights
 
     def _log_prob(self, weights, observations, actions):
         return action_distribution(self.functional(weights, observations)[0]).log_prob(actions)
