@@ -75,6 +75,22 @@ def run(preset, run_dir, out, time_limit=None, verbose=1, echo=print):
     return doc
 
 
+def summary(metrics):
+    """The README's line: back on A after B, no reset against reset after k steps, per model."""
+    from maml_tf.report.switching import _fmt, _steps
+    names = {"sinusoid": "sinusoid MSE", "omniglot": "Omniglot 5-way 1-shot", "navigation": "2D navigation return"}
+    parts = []
+    for name, r in metrics["models"].items():
+        back = r.get("switch_back")
+        if back:
+            k = r["steps"]
+            at = back["steps"][str(k)] if str(k) in back["steps"] else back["steps"][k]
+            parts.append(f"{names.get(name, name)} {_fmt(r['metric'], at['no_reset'])} against "
+                         f"{_fmt(r['metric'], at['reset'])} after {_steps(k)} ({at['verdict']})")
+    return ("**Task switching** (`maml study task-switching`): back on task A after adapting to B, adapting "
+            "from B's weights instead of the meta-weights gives " + "; ".join(parts) + ".")
+
+
 def sinusoid(preset, run_dir, time_limit, verbose, say):
     """Train (or resume) the sinusoid MAML at ``preset.sinusoid_preset``, then its chains."""
     from maml_tf.evaluation import task_chain, task_switching
