@@ -67,7 +67,12 @@ class Study:
     doc: str = ""
 
 
-STUDIES = {}
+STUDIES = {
+    "first-order": Study("first_order", "first_order_activation",
+                         doc="Does first-order MAML still match second order with a smooth activation (SiLU)? "
+                             "{ReLU, SiLU} x {first, second order} x seeds on the sinusoid and Omniglot, and "
+                             "the dropped second-order term measured along training."),
+}
 
 
 def study(name):

@@ -76,7 +76,9 @@ class RunDirectory:
             return
         current = record_of(experiment, preset)
         changed = [("experiment", recorded.get("experiment"), experiment)] if recorded.get("experiment") != experiment else []
-        theirs, ours = recorded.get("hyperparameters", {}), current["hyperparameters"]
+        # A field the record lacks was added later: the run had its default (e.g. activation relu).
+        theirs = {**_defaults(preset), **recorded.get("hyperparameters", {})}
+        ours = current["hyperparameters"]
         changed += [(k, theirs.get(k, "(absent)"), ours.get(k, "(absent)")) for k in sorted(theirs.keys() | ours.keys())
                     if k not in free and theirs.get(k, "(absent)") != ours.get(k, "(absent)")]
         if changed:
@@ -168,6 +170,12 @@ def preset_of(record):
     kind = (presets.SinusoidPreset if record["experiment"] == "sinusoid" else
             presets.RLPreset if "env" in hyperparameters else presets.ClassificationPreset)
     return kind(**{k: _tuples(v) for k, v in hyperparameters.items()})
+
+
+def _defaults(preset):
+    """The default of every field of ``preset``'s dataclass, as a record holds it."""
+    return json.loads(json.dumps({f.name: f.default for f in dataclasses.fields(preset)
+                                  if f.default is not dataclasses.MISSING}))
 
 
 def _tuples(value):

@@ -1,0 +1,255 @@
+"""The first-order study's results page: metrics.json, table.md (ending in the answer,
+generated from the numbers) and the PNGs. No TensorFlow."""
+import os
+
+import numpy as np
+
+from maml_tf import reporting
+
+# Student t 0.975 quantiles by degrees of freedom: few seeds need t, not the normal 1.96.
+_T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
+TASK_TITLES = {"sinusoid": "Sinusoid regression (K = 10)", "omniglot": "Omniglot 5-way 1-shot (conv4)"}
+FILES = ("metrics.json", "table.md", "curves.png", "terms.png")
+
+
+def t_ci95(values):
+    """Half-width of the Student-t 95% confidence interval of the mean of ``values``."""
+    values = np.asarray(values, dtype=np.float64)
+    n = len(values)
+    if n < 2:
+        return 0.0
+    return float(_T975.get(n - 1, 1.96) * values.std(ddof=1) / np.sqrt(n))
+
+
+def _overlap(a, b):
+    return abs(a["mean"] - b["mean"]) <= a["ci95"] + b["ci95"]
+
+
+def compare(summary, activation, metric):
+    """First against second order for one activation: difference of the seed means (FO - SO),
+    whether FO is worse, and whether the 95% CIs over seeds overlap. None if a cell is missing."""
+    so, fo = summary.get(f"{activation}_so"), summary.get(f"{activation}_fo")
+    if not so or not fo:
+        return None
+    difference = fo["mean"] - so["mean"]
+    return {"activation": activation, "second_order": so["mean"], "second_order_ci95": so["ci95"],
+            "first_order": fo["mean"], "first_order_ci95": fo["ci95"], "difference": difference,
+            "relative_difference": difference / so["mean"] if so["mean"] else 0.0,
+            "first_order_worse": bool(difference > 0 if metric == "mse" else difference < 0),
+            "cis_overlap": bool(_overlap(so, fo)), "seeds": len(so["finals"])}
+
+
+def answer(metrics):
+    """Per task and activation, the comparison (for metrics.json) and the plain-words answer."""
+    out = {"comparisons": {}, "text": []}
+    for task, result in metrics["tasks"].items():
+        cells = list(result["cells"].values())
+        if not cells:
+            continue
+        metric = cells[0]["metric"]
+        out["comparisons"][task] = {}
+        for activation in metrics["budget"]["activations"]:
+            c = compare(result["summary"], activation, metric)
+            if c is None:
+                continue
+            out["comparisons"][task][activation] = c
+            unit = "MSE" if metric == "mse" else "accuracy"
+            fmt = (lambda v: f"{v:.3f}") if metric == "mse" else (lambda v: f"{100 * v:.1f}%")
+            diff = (f"{c['difference']:+.3f} ({100 * c['relative_difference']:+.0f}% of second order)"
+                    if metric == "mse" else f"{100 * c['difference']:+.1f} points")
+            verdict = ("the 95% CIs over seeds overlap: first order matches second order within the noise"
+                       if c["cis_overlap"] else
+                       f"the 95% CIs over seeds do not overlap: first order is {'worse' if c['first_order_worse'] else 'better'}")
+            terms = result["summary"].get(f"{activation}_so", {}).get("final_terms", {})
+            dropped = (f"; at the end of second-order training the dropped term is "
+                       f"{100 * terms['relative_difference']:.1f}% of the meta-gradient "
+                       f"(cosine {terms['cosine']:.3f})") if terms else ""
+            out["text"].append(
+                f"{TASK_TITLES.get(task, task)}, {activation}: {unit} first order {fmt(c['first_order'])} "
+                f"+- {fmt(c['first_order_ci95'])} vs second order {fmt(c['second_order'])} "
+                f"+- {fmt(c['second_order_ci95'])} ({c['seeds']} seeds), difference {diff}; {verdict}{dropped}.")
+    verdicts = []
+    for task, by_activation in out["comparisons"].items():
+        for activation, c in by_activation.items():
+            if activation != "relu":
+                verdicts.append(f"{'yes' if c['cis_overlap'] else 'no'} on {task}")
+    if verdicts:
+        out["text"].insert(0, "Does first order still match second order with a smooth activation? "
+                           + ", ".join(verdicts) + " (match = the 95% CIs over seeds overlap).")
+    mini = metrics.get("mini_imagenet_terms")
+    if mini and mini.get("models"):
+        parts = [f"{name.replace('_', ' ')} (iteration {m['iteration']}): {100 * m['relative_difference']:.1f}%, "
+                 f"cosine {m['cosine']:.3f}" for name, m in mini["models"].items()]
+        out["text"].append("MiniImagenet 5-way 1-shot, dropped term ||g_SO - g_FO|| / ||g_SO|| on "
+                           f"{mini['batches']} real training meta-batches of {mini['meta_batch_size']} tasks: "
+                           + "; ".join(parts) + " (terms only: no MiniImagenet training grid in this study).")
+    return out
+
+
+def write(metrics, out):
+    """metrics.json, table.md and the PNGs of ``metrics`` into ``out``."""
+    os.makedirs(out, exist_ok=True)
+    reporting.write_json(os.path.join(out, "metrics.json"), metrics)
+    with reporting.atomic_file(os.path.join(out, "table.md")) as f:
+        f.write(table(metrics))
+    curves(metrics, os.path.join(out, "curves.png"))
+    terms_plot(metrics, os.path.join(out, "terms.png"))
+
+
+def _fmt(metric, value):
+    return f"{value:.4f}" if metric == "mse" else f"{100 * value:.2f}%"
+
+
+def table(metrics):
+    """The results page (Markdown)."""
+    budget, machine = metrics["budget"], metrics["machine"]
+    lines = ["# First-order MAML with a smooth activation (issue 30, part 1)", "",
+             f"Command: `{metrics['command']}` (preset `{metrics['preset']}`). Machine: {machine['cpu']}, "
+             f"{machine['cores']} cores, TensorFlow {machine['tensorflow']}; shared the 2 cores with other "
+             "runs, so seconds per iteration are noisy.", "",
+             f"Grid: activations {', '.join(budget['activations'])} x first / second order x seeds "
+             f"{', '.join(map(str, budget['seeds']))}; every cell of a task has the same budget and is scored "
+             "on the same fixed test tasks. Mean over seeds +- Student-t 95% CI over seeds; per seed +- the 95% "
+             "CI over test tasks.", ""]
+    for task, result in metrics["tasks"].items():
+        config = result["config"]
+        paper = {"sinusoid": (70_000, 25), "omniglot": (60_000, 32)}[task]
+        smaller = (config["iterations"], config["meta_batch_size"]) != paper
+        cells = list(result["cells"].values())
+        lines += [f"## {TASK_TITLES.get(task, task)}", "",
+                  f"Budget: {config['iterations']:,} iterations, meta-batch {config['meta_batch_size']}, "
+                  f"{config['inner_steps']} inner step(s) of {config['inner_lr']}, outer Adam {config['outer_lr']}"
+                  + (f" (SMALLER than the paper's {paper[0]:,} iterations of meta-batch {paper[1]})" if smaller
+                     else " (the paper's)") + "."]
+        if not cells:
+            lines += ["", "No cell trained.", ""]
+            continue
+        metric, steps, n_test = cells[0]["metric"], cells[0]["steps"], cells[0]["num_test_tasks"]
+        what = (f"MSE after {steps} step(s), K = 10, {n_test} test tasks" if metric == "mse"
+                else f"accuracy after {steps} steps, {n_test} test tasks")
+        lines += [f"Metric: {what}.", "",
+                  "| activation | order | mean over seeds +- 95% CI | per seed (+- 95% CI over test tasks) | "
+                  "s / iteration | iterations | dropped term at the end (rel. norm, cosine, ||Hg||/||g||) |",
+                  "|---|---|---|---|---|---|---|"]
+        for key, s in result["summary"].items():
+            seeds = ", ".join(f"{_fmt(metric, c['final'])} +- {_fmt(metric, c['final_ci95'])}"
+                              for c in cells if f"{c['activation']}_{c['order']}" == key)
+            t = s["final_terms"]
+            term = (f"{100 * t['relative_difference']:.1f}%, {t['cosine']:.4f}, {t['relative_hvp']:.2f}"
+                    if t else "")
+            lines.append(f"| {s['activation']} | {'first' if s['order'] == 'fo' else 'second'} | "
+                         f"{_fmt(metric, s['mean'])} +- {_fmt(metric, s['ci95'])} | {seeds} | "
+                         f"{s['seconds_per_iteration']:.4f} | {', '.join(map(str, sorted(set(s['iterations']))))} | {term} |")
+        lines += ["", "The dropped term along training (second-order runs, mean over seeds, on one fixed "
+                  "training meta-batch): ||g_SO - g_FO|| / ||g_SO||, cosine(g_SO, g_FO) and the inner loss's "
+                  "||H g|| / ||g|| at the meta-parameters.", "",
+                  "| activation | iteration | relative norm | cosine | ||Hg||/||g|| |", "|---|---|---|---|---|"]
+        for activation, rows in terms_by_iteration(result, "so").items():
+            picks = sorted({0, len(rows) // 4, len(rows) // 2, len(rows) - 1} & set(range(len(rows))))
+            for i in picks:
+                r = rows[i]
+                lines.append(f"| {activation} | {r['iteration']:,} | {100 * r['relative_difference']:.1f}% | "
+                             f"{r['cosine']:.4f} | {r['relative_hvp']:.2f} |")
+        lines.append("")
+    mini = metrics.get("mini_imagenet_terms")
+    if mini and mini.get("models"):
+        lines += ["## MiniImagenet 5-way 1-shot: the dropped term on real episodes", "",
+                  f"{mini['batches']} fixed training meta-batches of {mini['meta_batch_size']} tasks, "
+                  f"{mini['inner_steps']} inner steps (the paper's settings); terms only, no training grid "
+                  "(the compute window did not allow one: ~2 s per iteration, the paper trains 60,000). "
+                  "`relu trained`: the committed meta-trained checkpoint (copied first); `init`: "
+                  "networks at initialisation (seed 0).", "",
+                  "| model | iteration | relative norm | cosine | ||Hg||/||g|| | curvature g.H.g/||g||^2 |",
+                  "|---|---|---|---|---|---|"]
+        for name, m in mini["models"].items():
+            lines.append(f"| {name.replace('_', ' ')} | {m['iteration']:,} | {100 * m['relative_difference']:.1f}% | "
+                         f"{m['cosine']:.4f} | {m['relative_hvp']:.2f} | {m['curvature']:.3f} |")
+        lines.append("")
+    lines += ["## Answer", ""] + [f"- {t}" for t in metrics["answer"]["text"]] + [""]
+    return "\n".join(lines)
+
+
+def terms_by_iteration(result, order):
+    """activation -> rows (iteration, term means over seeds) of the cells of ``order``."""
+    out = {}
+    by_activation = {}
+    for c in result["cells"].values():
+        if c["order"] == order and c["terms"]:
+            by_activation.setdefault(c["activation"], []).append(c["terms"])
+    for activation, runs in by_activation.items():
+        common = sorted(set.intersection(*[{int(r["iteration"]) for r in run} for run in runs]))
+        rows = []
+        for it in common:
+            picked = [next(r for r in run if int(r["iteration"]) == it) for run in runs]
+            rows.append({"iteration": it, **{k: float(np.mean([p[k] for p in picked]))
+                                             for k in picked[0] if k != "iteration"}})
+        out[activation] = rows
+    return out
+
+
+COLORS = {("relu", "so"): "tab:blue", ("relu", "fo"): "tab:cyan", ("silu", "so"): "tab:red",
+          ("silu", "fo"): "tab:orange"}
+
+
+def _pyplot():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def curves(metrics, path):
+    """Learning curves: sinusoid training query loss, Omniglot validation accuracy; mean over seeds."""
+    plt = _pyplot()
+    tasks = list(metrics["tasks"])
+    fig, axes = plt.subplots(1, max(len(tasks), 1), figsize=(5.5 * max(len(tasks), 1), 4), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        key = "loss" if task == "sinusoid" else "validation_accuracy"
+        groups = {}
+        for c in metrics["tasks"][task]["cells"].values():
+            groups.setdefault((c["activation"], c["order"]), []).append(
+                {r["iteration"]: r[key] for r in c["curve"] if r.get(key) is not None})
+        for (activation, order), runs in sorted(groups.items()):
+            common = sorted(set.intersection(*[set(r) for r in runs]))
+            if not common:
+                continue
+            mean = [np.mean([r[i] for r in runs]) for i in common]
+            ax.plot(common, mean, color=COLORS.get((activation, order)),
+                    label=f"{activation} {'first' if order == 'fo' else 'second'} order ({len(runs)} seeds)")
+        ax.set_title(TASK_TITLES.get(task, task))
+        ax.set_xlabel("meta-iteration")
+        ax.set_ylabel("training query MSE (per 1,000 it.)" if task == "sinusoid" else "validation accuracy")
+        if task == "sinusoid":
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def terms_plot(metrics, path):
+    """The dropped term against iteration: relative norm and ||Hg||/||g|| of the second-order runs."""
+    plt = _pyplot()
+    tasks = list(metrics["tasks"])
+    fig, axes = plt.subplots(2, max(len(tasks), 1), figsize=(5.5 * max(len(tasks), 1), 7), squeeze=False)
+    for j, task in enumerate(tasks):
+        for order in ("so", "fo"):
+            for activation, rows in terms_by_iteration(metrics["tasks"][task], order).items():
+                x = [r["iteration"] for r in rows]
+                style = "-" if order == "so" else ":"
+                label = f"{activation}, {'second' if order == 'so' else 'first'}-order run"
+                axes[0][j].plot(x, [r["relative_difference"] for r in rows], style,
+                                color=COLORS.get((activation, "so")), label=label)
+                axes[1][j].plot(x, [r["relative_hvp"] for r in rows], style,
+                                color=COLORS.get((activation, "so")), label=label)
+        axes[0][j].set_title(TASK_TITLES.get(task, task))
+        axes[0][j].set_ylabel("||g_SO - g_FO|| / ||g_SO||")
+        axes[1][j].set_ylabel("inner loss ||H g|| / ||g||")
+        for ax in axes[:, j]:
+            ax.set_xlabel("meta-iteration")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
