@@ -61,6 +61,12 @@ SINUSOID = {
 }
 
 
+# Fields added after run directories were first recorded: a record leaves them out at their
+# default, so that an older run's record and a new one of the same setup are identical (an
+# absent field reads as its default, maml_tf.experiments.runs).
+ADDED_LATER = {"SinusoidPreset": ("activation", "first_order"), "ClassificationPreset": ("activation",)}
+
+
 def get(table, name):
     if name not in table:
         raise KeyError(f"Unknown preset {name!r}; choose one of {sorted(table)}.")
