@@ -28,10 +28,14 @@ def _summary(means, cis, metric):
             for key, m, c in zip(("relu_so", "relu_fo", "silu_so", "silu_fo"), means, cis)}
 
 
+def _cells(metric, iterations=(10, 10, 10, 10)):
+    return {f"cell{i}": {"metric": metric, "iterations": n} for i, n in enumerate(iterations)}
+
+
 def test_answer_follows_the_numbers():
     # SiLU first order clearly worse (CIs apart), ReLU within the noise.
-    metrics = {"budget": {"activations": ("relu", "silu")}, "tasks": {"sinusoid": {
-        "cells": {"c": {"metric": "mse"}},
+    metrics = {"budget": {"activations": ("relu", "silu"), "seeds": (0,)}, "tasks": {"sinusoid": {
+        "cells": _cells("mse"), "config": {"iterations": 10},
         "summary": _summary([0.40, 0.41, 0.30, 0.60], [0.02, 0.02, 0.02, 0.03], "mse")}}}
     answer = first_order_page.answer(metrics)
     silu, relu = answer["comparisons"]["sinusoid"]["silu"], answer["comparisons"]["sinusoid"]["relu"]
@@ -39,10 +43,13 @@ def test_answer_follows_the_numbers():
     assert relu["cis_overlap"]
     assert answer["text"][0].startswith("Does first order still match") and "no on sinusoid" in answer["text"][0]
     # Accuracy: lower is worse.
-    metrics["tasks"] = {"omniglot": {"cells": {"c": {"metric": "accuracy"}},
+    metrics["tasks"] = {"omniglot": {"cells": _cells("accuracy"), "config": {"iterations": 10},
                                      "summary": _summary([0.9, 0.9, 0.95, 0.94], [0.01] * 4, "accuracy")}}
     silu = first_order_page.answer(metrics)["comparisons"]["omniglot"]["silu"]
     assert silu["first_order_worse"] and silu["cis_overlap"]
+    # A grid cut short by the time limit says so first.
+    metrics["tasks"]["omniglot"]["cells"] = _cells("accuracy", (10, 10, 10, 4))
+    assert first_order_page.answer(metrics)["text"][0].startswith("PARTIAL (omniglot): 4 of 4 cells measured, 1 short")
 
 
 def test_student_t_interval_is_wider_than_the_normal_one_for_few_seeds():

@@ -64,6 +64,9 @@ def test_linear_regression_matches_the_closed_form():
     np.testing.assert_allclose(curvature["hvp_norm"], hvp_norms, rtol=1e-4)
     np.testing.assert_allclose(curvature["gHg"], ghg, rtol=1e-4)
     assert terms["hvp_norm"] == pytest.approx(hvp_norms.mean(), rel=1e-4)
+    # A linear model's predictions have no second derivatives: H is all Gauss-Newton.
+    np.testing.assert_allclose(curvature["gauss_newton_norm"], hvp_norms, rtol=1e-4)
+    np.testing.assert_allclose(curvature["network_curvature_norm"], 0.0, atol=1e-4 * hvp_norms.max())
 
 
 @pytest.mark.parametrize("case", ["linear_loss", "no_inner_step"])
@@ -79,12 +82,20 @@ def test_gap_is_zero_where_the_second_order_term_vanishes(case):
         assert terms["hvp_norm"] == pytest.approx(0.0, abs=1e-6)
 
 
-def _tanh_maml():
+def _tanh_maml(loss="mse"):
     keras.utils.set_random_seed(3)
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(8, activation="tanh"), keras.layers.Dense(1)])
     maml = MAML(model, inner_lr=ALPHA, first_order=True)
-    maml.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+    maml.compile(optimizer=keras.optimizers.Adam(0.01), loss=loss)
     return maml
+
+
+def test_a_loss_linear_in_the_predictions_leaves_only_the_network_curvature():
+    # H_loss = 0, so the Gauss-Newton part vanishes and H g is the network's own curvature.
+    curvature = support_curvature(_tanh_maml(loss=lambda y, p: -y * p), _episodes(tasks=3, dim=2, seed=5))
+    assert np.all(curvature["hvp_norm"] > 1e-3)
+    np.testing.assert_allclose(curvature["gauss_newton_norm"], 0.0, atol=1e-6)
+    np.testing.assert_allclose(curvature["network_curvature_norm"], curvature["hvp_norm"], rtol=1e-5)
 
 
 def test_hessian_vector_product_matches_finite_differences():

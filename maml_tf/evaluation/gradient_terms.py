@@ -36,9 +36,13 @@ def _flat(grads, variables):
 
 def support_curvature(maml, episodes):
     """Per task, at the meta-parameters: the inner-loss gradient ``g`` (over the adapted
-    weights), its Hessian-vector product ``H g`` and ``g.H.g``.
+    weights), its Hessian-vector product ``H g``, ``g.H.g``, and the two parts of ``H g``:
+    the Gauss-Newton part ``J^T H_loss J g`` (``J`` the Jacobian of the predictions, present
+    whatever the activation) and the rest, ``sum_i dloss/dp_i * Hessian(p_i) g``, which comes
+    from the network's own second derivatives (what the paper's guess says ReLU lacks).
 
-    Returns ``{"inner_gradient_norm", "hvp_norm", "gHg"}``, each a ``[tasks]`` array.
+    Returns ``{"inner_gradient_norm", "hvp_norm", "gHg", "gauss_newton_norm",
+    "network_curvature_norm"}``, each a ``[tasks]`` array.
     """
     _check(maml)
     (sx, sy), _ = episode_utils.unpack(episodes, maml.model)
@@ -50,25 +54,48 @@ def support_curvature(maml, episodes):
         fast = [values[i] for i in adapted]
         with tf.GradientTape(watch_accessed_variables=False) as outer:
             outer.watch(fast)
-            with tf.GradientTape(watch_accessed_variables=False) as inner:
+            with tf.GradientTape(watch_accessed_variables=False, persistent=True) as inner:
                 inner.watch(fast)
                 full = list(values)
                 for i, v in zip(adapted, fast):
                     full[i] = v
-                loss = maml.inner_loop.task_loss(y, maml.predict_with(full, x, training=True))
+                predictions = maml.predict_with(full, x, training=True)
+                loss = maml.inner_loop.task_loss(y, predictions)
             grads = inner.gradient(loss, fast, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        g = [tf.stop_gradient(t) for t in grads]
         # H g: differentiate the gradient along g itself (g held constant).
-        hvp = outer.gradient(grads, fast, output_gradients=[tf.stop_gradient(g) for g in grads],
-                             unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        hvp = outer.gradient(grads, fast, output_gradients=g, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        # J g by the double-backward trick (J^T u is linear in u), then H_loss (J g), then J^T.
+        with tf.GradientTape() as along:
+            u = tf.zeros_like(predictions)
+            along.watch(u)
+            jtu = inner.gradient(predictions, fast, output_gradients=u,
+                                 unconnected_gradients=tf.UnconnectedGradients.ZERO)
+            jtu_g = tf.add_n([tf.reduce_sum(a * b) for a, b in zip(jtu, g)])
+        jg = along.gradient(jtu_g, u, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        p = tf.stop_gradient(predictions)
+        with tf.GradientTape() as second:
+            second.watch(p)
+            with tf.GradientTape() as first:
+                first.watch(p)
+                loss_p = maml.inner_loop.task_loss(y, p)
+            dloss = first.gradient(loss_p, p, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        # (ZERO, not None: None as output_gradients would mean ones.)
+        loss_hessian_jg = second.gradient(dloss, p, output_gradients=jg,
+                                          unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        gauss_newton = inner.gradient(predictions, fast, output_gradients=loss_hessian_jg,
+                                      unconnected_gradients=tf.UnconnectedGradients.ZERO)
         norm = lambda ts: tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(t)) for t in ts]))  # noqa: E731
-        ghg = tf.add_n([tf.reduce_sum(g * h) for g, h in zip(grads, hvp)])
-        return tf.stack([norm(grads), norm(hvp), ghg])
+        ghg = tf.add_n([tf.reduce_sum(a * b) for a, b in zip(g, hvp)])
+        rest = [h - gn for h, gn in zip(hvp, gauss_newton)]
+        return tf.stack([norm(g), norm(hvp), ghg, norm(gauss_newton), norm(rest)])
 
     dtype = maml.model.trainable_variables[0].dtype
     fn = _compiled(maml, "support_curvature",
-                   lambda x, y: tf.map_fn(one, (x, y), fn_output_signature=tf.TensorSpec([3], dtype)))
+                   lambda x, y: tf.map_fn(one, (x, y), fn_output_signature=tf.TensorSpec([5], dtype)))
     out = np.asarray(fn(sx, sy), np.float64)
-    return {"inner_gradient_norm": out[:, 0], "hvp_norm": out[:, 1], "gHg": out[:, 2]}
+    return {"inner_gradient_norm": out[:, 0], "hvp_norm": out[:, 1], "gHg": out[:, 2],
+            "gauss_newton_norm": out[:, 3], "network_curvature_norm": out[:, 4]}
 
 
 def meta_gradient_terms(maml, episodes):
@@ -85,8 +112,9 @@ def meta_gradient_terms(maml, episodes):
     ||g_SO - g_FO||, ``relative_difference`` ||g_SO - g_FO|| / ||g_SO||, ``cosine``
     cos(g_SO, g_FO); per task averaged, at the meta-parameters (the inner loop's first
     step): ``inner_gradient_norm`` ||g||, ``hvp_norm`` ||H g||, ``relative_hvp`` ||H g|| / ||g||
-    and ``curvature`` g.H.g / ||g||^2 (the inner loss's curvature along g); ``num_tasks``,
-    ``inner_steps``.
+    and ``curvature`` g.H.g / ||g||^2 (the inner loss's curvature along g), and ||H g||'s
+    parts (:func:`support_curvature`) ``gauss_newton_norm`` and ``network_curvature_norm``;
+    ``num_tasks``, ``inner_steps``.
     """
     _check(maml)
     episode_utils.unpack(episodes, maml.model)  # a one-line error before any tracing
@@ -110,6 +138,8 @@ def meta_gradient_terms(maml, episodes):
         "cosine": float(so @ fo / (so_norm * fo_norm)) if so_norm > 0 and fo_norm > 0 else 1.0,
         "inner_gradient_norm": float(g.mean()), "hvp_norm": float(hg.mean()),
         "relative_hvp": float(relative_hvp.mean()), "curvature": float(along.mean()),
+        "gauss_newton_norm": float(curvature["gauss_newton_norm"].mean()),
+        "network_curvature_norm": float(curvature["network_curvature_norm"].mean()),
         "num_tasks": int(g.shape[0]), "inner_steps": int(maml.inner_steps),
     }
 

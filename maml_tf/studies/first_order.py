@@ -16,6 +16,7 @@ ORDERS = (SECOND, FIRST)
 TERMS_LOG = "gradient_terms"  # <cell>/maml/gradient_terms.csv
 TERM_FIELDS = ("iteration", "loss", "second_order_norm", "first_order_norm", "difference_norm",
                "relative_difference", "cosine", "inner_gradient_norm", "hvp_norm", "relative_hvp", "curvature")
+HVP_PARTS = ("gauss_newton_norm", "network_curvature_norm")  # measured at the end, not logged
 TERMS_SEED, TEST_SEED = 30_001, 30_002  # the fixed meta-batch of the terms, the fixed test tasks
 MINI_CHECKPOINT = os.path.join("checkpoints", "table1_miniimagenet", "paper", "5way1shot")
 
@@ -188,7 +189,9 @@ def measure(task, preset, experiment, cell_dir, evaluators=None):
                   "validation_accuracy": float(r["accuracy"])}
                  for r in classification.validation_curve(cell_dir)]
     terms = _csv(run.log_path("maml", TERMS_LOG))
-    return {"metric": metric, "steps": steps, "final": float(result["mean"][steps]),
+    from maml_tf.evaluation import meta_gradient_terms
+    final_terms = meta_gradient_terms(maml, terms_batch(task, config))  # with the parts of H g
+    return {"final_terms": final_terms,"metric": metric, "steps": steps, "final": float(result["mean"][steps]),
             "final_ci95": float(result["ci95"][steps]), "per_step": [float(v) for v in result["mean"]],
             "per_step_ci95": [float(v) for v in result["ci95"]], "num_test_tasks": int(len(result["per_task"])),
             "iterations": int(iterations), "seconds_per_iteration": float(seconds or 0.0), "curve": curve,
@@ -209,6 +212,7 @@ def summarize(cells_out, preset):
                 continue
             finals = [c["final"] for c in runs]
             last_terms = [c["terms"][-1] for c in runs if c["terms"]]
+            final = [c["final_terms"] for c in runs]
             summary[f"{activation}_{order}"] = {
                 "activation": activation, "order": order, "seeds": [c["seed"] for c in runs],
                 "finals": finals, "mean": float(np.mean(finals)), "ci95": t_ci95(finals),
@@ -216,7 +220,9 @@ def summarize(cells_out, preset):
                 "iterations": [c["iterations"] for c in runs],
                 "seconds_per_iteration": float(np.median([c["seconds_per_iteration"] for c in runs])),
                 "final_terms": {k: float(np.mean([t[k] for t in last_terms])) for k in TERM_FIELDS}
-                if last_terms else {}}
+                if last_terms else {},
+                "network_curvature_share": float(np.mean([t["network_curvature_norm"] / t["hvp_norm"]
+                                                          for t in final if t["hvp_norm"] > 0] or [0.0]))}
     return summary
 
 
@@ -291,7 +297,8 @@ def mini_imagenet_terms(preset, echo):
     for name, (maml, iteration) in models.items():
         rows = [meta_gradient_terms(maml, episodes) for episodes in batches]
         out["models"][name] = {"iteration": int(iteration), "activation": name.split("_")[0],
-                               **{k: float(np.mean([r[k] for r in rows])) for k in TERM_FIELDS if k != "iteration"},
+                               **{k: float(np.mean([r[k] for r in rows]))
+                                  for k in TERM_FIELDS + HVP_PARTS if k != "iteration"},
                                "relative_difference_per_batch": [r["relative_difference"] for r in rows]}
         echo(f"mini_imagenet {name} (iteration {iteration}): relative difference "
              f"{out['models'][name]['relative_difference']:.3f}, cosine {out['models'][name]['cosine']:.4f}")

@@ -76,6 +76,13 @@ def answer(metrics):
     if verdicts:
         out["text"].insert(0, "Does first order still match second order with a smooth activation? "
                            + ", ".join(verdicts) + " (match = the 95% CIs over seeds overlap).")
+    for task, result in metrics["tasks"].items():
+        expected = len(metrics["budget"]["activations"]) * 2 * len(metrics["budget"]["seeds"])
+        short = [name for name, c in result["cells"].items() if c["iterations"] < result["config"]["iterations"]]
+        if len(result["cells"]) < expected or short:
+            out["text"].insert(0, f"PARTIAL ({task}): {len(result['cells'])} of {expected} cells measured"
+                               + (f", {len(short)} short of the budget ({', '.join(short)})" if short else "")
+                               + "; run the same command again to finish the grid.")
     mini = metrics.get("mini_imagenet_terms")
     if mini and mini.get("models"):
         parts = [f"{name.replace('_', ' ')} (iteration {m['iteration']}): {100 * m['relative_difference']:.1f}%, "
@@ -129,8 +136,9 @@ def table(metrics):
                 else f"accuracy after {steps} steps, {n_test} test tasks")
         lines += [f"Metric: {what}.", "",
                   "| activation | order | mean over seeds +- 95% CI | per seed (+- 95% CI over test tasks) | "
-                  "s / iteration | iterations | dropped term at the end (rel. norm, cosine, ||Hg||/||g||) |",
-                  "|---|---|---|---|---|---|---|"]
+                  "s / iteration | iterations | dropped term at the end (rel. norm, cosine, ||Hg||/||g||) | "
+                  "network share of ||Hg|| |",
+                  "|---|---|---|---|---|---|---|---|"]
         for key, s in result["summary"].items():
             seeds = ", ".join(f"{_fmt(metric, c['final'])} +- {_fmt(metric, c['final_ci95'])}"
                               for c in cells if f"{c['activation']}_{c['order']}" == key)
@@ -139,8 +147,12 @@ def table(metrics):
                     if t else "")
             lines.append(f"| {s['activation']} | {'first' if s['order'] == 'fo' else 'second'} | "
                          f"{_fmt(metric, s['mean'])} +- {_fmt(metric, s['ci95'])} | {seeds} | "
-                         f"{s['seconds_per_iteration']:.4f} | {', '.join(map(str, sorted(set(s['iterations']))))} | {term} |")
-        lines += ["", "The dropped term along training (second-order runs, mean over seeds, on one fixed "
+                         f"{s['seconds_per_iteration']:.4f} | {', '.join(map(str, sorted(set(s['iterations']))))} | {term} | "
+                         f"{100 * s.get('network_curvature_share', 0.0):.0f}% |")
+        lines += ["", "Network share of ||Hg||: ||(H - G) g|| / ||H g|| at the final weights, G the "
+                  "Gauss-Newton part J^T H_loss J (there whatever the activation), H - G the part from the "
+                  "network's own second derivatives (for ReLU: products of weights across layers).",
+                  "", "The dropped term along training (second-order runs, mean over seeds, on one fixed "
                   "training meta-batch): ||g_SO - g_FO|| / ||g_SO||, cosine(g_SO, g_FO) and the inner loss's "
                   "||H g|| / ||g|| at the meta-parameters.", "",
                   "| activation | iteration | relative norm | cosine | ||Hg||/||g|| |", "|---|---|---|---|---|"]
@@ -159,11 +171,12 @@ def table(metrics):
                   "(the compute window did not allow one: ~2 s per iteration, the paper trains 60,000). "
                   "`relu trained`: the committed meta-trained checkpoint (copied first); `init`: "
                   "networks at initialisation (seed 0).", "",
-                  "| model | iteration | relative norm | cosine | ||Hg||/||g|| | curvature g.H.g/||g||^2 |",
-                  "|---|---|---|---|---|---|"]
+                  "| model | iteration | relative norm | cosine | ||Hg||/||g|| | curvature g.H.g/||g||^2 | "
+                  "network share of ||Hg|| |", "|---|---|---|---|---|---|---|"]
         for name, m in mini["models"].items():
+            share = m["network_curvature_norm"] / m["hvp_norm"] if m.get("hvp_norm") else 0.0
             lines.append(f"| {name.replace('_', ' ')} | {m['iteration']:,} | {100 * m['relative_difference']:.1f}% | "
-                         f"{m['cosine']:.4f} | {m['relative_hvp']:.2f} | {m['curvature']:.3f} |")
+                         f"{m['cosine']:.4f} | {m['relative_hvp']:.2f} | {m['curvature']:.3f} | {100 * share:.0f}% |")
         lines.append("")
     lines += ["## Answer", ""] + [f"- {t}" for t in metrics["answer"]["text"]] + [""]
     return "\n".join(lines)
