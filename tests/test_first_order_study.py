@@ -47,6 +47,14 @@ def test_answer_follows_the_numbers():
                                      "summary": _summary([0.9, 0.9, 0.95, 0.94], [0.01] * 4, "accuracy")}}
     silu = first_order_page.answer(metrics)["comparisons"]["omniglot"]["silu"]
     assert silu["first_order_worse"] and silu["cis_overlap"]
+    # Overlapping CIs, but every first-order seed worse: said, and not called a match.
+    summary = metrics["tasks"]["omniglot"]["summary"]
+    summary["silu_so"]["finals"], summary["silu_fo"]["finals"] = [0.95, 0.96, 0.94], [0.93, 0.935, 0.92]
+    summary["silu_so"]["ci95"] = summary["silu_fo"]["ci95"] = 0.05
+    answer = first_order_page.answer(metrics)
+    silu = answer["comparisons"]["omniglot"]["silu"]
+    assert silu["cis_overlap"] and silu["every_seed_worse"] and silu["ordering_p"] == pytest.approx(0.05)
+    assert "no on omniglot" in answer["text"][0] and any("every first-order seed is worse" in t for t in answer["text"])
     # A grid cut short by the time limit says so first.
     metrics["tasks"]["omniglot"]["cells"] = _cells("accuracy", (10, 10, 10, 4))
     assert first_order_page.answer(metrics)["text"][0].startswith("PARTIAL (omniglot): 4 of 4 cells measured, 1 short")
@@ -87,6 +95,10 @@ def test_sinusoid_smoke_run_writes_results_and_resumes(tmp_path):
     lines = []
     first = first_order.run(preset, tmp_path / "run", str(tmp_path / "out"), echo=lines.append)
     _check_results(tmp_path / "out", preset, ("sinusoid",))
+    # The page regenerates from metrics.json alone, identically.
+    before = (tmp_path / "out" / "table.md").read_text()
+    first_order_page.rewrite(str(tmp_path / "out"))
+    assert (tmp_path / "out" / "table.md").read_text() == before
     # Second-order SiLU differs from first order on the same weights at initialisation.
     cell = first["tasks"]["sinusoid"]["cells"]["silu_so_seed0"]
     assert cell["terms"][0]["relative_difference"] > 1e-3

@@ -203,7 +203,7 @@ def summarize(cells_out, preset):
     iteration, and the terms of the last checkpoint averaged over seeds."""
     import numpy as np
 
-    from maml_tf.studies.first_order_page import t_ci95
+    from maml_tf.studies.first_order_page import network_share, t_ci95
     summary = {}
     for activation in preset.activations:
         for order in ORDERS:
@@ -221,8 +221,7 @@ def summarize(cells_out, preset):
                 "seconds_per_iteration": float(np.median([c["seconds_per_iteration"] for c in runs])),
                 "final_terms": {k: float(np.mean([t[k] for t in last_terms])) for k in TERM_FIELDS}
                 if last_terms else {},
-                "network_curvature_share": float(np.mean([t["network_curvature_norm"] / t["hvp_norm"]
-                                                          for t in final if t["hvp_norm"] > 0] or [0.0]))}
+                "network_curvature_share": float(np.mean([network_share(t) for t in final]))}
     return summary
 
 
