@@ -7,6 +7,7 @@ import os
 import numpy as np
 
 from maml_tf import reporting
+from maml_tf.report.plots import _finish, _pyplot  # the results pages' one plotting style
 
 # Student t 0.975 quantiles by degrees of freedom: few seeds need t, not the normal 1.96.
 _T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
@@ -272,13 +273,6 @@ COLORS = {("relu", "so"): "tab:blue", ("relu", "fo"): "tab:cyan", ("silu", "so")
           ("silu", "fo"): "tab:orange"}
 
 
-def _pyplot():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
 def curves(metrics, path):
     """Learning curves: sinusoid training query loss, Omniglot validation accuracy; mean over seeds."""
     plt = _pyplot()
@@ -302,11 +296,7 @@ def curves(metrics, path):
         ax.set_ylabel("training query MSE (per 1,000 it.)" if task == "sinusoid" else "validation accuracy")
         if task == "sinusoid":
             ax.set_yscale("log")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _finish(fig, list(axes[0]), path)
 
 
 def terms_plot(metrics, path):
@@ -329,8 +319,4 @@ def terms_plot(metrics, path):
         axes[1][j].set_ylabel("inner loss ||H g|| / ||g||")
         for ax in axes[:, j]:
             ax.set_xlabel("meta-iteration")
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _finish(fig, list(axes.flat), path)
