@@ -27,6 +27,8 @@ class SinusoidPreset:
     inner_lr: float = 0.01            # alpha (the authors' code: 0.001)
     outer_lr: float = 0.001           # beta, Adam
     hidden: tuple = (40, 40)
+    activation: str = "relu"          # hidden activation, any Keras name (the paper: ReLU)
+    first_order: bool = False         # first-order MAML (drops the second derivatives)
     authors_layers: bool = False      # kernels truncated normal (std 0.01), as the authors' code
     eval_shots: tuple = (5, 10, 20)   # K at meta-test (Figure 3 panels)
     eval_inner_steps: int = 10        # curves after 0..10 steps
@@ -59,6 +61,12 @@ SINUSOID = {
 }
 
 
+# Fields added after run directories were first recorded: a record leaves them out at their
+# default, so that an older run's record and a new one of the same setup are identical (an
+# absent field reads as its default, maml_tf.experiments.runs).
+ADDED_LATER = {"SinusoidPreset": ("activation", "first_order"), "ClassificationPreset": ("activation",)}
+
+
 def get(table, name):
     if name not in table:
         raise KeyError(f"Unknown preset {name!r}; choose one of {sorted(table)}.")
@@ -77,6 +85,7 @@ class ClassificationPreset:
     query_shots: int = 1
     network: str = "conv"             # "conv" (conv4) or "fc" (256-128-64-64)
     filters: int = 64                 # conv4 width: 64 Omniglot, 32 MiniImagenet
+    activation: str = "relu"          # hidden activation, any Keras name (the paper: ReLU)
     downsample: str = "stride"        # "stride" (Omniglot) or "maxpool" (MiniImagenet)
     image_size: int = 28
     channels: int = 1
@@ -113,8 +122,9 @@ class ClassificationPreset:
 
     @property
     def setting(self):
-        """Short name of the row, e.g. ``5way1shot`` or ``5way1shot_fc_fo``."""
+        """Short name of the row, e.g. ``5way1shot``, ``5way1shot_fc_fo`` or ``5way1shot_silu``."""
         return (f"{self.ways}way{self.shots}shot" + ("_fc" if self.network == "fc" else "")
+                + ("" if self.activation == "relu" else f"_{self.activation}")
                 + ("_fo" if self.first_order else ""))
 
 

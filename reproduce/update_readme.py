@@ -23,19 +23,20 @@ START, END = "<!-- GENERATED: reproduce/update_readme.py -->", "<!-- END GENERAT
 STUDIES_START = "<!-- GENERATED studies: reproduce/update_readme.py -->"
 
 
-def _is_study(name):
-    """Whether results/<name> is a study's (its own layout, not the paper's result schema)."""
+def is_study(name):
+    """Whether results/``name`` is a study's (``maml study``; its own page and summary line,
+    not a paper result of the schema), at any preset."""
     return any(name == s.result_name or name.startswith(s.result_name + "_") for s in registry.STUDIES.values())
 
 
 def summary_lines(results, readme, methods=summary.MAML_METHODS):
-    """The summary table of every result under ``results`` except smoke runs (which check
-    that the pipeline runs; their numbers are not results), rows of ``methods`` (None: all),
-    links relative to ``readme``."""
+    """The summary table of every paper result under ``results`` except smoke runs (which
+    check that the pipeline runs; their numbers are not results) and the studies' results
+    (:func:`is_study`), rows of ``methods`` (None: all), links relative to ``readme``."""
     lines = list(summary.HEADER)
     for name in sorted(os.listdir(results)):
         path = os.path.join(results, name, "metrics.json")
-        if os.path.exists(path) and not name.endswith("_smoke") and not _is_study(name):
+        if os.path.exists(path) and not name.endswith("_smoke") and not is_study(name):
             doc = schema.load(path)
             link = os.path.relpath(os.path.join(results, name, "table.md"), os.path.dirname(os.path.abspath(readme)))
             lines += summary.lines(doc, link, methods)

@@ -210,12 +210,20 @@ class MAML(TrainerHooks, keras.Model):
         return self.inner_loop.adapt(self._start_values(start), support_x, support_y, steps, training,
                                      per_step=False)[0]
 
-    def meta_gradients(self, episodes):
+    def meta_gradients(self, episodes, first_order=None):
         """Mean post-adaptation query loss of a meta-batch and its gradient w.r.t.
-        ``trainable_variables`` (what ``train_step`` applies); changes nothing."""
+        ``trainable_variables`` (what ``train_step`` applies); changes nothing.
+
+        ``first_order``: True / False gives the first- / second-order meta-gradient whatever
+        this MAML trains with (None: its own setting), to compare both on one meta-batch.
+        """
         self._require_compiled()
         support, query = episode_utils.unpack(episodes, self.model)
-        step = self._meta_objective(support, query, self.trainable_variables)
+        inner_loop = self.inner_loop
+        if first_order is not None and bool(first_order) != inner_loop.first_order:
+            inner_loop = copy.copy(inner_loop)  # shares the model, the rule and the loss
+            inner_loop.first_order = bool(first_order)
+        step = self._meta_objective(support, query, self.trainable_variables, inner_loop=inner_loop)
         return step.loss, step.grads
 
     def predict_with(self, weights, x, training=False):
@@ -239,13 +247,14 @@ class MAML(TrainerHooks, keras.Model):
         return out
 
     # ------------------------------------------------------------------ internals
-    def _meta_objective(self, support, query, variables, scale_loss=None):
+    def _meta_objective(self, support, query, variables, scale_loss=None, inner_loop=None):
         """Mean post-adaptation query loss over tasks and its meta-gradient, a
         ``meta_gradient.MetaStep`` (loss, accuracy, predictions, grads, state)."""
         episodes = (support[0], support[1], query[0], query[1])
+        inner_loop = inner_loop or self.inner_loop
 
         def task(episode):  # reads the meta-parameters inside the engine's tape
-            return self.inner_loop.task(self._meta_values(), episode, self.inner_steps,
+            return inner_loop.task(self._meta_values(), episode, self.inner_steps,
                                         training=True, per_step=False)
 
         engine = meta_gradient.ENGINES[self._resolved_parallelism()]

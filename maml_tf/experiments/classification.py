@@ -46,14 +46,14 @@ def build_model(preset):
     shape = (preset.image_size, preset.image_size, preset.channels)
     scale = not preset.authors_layers
     if preset.network == "fc":
-        return fully_connected(preset.ways, input_shape=shape, batch_norm_scale=scale,
+        return fully_connected(preset.ways, input_shape=shape, batch_norm_scale=scale, activation=preset.activation,
                                kernel_initializer=dense_kernel_initializer(preset.authors_layers))
     # cbfinn/maml: the head of the strided (Omniglot) network is tf.random_normal, std 1;
     # the max-pool (MiniImagenet) one Glorot, as its conv kernels and Keras'.
     head = (keras.initializers.RandomNormal(stddev=1.0) if preset.authors_layers and preset.downsample == "stride"
             else "glorot_uniform")
     return conv4(preset.ways, input_shape=shape, filters=preset.filters, downsample=preset.downsample,
-                 batch_norm_scale=scale, head_initializer=head)
+                 batch_norm_scale=scale, head_initializer=head, activation=preset.activation)
 
 
 def build_maml(preset):

@@ -68,6 +68,10 @@ class Study:
 
 
 STUDIES = {
+    "first-order": Study("first_order", "first_order_activation",
+                         doc="Does first-order MAML still match second order with a smooth activation (SiLU)? "
+                             "{ReLU, SiLU} x {first, second order} x seeds on the sinusoid and Omniglot, and "
+                             "the dropped second-order term measured along training."),
     "task-switching": Study("task_switching", "task_switching",
                             doc="Can MAML switch back and forth between tasks? Chains A -> B -> A -> C with and "
                                 "without reset to the meta-learned weights (sinusoid, Omniglot, 2D navigation)."),

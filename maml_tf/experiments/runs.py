@@ -76,7 +76,10 @@ class RunDirectory:
             return
         current = record_of(experiment, preset)
         changed = [("experiment", recorded.get("experiment"), experiment)] if recorded.get("experiment") != experiment else []
-        theirs, ours = recorded.get("hyperparameters", {}), current["hyperparameters"]
+        # A field a record lacks was added later: the run had its default (e.g. activation relu).
+        defaults = _defaults(preset)
+        theirs = {**defaults, **recorded.get("hyperparameters", {})}
+        ours = {**defaults, **current["hyperparameters"]}
         changed += [(k, theirs.get(k, "(absent)"), ours.get(k, "(absent)")) for k in sorted(theirs.keys() | ours.keys())
                     if k not in free and theirs.get(k, "(absent)") != ours.get(k, "(absent)")]
         if changed:
@@ -156,9 +159,16 @@ class RunDirectory:
 
 
 def record_of(experiment, preset):
-    """The record of a run of ``preset`` (a dataclass) in ``experiment``."""
+    """The record of a run of ``preset`` (a dataclass) in ``experiment``; fields added later
+    (``presets.ADDED_LATER``) are left out at their default, as older records have them."""
+    from maml_tf import presets
+    hyperparameters = json.loads(json.dumps(dataclasses.asdict(preset)))  # tuples as lists
+    defaults = _defaults(preset)
+    for field in presets.ADDED_LATER.get(type(preset).__name__, ()):
+        if field in hyperparameters and hyperparameters[field] == defaults.get(field):
+            del hyperparameters[field]
     return {"experiment": experiment, "preset": preset.name, "setting": getattr(preset, "setting", None),
-            "hyperparameters": json.loads(json.dumps(dataclasses.asdict(preset)))}  # tuples as lists
+            "hyperparameters": hyperparameters}
 
 
 def preset_of(record):
@@ -168,6 +178,12 @@ def preset_of(record):
     kind = (presets.SinusoidPreset if record["experiment"] == "sinusoid" else
             presets.RLPreset if "env" in hyperparameters else presets.ClassificationPreset)
     return kind(**{k: _tuples(v) for k, v in hyperparameters.items()})
+
+
+def _defaults(preset):
+    """The default of every field of ``preset``'s dataclass, as a record holds it."""
+    return json.loads(json.dumps({f.name: f.default for f in dataclasses.fields(preset)
+                                  if f.default is not dataclasses.MISSING}))
 
 
 def _tuples(value):

@@ -26,10 +26,10 @@ def task_distribution(preset, shots=None, query=None, oracle=False):
 
 
 def build_maml(preset, input_dim=1, steps_per_execution=50):
-    model = mlp(input_dim=input_dim, hidden=preset.hidden,
+    model = mlp(input_dim=input_dim, hidden=preset.hidden, activation=preset.activation,
                 kernel_initializer=dense_kernel_initializer(preset.authors_layers))
     maml = MAML(model, inner_lr=preset.inner_lr, inner_steps=preset.inner_steps,
-                eval_inner_steps=preset.eval_inner_steps)
+                eval_inner_steps=preset.eval_inner_steps, first_order=preset.first_order)
     maml.compile(optimizer=keras.optimizers.Adam(preset.outer_lr), loss="mse",
                  steps_per_execution=steps_per_execution)
     return maml

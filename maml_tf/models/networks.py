@@ -24,14 +24,16 @@ def mlp(input_dim=1, output_dim=1, hidden=(40, 40), activation="relu", kernel_in
 
 
 def conv4(num_classes, input_shape=(28, 28, 1), filters=64, downsample="stride",
-          batch_norm=True, batch_norm_scale=True, head_initializer="glorot_uniform", name="conv4"):
+          batch_norm=True, batch_norm_scale=True, head_initializer="glorot_uniform", activation="relu",
+          name="conv4"):
     """Four 3x3 conv blocks + linear head (Section 5.2).
 
     ``downsample="stride"``: stride-2 convolutions and a spatial mean before the head
     (the Omniglot network); ``"maxpool"``: stride 1 then 2x2 max-pool and flatten
     (the MiniImagenet network, 32 filters in the paper). ``batch_norm_scale=False``
     leaves batch norm with an offset only, as ``tf.contrib.layers.batch_norm`` (the
-    authors' code) by default; ``head_initializer`` is any Keras initializer.
+    authors' code) by default; ``head_initializer`` is any Keras initializer; ``activation``
+    any Keras activation name (the paper: ReLU).
     """
     if downsample not in ("stride", "maxpool"):
         raise ValueError(f"downsample must be 'stride' or 'maxpool', got {downsample!r}.")
@@ -42,7 +44,7 @@ def conv4(num_classes, input_shape=(28, 28, 1), filters=64, downsample="stride",
         h = keras.layers.Conv2D(filters, 3, strides=strides, padding="same", name=f"conv_{i}")(h)
         if batch_norm:
             h = keras.layers.BatchNormalization(scale=batch_norm_scale, name=f"bn_{i}")(h)
-        h = keras.layers.ReLU()(h)
+        h = _activation(activation, i)(h)
         if downsample == "maxpool":
             h = keras.layers.MaxPooling2D(2, name=f"pool_{i}")(h)
     h = keras.layers.GlobalAveragePooling2D()(h) if downsample == "stride" else keras.layers.Flatten()(h)
@@ -51,11 +53,12 @@ def conv4(num_classes, input_shape=(28, 28, 1), filters=64, downsample="stride",
 
 
 def fully_connected(num_classes, input_shape=(28, 28, 1), hidden=(256, 128, 64, 64),
-                    batch_norm=True, batch_norm_scale=True, kernel_initializer="glorot_uniform", name="fc"):
+                    batch_norm=True, batch_norm_scale=True, kernel_initializer="glorot_uniform",
+                    activation="relu", name="fc"):
     """The paper's fully connected Omniglot network: 256-128-64-64, BN, ReLU.
 
-    ``batch_norm_scale`` as :func:`conv4`; ``kernel_initializer`` (any Keras
-    initializer) draws every layer's kernel, the head's included.
+    ``batch_norm_scale`` and ``activation`` as :func:`conv4`; ``kernel_initializer`` (any
+    Keras initializer) draws every layer's kernel, the head's included.
     """
     inputs = keras.Input(input_shape)
     h = keras.layers.Flatten()(inputs)
@@ -63,6 +66,19 @@ def fully_connected(num_classes, input_shape=(28, 28, 1), hidden=(256, 128, 64, 
         h = keras.layers.Dense(units, kernel_initializer=kernel_initializer, name=f"dense_{i}")(h)
         if batch_norm:
             h = keras.layers.BatchNormalization(scale=batch_norm_scale, name=f"bn_{i}")(h)
-        h = keras.layers.ReLU()(h)
+        h = _activation(activation, i)(h)
     head = keras.layers.Dense(num_classes, kernel_initializer=kernel_initializer, name="head")
     return keras.Model(inputs, head(h), name=name)
+
+
+def _activation(name, index):
+    """The hidden activation layer: ``keras.layers.ReLU`` for "relu" (the layer the networks
+    always had, so that older models keep their structure), else ``keras.layers.Activation``."""
+    if name == "relu":
+        return keras.layers.ReLU()
+    try:
+        keras.activations.get(name)
+    except ValueError:
+        raise ValueError(f"Unknown activation {name!r}; use a Keras activation name, e.g. 'relu', "
+                         "'silu', 'gelu' or 'tanh'.") from None
+    return keras.layers.Activation(name, name=f"{name}_{index}")
