@@ -71,6 +71,23 @@ def cell_name(activation, order, seed):
     return f"{activation}_{order}_seed{seed}"
 
 
+def summary(metrics):
+    """The README's line: first against second order per task and activation, from the answer."""
+    comparisons = metrics["answer"]["comparisons"]
+    budget = metrics["budget"]
+    parts = []
+    for task, name, fmt in (("sinusoid", "sinusoid MSE", "{:.3f}"), ("omniglot", "Omniglot 5-way 1-shot", "{:.1%}")):
+        cells = [f"{c['activation']} " + fmt.format(c["first_order"]) + " vs " + fmt.format(c["second_order"])
+                 for c in comparisons.get(task, {}).values()]
+        if cells:
+            parts.append(f"{name} (first vs second order) " + ", ".join(cells))
+    every = [c for task in comparisons.values() for c in task.values()]
+    worse = sum(c["first_order_worse"] for c in every)
+    return ("**First order with a smooth activation** (`maml study first-order`; "
+            f"{len(budget['seeds'])} seeds, budgets below the paper's): first order is behind second order in "
+            f"{worse} of {len(every)} cells: " + "; ".join(parts) + ".")
+
+
 def run(preset, run_dir, out, time_limit=None, verbose=1, echo=print):
     """Train the grid (resuming from ``run_dir``; training stops at the first checkpoint past
     ``time_limit`` minutes, and no new run starts after it), measure every trained cell on the
