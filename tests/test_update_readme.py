@@ -63,9 +63,14 @@ def test_summary_of_the_committed_results_in_a_copy_of_the_readme(tmp_path):
     # Generated images check the pipeline: no paper number beside them.
     synthetic = [line for line in lines if "synthetic data" in line]
     assert synthetic and all(line.split(" | ")[3] == "— (pipeline check)" for line in synthetic)
+    studies = text.split(update_readme.STUDIES_START)[1].split(END)[0]
     for name in os.listdir(results):
-        # Every paper result has its line; a study's (maml study) is left to its own page.
-        assert (f"(results/{name}/table.md)" in text) != update_readme.is_study(name), name
+        # Every paper result has its line in the table; a study's (maml study) its line in the studies block.
+        link = f"(results/{name}/table.md)"
+        assert (link in "\n".join(lines)) != update_readme.is_study(name), name
+        assert (link in studies) == update_readme.is_study(name), name
+    with_results = [s for s in update_readme.registry.STUDIES.values() if os.path.isdir(results / s.result_name)]
+    assert [line[:4] for line in studies.strip().splitlines()] == ["- **"] * len(with_results)
 
 
 def test_the_reproduction_document_beside_the_readme_lists_every_method(tmp_path):
