@@ -144,6 +144,14 @@ class MAML(TrainerHooks, keras.Model):
         """The model's weights the inner loop adapts (``adapt=``), in model order."""
         return [self.model.trainable_variables[i] for i in self._adapted]
 
+    def fit(self, x=None, y=None, *args, **kwargs):
+        """``keras.Model.fit`` on meta-batches of episodes. A ``tf.data`` stream is used in its
+        own order (task streams are seeded per batch, so a resumed run sees the same tasks):
+        ``shuffle`` defaults to False there, where Keras would warn that it ignores it."""
+        if isinstance(x, tf.data.Dataset):
+            kwargs.setdefault("shuffle", False)
+        return super().fit(x, y, *args, **kwargs)
+
     def call(self, inputs, training=False):
         """The meta-learned model itself (no adaptation)."""
         return self.model(inputs, training=training)

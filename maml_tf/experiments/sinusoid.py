@@ -102,7 +102,7 @@ def train(preset, method, run_dir, verbose=2, callbacks=(), strategy=None, deadl
                 # Raises at a NaN or Inf loss, before the epoch's checkpoint could save the weights.
                 fit["callbacks"].insert(0, keras.callbacks.TerminateOnNaN(raise_error=True))
                 with raise_if_diverged(run_dir, f"{method} baseline"):
-                    maml.model.fit(baselines.joint_training_dataset(data), **fit)
+                    maml.model.fit(baselines.joint_training_dataset(data), shuffle=False, **fit)
         finally:  # an interrupted run's checkpointed epochs count too
             done = int(checkpoints.iteration.numpy())
             run.record_training(started, done, part=method)
