@@ -1,4 +1,4 @@
-"""Task switching (issue 30, part 2): does a model stay adaptable after it has adapted?
+"""Task switching: does a model stay adaptable after it has adapted?
 
 Along a chain of tasks A -> B -> A -> C -> ..., each link adapts either from the weights
 the previous link ended at (``no_reset``) or from the meta-learned weights (``reset``,

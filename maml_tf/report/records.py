@@ -23,7 +23,7 @@ def classification(experiment, preset, budget_name, result, iterations, seconds_
              "points": [[int(c["iteration"]), 100 * c["accuracy"], 100 * c["ci95"]] for c in validation_curve],
              "seconds": [c["seconds"] for c in validation_curve]}  # of each epoch, its validation included
     table = presets.OMNIGLOT if preset.dataset == "omniglot" else presets.MINI_IMAGENET
-    # A row with another activation (issue 30's study) has the paper budget of its ReLU row.
+    # A row with another activation (the first-order study's) has the paper budget of its ReLU row.
     paper_iterations = presets.get(table, dataclasses.replace(preset, activation="relu").setting).iterations
     seconds = round(seconds_per_iteration * iterations, 1) if seconds_per_iteration else None
     return schema.record(

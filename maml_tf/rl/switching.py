@@ -1,4 +1,4 @@
-"""Task switching for policies (issue 30, part 2, 2D navigation): goal A -> goal B -> goal A,
+"""Task switching for policies (2D navigation): goal A -> goal B -> goal A,
 each link adapted by the learner's own policy-gradient steps (:meth:`PolicyLearner.adapt`)
 from the previous link's weights (``no_reset``) or from the meta-policy (``reset``)."""
 import numpy as np

@@ -1,4 +1,4 @@
-"""Does first-order MAML still match second order with a smooth activation? (issue 30, part 1)
+"""Does first-order MAML still match second order with a smooth activation?
 
 The paper (Section 5.2) found first order as accurate as second order and guessed why: ReLU
 networks are almost linear locally, so the dropped second derivatives are nearly zero. SiLU's

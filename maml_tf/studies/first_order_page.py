@@ -175,7 +175,7 @@ def _fmt(metric, value):
 def table(metrics):
     """The results page (Markdown)."""
     budget, machine = metrics["budget"], metrics["machine"]
-    lines = ["# First-order MAML with a smooth activation (issue 30, part 1)", "",
+    lines = ["# First-order MAML with a smooth activation", "",
              f"Command: `{metrics['command']}` (preset `{metrics['preset']}`). Machine: {machine['cpu']}, "
              f"{machine['cores']} cores, TensorFlow {machine['tensorflow']}; shared the 2 cores with other "
              "runs, so seconds per iteration are noisy.", "",

@@ -1,4 +1,4 @@
-"""Study "task-switching" (issue 30, part 2): can a meta-learned model switch back and forth
+"""Study "task-switching": can a meta-learned model switch back and forth
 between tasks? Chains A -> B -> A -> C ... adapted without reset (from the previous link's
 weights) against with reset (from the meta-learned weights), on the sinusoid (trained here
 at the paper's settings), Omniglot 5-way 1-shot and 2D navigation (the committed runs).
