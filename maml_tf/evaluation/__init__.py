@@ -1,5 +1,11 @@
 """Evaluating meta-learners: the meta-test protocol (``protocol``) and the studies' measures,
 each a function any user can point at their own meta-trained ``MAML`` and task distribution."""
+from maml_tf.evaluation.adaptation import adaptation_curve
+from maml_tf.evaluation.distribution_shift import image_shifts, out_of_distribution, sinusoid_shifts
 from maml_tf.evaluation.protocol import mean_ci95, meta_test
+from maml_tf.evaluation.robustness import robustness
+from maml_tf.evaluation.sample_efficiency import sample_efficiency
+from maml_tf.evaluation.settings import evaluate_settings
 
-__all__ = ["mean_ci95", "meta_test"]
+__all__ = ["adaptation_curve", "evaluate_settings", "image_shifts", "mean_ci95", "meta_test",
+           "out_of_distribution", "robustness", "sample_efficiency", "sinusoid_shifts"]

@@ -67,7 +67,11 @@ class Study:
     doc: str = ""
 
 
-STUDIES = {}
+STUDIES = {
+    "evaluation-suite": Study("evaluation_suite", "evaluation_suite",
+                              doc="MAML vs pretrained vs scratch: out of distribution, adaptation speed, "
+                                  "sample efficiency, robustness (sinusoid, Omniglot)."),
+}
 
 
 def study(name):
