@@ -36,10 +36,10 @@ class Preset:
     omniglot: bool = True
     omniglot_one_shot_run: str = COMMITTED_ONE_SHOT
     omniglot_budget: str = "paper"
-    five_shot_iterations: int = 600
+    five_shot_iterations: int = 400
     five_shot_meta_batch_size: int = 16
     five_shot_steps_per_epoch: int = 200
-    pretrained_iterations: int = 2_000
+    pretrained_iterations: int = 1_500
     pretrained_batch_size: int = 128
     pretrained_steps_per_epoch: int = 500
     omniglot_tasks: int = 100
@@ -49,7 +49,7 @@ class Preset:
     omniglot_input_noise: tuple = (0.0, 0.1, 0.2, 0.3)
     # The baselines' inner step size: the best of these on validation tasks (MAML keeps its alpha).
     sinusoid_step_sizes: tuple = (0.003, 0.01, 0.03, 0.1)
-    omniglot_step_sizes: tuple = (0.1, 0.4, 1.0, 2.0)
+    omniglot_step_sizes: tuple = (0.1, 0.4, 1.0, 2.0, 5.0)
     selection_tasks: int = 50
     # Every domain.
     adaptation_steps: int = 20

@@ -160,13 +160,13 @@ def _summary(domain, settings, maml, baselines, what):
 
     wins = [detail(i) for i, v in enumerate(verdicts) if v == "better"]
     losses = [detail(i) for i, v in enumerate(verdicts) if v == "worse"]
-    ties = [detail(i) for i, v in enumerate(verdicts) if v == "tie"]
+    ties = [i for i, v in enumerate(verdicts) if v == "tie"]
     text = f"MAML beats both baselines in {len(wins)} of {len(settings)} {what}"
     text += f" ({'; '.join(wins)})" if wins else ""
     if losses:
         text += f"; a baseline beats it in {len(losses)} ({'; '.join(losses)})"
     if ties:
-        text += f"; within the CIs of the best baseline in {len(ties)} ({'; '.join(ties)})"
+        text += f"; CIs overlap in {len(ties)} ({', '.join(settings[i] for i, v in enumerate(verdicts) if v == 'tie')})"
     return text + " (MAML vs the best baseline)."
 
 
@@ -188,7 +188,7 @@ def answer(doc):
         for factor in adaptation["maml"]:
             maml = pick(adaptation["maml"][factor])
             others = [pick(adaptation[b][factor]) for b in baselines]
-            picked = [1, min(5, len(maml[0]) - 1), len(maml[0]) - 1]
+            picked = sorted({1, min(5, len(maml[0]) - 1), len(maml[0]) - 1})
             verdicts = compare(domain, tuple(v[picked] for v in maml), [tuple(v[picked] for v in o) for o in others])
             parts.append(f"step size {factor}: after {', '.join(str(s) for s in picked)} steps MAML "
                          f"{', '.join(_short(maml[0][s]) for s in picked)}, best baseline "
