@@ -113,7 +113,8 @@ def _domain_tables(name, domain, p):
             else f"{domain['ways']}-way {domain['support_shots']}-shot, {domain['query_shots']} query images per class")
     lines = [f"## {TITLES[name]}", "",
              f"Test tasks: {domain['num_tasks']} per setting ({test}); {domain['steps']} inner steps for every method; "
-             f"MAML is `{domain['main_maml']}`; step sizes {', '.join(f'{m} {v:g}' for m, v in domain['inner_lr'].items())} "
+             f"MAML is `{domain['main_maml']}`; step sizes "
+             f"{', '.join(f'{m} {v:g}' for m, v in domain['inner_lr'].items())} "
              f"(MAML: its training alpha; the baselines: the best of "
              f"{', '.join(next(iter(domain['step_size_selection'].values()))['scores'])} on validation tasks).", ""]
     methods = list(domain["out_of_distribution"])
@@ -126,7 +127,8 @@ def _domain_tables(name, domain, p):
         return out + [""]
 
     ood = domain["out_of_distribution"]
-    lines += table(f"Out of distribution ({unit})", lambda m: _values(ood[m], domain), ood[methods[0]]["settings"], methods)
+    lines += table(f"Out of distribution ({unit})", lambda m: _values(ood[m], domain), ood[methods[0]]["settings"],
+                   methods)
     adaptation = domain["adaptation"]
     for factor in adaptation[methods[0]]:
         curves = {m: _values(adaptation[m][factor], domain) for m in methods}
@@ -138,7 +140,8 @@ def _domain_tables(name, domain, p):
     models = list(efficiency)
     lines += table(f"Sample efficiency ({unit} after {domain['steps']} steps on K support examples"
                    + (" per class" if name == "omniglot" else "") + ")",
-                   lambda m: _values(efficiency[m], domain), [f"K = {k}" for k in efficiency[models[0]]["settings"]], models)
+                   lambda m: _values(efficiency[m], domain), [f"K = {k}" for k in efficiency[models[0]]["settings"]],
+                   models)
     robustness = domain["robustness"]
     for axis, title in ROBUSTNESS:
         lines += table(f"Robustness: {title} ({unit})", lambda m: _values(robustness[m][axis], domain),
@@ -199,7 +202,8 @@ def answer(doc):
         base = [pick(efficiency[b]) for b in baselines]
         shots = [f"K={k}" for k in efficiency[mamls[0]]["settings"]]
         lines.append(f"- **{label}, sample efficiency**: " + " ".join(
-            f"{m} (meta-trained with K={m.split('K')[1]}): " + _summary(domain, shots, pick(efficiency[m]), base, "values of K")
+            f"{m} (meta-trained with K={m.split('K')[1]}): "
+            + _summary(domain, shots, pick(efficiency[m]), base, "values of K")
             for m in mamls))
         robustness = domain["robustness"]
         parts = []
@@ -281,7 +285,8 @@ def plot_adaptation(doc, path):
         for ax, factor in zip(row, factors):
             for method, curves in domain["adaptation"].items():
                 mean, ci = _values(curves[factor], domain)
-                _band(ax, curves[factor]["steps"], mean, ci, COLORS[method], f"{method} (alpha {curves[factor]['inner_lr']:g})")
+                _band(ax, curves[factor]["steps"], mean, ci, COLORS[method],
+                      f"{method} (alpha {curves[factor]['inner_lr']:g})")
             _style(ax, domain, "inner gradient steps at test", f"{name}: step size {factor} the training one")
     _save(fig, path)
 
