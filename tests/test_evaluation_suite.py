@@ -231,3 +231,12 @@ def test_unknown_preset_is_a_one_line_error():
     from maml_tf.cli import study_command
     result = CliRunner().invoke(study_command("evaluation-suite"), ["--preset", "nope"])
     assert result.exit_code != 0 and "full, quick, smoke" in result.output
+
+
+def test_diverged_tasks_are_counted_and_the_median_ranks_them_worst():
+    maml = _linear_regressor(inner_lr=50.0, steps=10)  # far past the stable step size
+    result = evaluation.evaluate_settings(maml, {"clean": LineTasks(5)}, num_tasks=10)
+    assert result["diverged"] == [10]
+    assert result["loss"]["median"] == [np.inf]
+    calm = evaluation.evaluate_settings(_linear_regressor(), {"clean": LineTasks(5)}, num_tasks=10)
+    assert calm["diverged"] == [0] and np.isfinite(calm["loss"]["median"][0])

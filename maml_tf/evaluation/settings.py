@@ -25,7 +25,8 @@ def evaluate_settings(maml, settings, steps=None, num_tasks=100, seed=TEST_SEED,
     ``TransformedTasks``).
 
     Returns ``{"settings": [labels], "steps", "num_tasks", "loss": {"mean": [...], "ci95":
-    [...], "median": [...]}, "accuracy": {...} (integer labels only)}``, one entry per setting.
+    [...], "median": [...]}, "accuracy": {...} (integer labels only), "diverged": [...]}``, one
+    entry per setting (``diverged``: tasks whose loss became NaN or Inf).
     """
     check_steps(steps)
     check_num_tasks(num_tasks)
@@ -36,8 +37,13 @@ def evaluate_settings(maml, settings, steps=None, num_tasks=100, seed=TEST_SEED,
         for metric in ("loss", "accuracy"):
             if metric in result:
                 entry = out.setdefault(metric, {"mean": [], "ci95": [], "median": []})
-                for key in entry:
-                    entry[key].append(float(result[metric][key][steps]))
+                per_task = np.asarray(result[metric]["per_task"])[:, steps]
+                entry["mean"].append(float(result[metric]["mean"][steps]))
+                entry["ci95"].append(float(result[metric]["ci95"][steps]))
+                # A task whose loss became NaN counts as the worst (np.median would return NaN).
+                entry["median"].append(float(np.median(np.where(np.isnan(per_task), np.inf, per_task))))
+        final_loss = np.asarray(result["loss"]["per_task"])[:, steps]
+        out.setdefault("diverged", []).append(int((~np.isfinite(final_loss)).sum()))
     return out
 
 

@@ -22,18 +22,22 @@ def write(doc, out):
 
 # ----------------------------------------------------------------------------- numbers
 def _values(result, domain):
-    """``(means, ci95s)`` of a settings result in the page's unit (accuracy in %)."""
-    if domain["metric"] == "accuracy":
-        return 100 * np.asarray(result["accuracy"]["mean"]), 100 * np.asarray(result["accuracy"]["ci95"])
-    return np.asarray(result["loss"]["mean"]), np.asarray(result["loss"]["ci95"])
+    """``(means, ci95s, medians, diverged)`` of a result in the page's unit (accuracy in %);
+    medians are NaN and diverged counts 0 where the result has none (adaptation curves)."""
+    metric = domain["metric"]
+    scale = 100 if metric == "accuracy" else 1
+    mean = scale * np.asarray(result[metric]["mean"], float)
+    median = scale * np.asarray(result[metric].get("median", [np.nan] * len(mean)), float)
+    diverged = np.asarray(result.get("diverged", [0] * len(mean)))
+    return mean, scale * np.asarray(result[metric]["ci95"], float), median, diverged
 
 
-def _fmt(mean, ci):
-    if not np.isfinite(mean):
-        return "diverged"
-    if abs(mean) >= 1e4:
-        return f"{mean:.1e} ± {ci:.1e}"
-    return f"{mean:.2f} ± {ci:.2f}"
+def _fmt(mean, ci, median=np.nan, diverged=0):
+    text = ("diverged" if not np.isfinite(mean) else f"{mean:.1e} ± {ci:.1e}" if abs(mean) >= 1e4
+            else f"{mean:.2f} ± {ci:.2f}")
+    if diverged:  # a few tasks' NaN or Inf ruin the mean: say how many, and the median
+        text += f" ({diverged} diverged; median {_short(median)})"
+    return text
 
 
 def _better(domain, a, b):
@@ -50,7 +54,7 @@ def compare(domain, maml, baselines):
     for i in range(len(maml[0])):
         m, mc = maml[0][i], maml[1][i]
         outcome = []
-        for mean, ci in baselines:
+        for mean, ci, *_ in baselines:
             gap = _better(domain, m, mean[i])
             separated = not np.isfinite(m - mean[i]) or abs(m - mean[i]) > mc + ci[i]
             outcome.append(gap if separated else 0)
@@ -159,7 +163,9 @@ def _summary(domain, settings, maml, baselines, what):
 
     def detail(i):
         j = best[i]
-        return f"{settings[i]}: {_short(maml[0][i])} vs {_short(baselines[j][0][i])} {unit}"
+        median = (f" (median {_short(maml[2][i])}, {maml[3][i]} tasks diverged)"
+                  if len(maml) > 3 and maml[3][i] else "")
+        return f"{settings[i]}: {_short(maml[0][i])}{median} vs {_short(baselines[j][0][i])} {unit}"
 
     wins = [detail(i) for i, v in enumerate(verdicts) if v == "better"]
     losses = [detail(i) for i, v in enumerate(verdicts) if v == "worse"]
@@ -260,8 +266,10 @@ def _save(fig, path):
 
 def _categorical(ax, domain, results, colors):
     for method, result in results.items():
-        mean, ci = _values(result, domain)
+        mean, ci, median, diverged = _values(result, domain)
         _band(ax, np.arange(len(mean)), mean, ci, colors[method], method)
+        if diverged.any():
+            ax.plot(np.arange(len(mean)), median, "--", color=colors[method], lw=1, label=f"{method} (median)")
     settings = next(iter(results.values()))["settings"]
     ax.set_xticks(range(len(settings)), [str(s) for s in settings], rotation=30, ha="right", fontsize=7)
 
@@ -284,7 +292,7 @@ def plot_adaptation(doc, path):
     for row, (name, domain) in zip(axes, domains.items()):
         for ax, factor in zip(row, factors):
             for method, curves in domain["adaptation"].items():
-                mean, ci = _values(curves[factor], domain)
+                mean, ci = _values(curves[factor], domain)[:2]
                 _band(ax, curves[factor]["steps"], mean, ci, COLORS[method],
                       f"{method} (alpha {curves[factor]['inner_lr']:g})")
             _style(ax, domain, "inner gradient steps at test", f"{name}: step size {factor} the training one")
@@ -298,8 +306,11 @@ def plot_sample_efficiency(doc, path):
     for ax, (name, domain) in zip(axes[0], domains.items()):
         mamls = iter(MAML_COLORS)
         for model, result in domain["sample_efficiency"].items():
-            mean, ci = _values(result, domain)
-            _band(ax, result["settings"], mean, ci, COLORS.get(model) or next(mamls), model)
+            mean, ci, median, diverged = _values(result, domain)
+            color = COLORS.get(model) or next(mamls)
+            _band(ax, result["settings"], mean, ci, color, model)
+            if diverged.any():
+                ax.plot(result["settings"], median, "--", color=color, lw=1, label=f"{model} (median)")
         ax.set_xscale("log")
         ax.set_xticks(result["settings"], [str(k) for k in result["settings"]])
         _style(ax, domain, "K support examples at test" + (" per class" if name == "omniglot" else ""),
@@ -316,3 +327,12 @@ def plot_robustness(doc, path):
             _categorical(ax, domain, {m: r[axis] for m, r in domain["robustness"].items()}, COLORS)
             _style(ax, domain, title, f"{name}: robustness, {domain['steps']} steps")
     _save(fig, path)
+
+
+if __name__ == "__main__":  # re-render a results folder from its metrics.json (no measuring)
+    import json
+    import sys
+
+    folder = sys.argv[1] if len(sys.argv) > 1 else os.path.join("results", "evaluation_suite")
+    with open(os.path.join(folder, "metrics.json")) as f:
+        write(json.load(f), folder)
