@@ -72,7 +72,7 @@ def page(doc):
              + ("" if doc["complete"] else "**PARTIAL: some trainings stopped at the time limit before their budget "
                                            "(see Models).** "), "",
              f"Command: `{doc['command']}` (preset `{p['name']}`), {doc['seconds'] / 60:.1f} min of wall time "
-             f"(training and evaluation). Machine: {doc['machine']['cpu']}, {doc['machine']['cores']} cores, "
+             f"for this invocation (models already trained in its run directory are loaded, not trained again). Machine: {doc['machine']['cpu']}, {doc['machine']['cores']} cores, "
              f"TensorFlow {doc['machine']['tensorflow']}; shared the 2 cores with other runs, so the times are noisy.",
              "", "MiniImagenet is not part of this run (its 5-way 1-shot model was still training; no time left).", ""]
     lines += _models(doc)
