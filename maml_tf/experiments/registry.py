@@ -75,6 +75,9 @@ STUDIES = {
     "task-switching": Study("task_switching", "task_switching",
                             doc="Can MAML switch back and forth between tasks? Chains A -> B -> A -> C with and "
                                 "without reset to the meta-learned weights (sinusoid, Omniglot, 2D navigation)."),
+    "evaluation-suite": Study("evaluation_suite", "evaluation_suite",
+                              doc="MAML vs pretrained vs scratch: out of distribution, adaptation speed, "
+                                  "sample efficiency, robustness (sinusoid, Omniglot)."),
 }
 
 

@@ -6,6 +6,8 @@ a seed per meta-batch, so a stream is reproducible everywhere and can restart at
 iteration; images are gathered from an in-memory uint8 array (decoded once), so the
 input pipeline costs microseconds per task.
 """
+import copy
+
 import numpy as np
 import tensorflow as tf
 
@@ -45,6 +47,18 @@ class FewShotTasks:
     @property
     def image_shape(self):
         return tuple(self.images.shape[2:])
+
+    def with_shots(self, support_shots, query_shots=None):
+        """The same tasks with ``support_shots`` (and ``query_shots``) images per class."""
+        query_shots = self.query_shots if query_shots is None else query_shots
+        if support_shots < 1 or query_shots < 1:
+            raise ValueError("support_shots and query_shots must be >= 1.")
+        if support_shots + query_shots > self.images.shape[1]:
+            raise ValueError(f"support_shots + query_shots = {support_shots + query_shots} images "
+                             f"per class, but each class has only {self.images.shape[1]}.")
+        other = copy.copy(self)
+        other.support_shots, other.query_shots = int(support_shots), int(query_shots)
+        return other
 
     def sample_numpy(self, num_tasks, seed):
         """``(support_x, support_y, query_x, query_y)`` as NumPy arrays, x in [0, 1] float32."""

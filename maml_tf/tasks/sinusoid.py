@@ -1,4 +1,5 @@
 """Sinusoid regression tasks (Section 5.1): y = A sin(x - phase)."""
+import copy
 import math
 
 import numpy as np
@@ -14,11 +15,13 @@ class SinusoidTasks:
         support_shots: K points per task to adapt on.
         query_shots: points per task to score the adapted model on.
         oracle: append (amplitude, phase) to every input (the paper's oracle baseline).
+        frequency_range: y = A sin(f x - phase) with f drawn from this range; the paper's
+            family is f = 1 (a shifted function family for out-of-distribution tests).
     """
 
     def __init__(self, support_shots=10, query_shots=10, amplitude_range=(0.1, 5.0),
                  phase_range=(0.0, math.pi), input_range=(-5.0, 5.0), oracle=False,
-                 dtype="float32"):
+                 dtype="float32", frequency_range=(1.0, 1.0)):
         if support_shots < 1 or query_shots < 1:
             raise ValueError("support_shots and query_shots must be >= 1.")
         self.support_shots = int(support_shots)
@@ -26,6 +29,7 @@ class SinusoidTasks:
         self.amplitude_range = tuple(amplitude_range)
         self.phase_range = tuple(phase_range)
         self.input_range = tuple(input_range)
+        self.frequency_range = tuple(frequency_range)
         self.oracle = oracle
         self.dtype = tf.as_dtype(dtype)
 
@@ -44,12 +48,31 @@ class SinusoidTasks:
         amplitude = tf.random.stateless_uniform([n, 1, 1], seeds[0], *self.amplitude_range, dtype=self.dtype)
         phase = tf.random.stateless_uniform([n, 1, 1], seeds[1], *self.phase_range, dtype=self.dtype)
         x = tf.random.stateless_uniform([n, k, 1], seeds[2], *self.input_range, dtype=self.dtype)
-        y = amplitude * tf.sin(x - phase)
+        if self.frequency_range == (1.0, 1.0):  # the paper's family (and its random stream)
+            y = amplitude * tf.sin(x - phase)
+        else:
+            frequency = tf.random.stateless_uniform([n, 1, 1], seeds[3], *self.frequency_range, dtype=self.dtype)
+            y = amplitude * tf.sin(frequency * x - phase)
         if self.oracle:
             x = tf.concat([x, tf.broadcast_to(amplitude, [n, k, 1]), tf.broadcast_to(phase, [n, k, 1])], -1)
         s = self.support_shots
         episodes = make_episodes(x[:, :s], y[:, :s], x[:, s:], y[:, s:])
         return episodes, {"amplitude": amplitude[:, 0, 0], "phase": phase[:, 0, 0]}
+
+    def with_shots(self, support_shots, query_shots=None):
+        """The same distribution with ``support_shots`` (and ``query_shots``) per task."""
+        if support_shots < 1 or (query_shots is not None and query_shots < 1):
+            raise ValueError("support_shots and query_shots must be >= 1.")
+        other = copy.copy(self)
+        other.support_shots = int(support_shots)
+        other.query_shots = self.query_shots if query_shots is None else int(query_shots)
+        return other
+
+    def fixed_tasks(self, num_tasks, seed, chunk_size=1000):
+        """The same ``num_tasks`` episodes on every call, in meta-batches of at most
+        ``chunk_size`` (the interface of ``FewShotTasks.fixed_tasks``)."""
+        for begin in range(0, num_tasks, chunk_size):
+            yield self.sample(min(chunk_size, num_tasks - begin), [seed, begin])[0]
 
     def dataset(self, meta_batch_size, seed=0, start=0):
         """Endless ``tf.data`` stream of meta-batches; batch ``i`` comes from seed
