@@ -56,7 +56,7 @@ def train(preset, run_dir, iterations, batch_size=128, steps_per_epoch=500, data
         data = baselines.classifier_dataset(images, batch_size, seed=preset.seed, start=done, rotate=preset.rotate)
         limit = [] if deadline is None else [TimeLimit(base.Deadline.of(deadline))]
         try:
-            model.fit(data, epochs=iterations // steps_per_epoch, initial_epoch=done // steps_per_epoch,
+            model.fit(data, shuffle=False, epochs=iterations // steps_per_epoch, initial_epoch=done // steps_per_epoch,
                       steps_per_epoch=steps_per_epoch, verbose=verbose,
                       callbacks=[*limit, keras.callbacks.TerminateOnNaN(raise_error=True),
                                  keras.callbacks.CSVLogger(run.log_path(PART), append=True),

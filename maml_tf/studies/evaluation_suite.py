@@ -1,4 +1,4 @@
-"""Study "evaluation-suite" (issue 30, part 3): MAML against the pretrained baseline (trained on
+"""Study "evaluation-suite": MAML against the pretrained baseline (trained on
 all tasks jointly, then fine-tuned) and training from scratch (a random initialisation fine-tuned),
 on sinusoid regression and Omniglot 5-way classification, along four axes: out of distribution,
 adaptation speed (0..20 steps at three step sizes), sample efficiency (K at test) and robustness
@@ -97,6 +97,29 @@ def select_step_size(learner, tasks, candidates, steps, num_tasks):
     chosen = max(candidates, key=lambda lr: scores[lr] if np.isfinite(scores[lr]) else -np.inf)
     set_inner_step_size(learner, chosen)
     return {"chosen": float(chosen), "scores": {f"{lr:g}": float(v) for lr, v in scores.items()}}
+
+
+def summary(metrics):
+    """The README's line: per domain, in how many settings of out of distribution, sample
+    efficiency and robustness MAML's CI is wholly ahead of both baselines' (or behind one)."""
+    from maml_tf.studies import evaluation_suite_report as report
+    parts = []
+    for name, domain in metrics["domains"].items():
+        pick = lambda result: report._values(result, domain)  # noqa: E731
+        ood, rob, eff = domain["out_of_distribution"], domain["robustness"], domain["sample_efficiency"]
+        baselines = [m for m in ood if m != "maml"]
+        verdicts = report.compare(domain, pick(ood["maml"]), [pick(ood[b]) for b in baselines])
+        verdicts += report.compare(domain, pick(eff[domain["main_maml"]]), [pick(eff[b]) for b in baselines])
+        for axis in rob["maml"]:
+            verdicts += report.compare(domain, pick(rob["maml"][axis]), [pick(rob[b][axis]) for b in baselines])
+        maml, best = pick(ood["maml"])[0][0], report._best(domain, [pick(ood[b]) for b in baselines], 0)
+        unit = "%" if domain["metric"] == "accuracy" else " MSE"
+        label = {"sinusoid": "sinusoid", "omniglot": "Omniglot 5-way 1-shot"}.get(name, name)
+        parts.append(f"{label} {report._short(maml)}{unit} against {report._short(best)}{unit} for the best baseline "
+                     f"in distribution, ahead of both in {verdicts.count('better')} of {len(verdicts)} shifted, "
+                     f"fewer-or-more-shot and noisy settings, behind one in {verdicts.count('worse')}")
+    return ("**Beyond accuracy** (`maml study evaluation-suite`; MAML against a pretrained network fine-tuned "
+            "and training from scratch): " + "; ".join(parts) + ".")
 
 
 def run(preset, run_dir, out, time_limit=None, verbose=1, echo=print):

@@ -66,7 +66,7 @@ def compare(domain, maml, baselines):
 def page(doc):
     p = doc["preset"]
     lines = ["# Evaluation suite: MAML against the pretrained baseline and training from scratch", "",
-             "Issue 30, part 3. Out of distribution, adaptation speed, sample efficiency and robustness on sinusoid "
+             "Out of distribution, adaptation speed, sample efficiency and robustness on sinusoid "
              "regression and Omniglot 5-way classification; every number is a mean ± 95% CI over fixed test tasks, "
              "the same tasks for every method. "
              + ("" if doc["complete"] else "**PARTIAL: some trainings stopped at the time limit before their budget "
