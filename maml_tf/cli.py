@@ -36,11 +36,22 @@ def run_dir_option(help_text):
     return click.option("--run-dir", type=click.Path(file_okay=False), default=None, help=help_text)
 
 
+def with_options(fn, options):
+    """``fn`` with the click ``options``, shown in ``--help`` in the order listed."""
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+time_limit_option = click.option(
+    "--time-limit", type=click.FloatRange(min=0), default=None,
+    help="Minutes of training; then stop at the next checkpoint (run again to resume).")
+
+
 def training_options(fn):
     """--time-limit, --until, --strategy, --data-dir, --verbose: the same for every command that trains."""
-    for option in reversed([
-        click.option("--time-limit", type=click.FloatRange(min=0), default=None,
-                     help="Minutes of training; then stop at the next checkpoint (run again to resume)."),
+    return with_options(fn, [
+        time_limit_option,
         click.option("--until", type=click.IntRange(min=0), default=None,
                      help="Train only up to this many iterations in this run (default: the preset's); a "
                           "later run with a larger --until resumes."),
@@ -50,9 +61,7 @@ def training_options(fn):
         data_dir_option,
         click.option("--verbose", type=click.IntRange(0, 2), default=2, show_default=True,
                      help="0 silent, 1 a progress bar per epoch, 2 one line per epoch (or RL iteration)."),
-    ]):
-        fn = option(fn)
-    return fn
+    ])
 
 
 def data_dir_option(fn):
@@ -261,7 +270,7 @@ def reproduce_command(target):
             registry.check_preset_name(spec.experiments[0], preset)  # before any work
             registry.runner(target)(target, preset=preset, setting=setting, echo=click.echo, **options)
 
-    for option in reversed([
+    command = with_options(command, [
         preset_option,
         click.option(*setting_names, "setting", multiple=True,
                      help="Which rows / task to run (repeatable): " + ", ".join(
@@ -273,8 +282,7 @@ def reproduce_command(target):
                      help="Where metrics.json, table.md and the PNGs go (default results/<name>[_<preset>])."),
         training_options,
         *TARGET_OPTIONS.get(spec.runner, []), *EXTRA_OPTIONS.get(target, []),
-    ]):
-        command = option(command)
+    ])
     return click.command(target, help=spec.doc)(command)
 
 
@@ -283,8 +291,8 @@ def reproduce():
     """Reproduce a figure or table of the paper into results/<name>/ (resumable)."""
 
 
-for _target in registry.TARGETS:
-    reproduce.add_command(reproduce_command(_target))
+for _name in registry.TARGETS:
+    reproduce.add_command(reproduce_command(_name))
 
 
 # ----------------------------------------------------------------------------- maml study
@@ -302,7 +310,7 @@ def study_command(name):
                 out=out or os.path.join("results", study.result_name + suffix), time_limit=time_limit,
                 verbose=verbose, echo=click.echo)
 
-    for option in reversed([
+    command = with_options(command, [
         click.option("--preset", default="full", show_default=True,
                      help="Budget (maml_tf/studies/): full (the results page's) | quick | smoke (seconds, for tests)."),
         run_dir_option(f"Checkpoints of the study's trainings, reused to resume (default "
@@ -310,12 +318,10 @@ def study_command(name):
         click.option("--out", type=click.Path(file_okay=False), default=None,
                      help=f"Where metrics.json, table.md and the PNGs go (default results/{study.result_name}"
                           "[_<preset>])."),
-        click.option("--time-limit", type=click.FloatRange(min=0), default=None,
-                     help="Minutes of training; then stop at the next checkpoint (run again to resume)."),
+        time_limit_option,
         click.option("--verbose", type=click.IntRange(0, 2), default=1, show_default=True,
                      help="0 silent, 1 one line per training run and measurement, 2 also per epoch."),
-    ]):
-        command = option(command)
+    ])
     return click.command(name, help=study.doc)(command)
 
 
@@ -324,8 +330,8 @@ def study():
     """Answer an open question about MAML by experiment into results/<name>/ (resumable)."""
 
 
-for _study in registry.STUDIES:
-    study.add_command(study_command(_study))
+for _name in registry.STUDIES:
+    study.add_command(study_command(_name))
 
 
 if __name__ == "__main__":

@@ -335,3 +335,19 @@ def test_reproduce_fig3_resumes_the_run_maml_train_made(sine_run, tmp_path):
     doc = schema.load(tmp_path / "out" / "metrics.json")
     assert {r["method"] for r in doc["rows"]} == {"maml", "pretrained", "oracle"}
     assert (tmp_path / "out" / "fig2_examples.png").exists()
+
+
+@pytest.mark.parametrize("study", ["first-order", "task-switching", "evaluation-suite"])
+def test_a_study_refuses_an_unknown_preset_before_any_work(study, tmp_path):
+    from maml_tf.experiments import registry
+    result = invoke("study", study, "--preset", "paper", "--run-dir", tmp_path / "run", "--out", tmp_path / "out")
+    usage_error(result, "'paper' is not a preset of study", *registry.study(study).PRESETS)
+    assert not (tmp_path / "run").exists() and not (tmp_path / "out").exists()
+
+
+def test_every_registered_study_has_a_command_presets_and_a_summary():
+    from maml_tf.experiments import registry
+    for name in registry.STUDIES:
+        module = registry.study(name)
+        assert {"full", "smoke"} <= set(module.PRESETS) and callable(module.run) and callable(module.summary)
+        assert name in ok(invoke("study", "--help")).output
