@@ -27,6 +27,33 @@ def _seed():
     yield
 
 
+@pytest.fixture(scope="session")
+def omniglot_data_dir(tmp_path_factory):
+    """A TFDS data dir holding the real Omniglot: the default one when it is prepared there,
+    else one prepared now from the zips of ``data_sources.OMNIGLOT_SOURCE`` (about a minute);
+    skips when neither exists. For code that reads the default dir (the studies), set
+    ``TFDS_DATA_DIR`` to it (``use_real_omniglot``)."""
+    from data_sources import OMNIGLOT_SOURCE
+    from maml_tf.datasets import omniglot, paths
+    try:
+        omniglot.load_characters(paths.data_dir())
+        return paths.data_dir()
+    except FileNotFoundError:
+        pass
+    if not os.path.isdir(OMNIGLOT_SOURCE):
+        pytest.skip(f"the real Omniglot is neither prepared in {paths.data_dir()} nor in {OMNIGLOT_SOURCE}")
+    data_dir = omniglot.prepare(OMNIGLOT_SOURCE, str(tmp_path_factory.mktemp("tfds")))
+    omniglot.load_characters(data_dir)
+    return data_dir
+
+
+@pytest.fixture
+def use_real_omniglot(omniglot_data_dir, monkeypatch):
+    """The real Omniglot as the default TFDS data dir for this test."""
+    monkeypatch.setenv("TFDS_DATA_DIR", omniglot_data_dir)
+    return omniglot_data_dir
+
+
 @pytest.fixture
 def float64():
     """Run a test in float64 (finite differences); restores float32 afterwards."""

@@ -191,18 +191,11 @@ def test_step_size_selection_picks_the_best_candidate():
     assert maml.inner_rule.learning_rate == 0.3
 
 
-def _omniglot_available():
-    from maml_tf.datasets import omniglot, paths
-    return os.path.isfile(omniglot._cache_path(paths.data_dir(), 28))
-
-
 @pytest.mark.slow
-def test_smoke_preset_writes_the_results_page(tmp_path):
-    """The whole study at its smoke budget (Omniglot too when its images are prepared)."""
+def test_smoke_preset_writes_the_results_page(tmp_path, use_real_omniglot):
+    """The whole study at its smoke budget, Omniglot included."""
     from maml_tf.studies import evaluation_suite, evaluation_suite_report
     preset = evaluation_suite.PRESETS["smoke"]
-    if not _omniglot_available():
-        preset = dataclasses.replace(preset, omniglot=False)
     lines = []
     evaluation_suite.run(preset, str(tmp_path / "runs"), str(tmp_path / "out"), echo=lines.append)
     out = tmp_path / "out"
@@ -214,6 +207,7 @@ def test_smoke_preset_writes_the_results_page(tmp_path):
     assert set(sinusoid["sample_efficiency"]) == {"maml_K10", "maml_K5", "pretrained", "scratch"}
     assert sinusoid["sample_efficiency"]["maml_K10"]["settings"] == list(preset.sinusoid_shots)
     assert set(sinusoid["out_of_distribution"]) == {"maml", "pretrained", "scratch"}
+    assert set(doc["domains"]["omniglot"]["sample_efficiency"]) == {"maml_K1", "maml_K5", "pretrained", "scratch"}
     table = (out / "table.md").read_text()
     assert table.rstrip().splitlines()[-1].startswith("- **")  # ends with the generated answer
     assert "## Answer" in table and "MAML beats both baselines in" in table

@@ -115,7 +115,7 @@ def test_sinusoid_smoke_run_writes_results_and_resumes(tmp_path):
 
 
 @pytest.mark.slow
-def test_whole_smoke_preset(tmp_path):
+def test_whole_smoke_preset(tmp_path, use_real_omniglot):
     preset = first_order.PRESETS["smoke"]
     first_order.run("smoke", tmp_path / "run", str(tmp_path / "out"), echo=print)
     _check_results(tmp_path / "out", preset, preset.tasks)

@@ -207,14 +207,9 @@ def test_study_presets_and_a_bad_preset_name():
 
 
 @pytest.mark.slow
-def test_smoke_study_writes_the_page(tmp_path):
-    from maml_tf.datasets import omniglot
+def test_smoke_study_writes_the_page(tmp_path, use_real_omniglot):
     from maml_tf.studies import task_switching as study
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    try:
-        omniglot.load("test")
-    except Exception as error:  # noqa: BLE001 (the real images are not prepared here)
-        pytest.skip(f"Omniglot not prepared: {error}")
     copies = {}
     for key, path in (("omniglot_run_dir", "checkpoints/table1_omniglot/paper/5way1shot"),
                       ("navigation_run_dir", "checkpoints/fig4_navigation/paper")):
