@@ -12,7 +12,7 @@ import tensorflow as tf
 from maml_tf import MAML, baselines, evaluation
 from maml_tf.core.episodes import make
 from maml_tf.tasks import SinusoidTasks
-from tests.conftest import classification_loss, compiled_maml, mlp_model
+from conftest import classification_loss, compiled_maml, mlp_model
 
 
 class LineTasks:

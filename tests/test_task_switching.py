@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from maml_tf.core.episodes import make as make_episodes
 from maml_tf.evaluation import task_chain, task_switching
-from tests.conftest import classification_loss, compiled_maml, conv_bn_model, mlp_model
+from conftest import classification_loss, compiled_maml, conv_bn_model, mlp_model
 
 STEPS = 3
 
