@@ -9,8 +9,12 @@ TEST_SEED = 30_000  # fixed test tasks: every model scored with one seed sees th
 
 
 def check_steps(steps):
-    if steps is not None and (int(steps) != steps or steps < 0):
-        raise ValueError(f"steps must be a whole number >= 0, got {steps}.")
+    """``steps`` as an int >= 0 (None stays None: the model's own), else a one-line ValueError."""
+    if steps is None:
+        return None
+    if isinstance(steps, bool) or not float(steps).is_integer() or steps < 0:
+        raise ValueError(f"steps must be a whole number >= 0 (inner steps), got {steps!r}.")
+    return int(steps)
 
 
 def check_num_tasks(num_tasks):

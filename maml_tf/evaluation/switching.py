@@ -11,6 +11,7 @@ import tensorflow as tf
 from maml_tf.core import episodes as episode_utils
 from maml_tf.core import meta_gradient
 from maml_tf.evaluation.protocol import mean_ci95
+from maml_tf.evaluation.settings import check_steps
 
 MODES = ("reset", "no_reset")
 
@@ -25,13 +26,6 @@ def task_chain(pattern, tasks):
         raise ValueError(f"pattern {pattern!r} names tasks {', '.join(missing)} that are not given "
                          f"(given: {', '.join(sorted(tasks))}).")
     return [tasks[letter] for letter in pattern]
-
-
-def check_steps(steps):
-    """``steps`` as an int >= 0, else a one-line ValueError."""
-    if isinstance(steps, bool) or not float(steps).is_integer() or steps < 0:
-        raise ValueError(f"steps must be a whole number >= 0 (inner steps per link), got {steps!r}.")
-    return int(steps)
 
 
 def distance_from(weights, reference):

@@ -3,7 +3,8 @@ each link adapted by the learner's own policy-gradient steps (:meth:`PolicyLearn
 from the previous link's weights (``no_reset``) or from the meta-policy (``reset``)."""
 import numpy as np
 
-from maml_tf.evaluation.switching import MODES, check_steps, distance_from, global_norm, over_chains
+from maml_tf.evaluation.settings import check_steps
+from maml_tf.evaluation.switching import MODES, distance_from, global_norm, over_chains
 from maml_tf.rl.learner import mean_returns
 
 
