@@ -184,8 +184,14 @@ def test_interrupt_resume_and_evaluate_checkpoint(fake_data, tmp_path, monkeypat
     assert train_log_epochs(setting_dir) == [0]
     assert validation_iterations(setting_dir) == [10]
 
-    # 2. --no-train scores the checkpoint as it is: the same model as run 1 evaluated.
-    scored, _ = run_script(data_dir, tmp_path, "--setting", setting, "--no-train")
+    # 2. --no-train scores the checkpoint as it is: run 1's meta-test, stored in the run
+    # directory, is reused while checkpoint and settings are the same; a removed one is redone.
+    scored, output = run_script(data_dir, tmp_path, "--setting", setting, "--no-train")
+    assert "reusing the meta-test stored in" in output.output
+    assert scored["rows"][0]["metric"] == first["rows"][0]["metric"]
+    os.remove(os.path.join(setting_dir, "metrics.json"))
+    scored, output = run_script(data_dir, tmp_path, "--setting", setting, "--no-train")
+    assert "reusing" not in output.output and os.path.exists(os.path.join(setting_dir, "metrics.json"))
     assert scored["rows"][0]["budget"]["iterations"] == 10
     np.testing.assert_allclose(scored["rows"][0]["metric"]["mean"], first["rows"][0]["metric"]["mean"], atol=1e-6)
     assert train_log_epochs(setting_dir) == [0]  # nothing trained
@@ -199,8 +205,14 @@ def test_interrupt_resume_and_evaluate_checkpoint(fake_data, tmp_path, monkeypat
     assert validation_iterations(setting_dir) == [10, 20]
     assert [p[0] for p in resumed["rows"][0]["curve"]["points"]] == [10, 20]
 
-    # 4. Once finished, the same command only re-scores the final weights.
-    again, _ = run_script(data_dir, tmp_path, "--setting", setting)
+    # 4. Once finished, the same command only re-scores the final weights (stored: reused),
+    # and a changed evaluation setting is a new meta-test.
+    again, output = run_script(data_dir, tmp_path, "--setting", setting)
+    assert "reusing the meta-test stored in" in output.output
+    monkeypatch.setitem(presets.BUDGETS, "smoke", {**presets.BUDGETS["smoke"], "eval_tasks": 6})
+    fewer, output = run_script(data_dir, tmp_path, "--setting", setting)
+    assert "reusing" not in output.output and fewer["rows"][0]["metric"]["tasks"] == 6
+    monkeypatch.setitem(presets.BUDGETS, "smoke", {**presets.BUDGETS["smoke"], "eval_tasks": 8})
     assert again["rows"][0]["budget"]["iterations"] == 20
     np.testing.assert_allclose(again["rows"][0]["metric"]["mean"], resumed["rows"][0]["metric"]["mean"], atol=1e-6)
     assert train_log_epochs(setting_dir) == [0, 1]

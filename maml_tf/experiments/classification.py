@@ -236,3 +236,29 @@ class ClassificationExperiment(base.Experiment):
             reporting.training_history(self.run_dir))
         row["budget"]["eval_seconds"] = round(time.time() - started, 1)
         return [row]
+
+    def stored_evaluation(self):
+        """The meta-test row ``maml train`` / ``maml evaluate`` stored in RUN_DIR/metrics.json if
+        it is of the latest checkpoint under the same settings (compute aside), else None: a
+        MiniImagenet meta-test takes many minutes on 2 cores. Writes nothing."""
+        from maml_tf.report import records, schema
+        path = os.path.join(self.run_dir, METRICS)
+        try:
+            rows = schema.load(path)["rows"] if os.path.exists(path) else []
+        except (schema.SchemaError, ValueError, OSError):
+            return None
+        wanted = _evaluation_key(records.settings(self.preset))
+        for row in rows:
+            if (row["setting"] == self.preset.setting and row["preset"] == self.preset.name
+                    and row["budget"]["iterations"] == completed_iterations(self.run_dir)
+                    and _evaluation_key(row.get("settings", {})) == wanted):
+                return [row]
+        return None
+
+
+METRICS = "metrics.json"  # the run directory's meta-test record (the results schema)
+
+
+def _evaluation_key(settings):
+    # How tasks are spread over devices or vectorised never changes the numbers.
+    return {k: v for k, v in settings.items() if k != "task_parallelism"}

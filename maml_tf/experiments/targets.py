@@ -88,7 +88,7 @@ def table1(target, preset="paper", setting=(), run_dir=None, out=None, time_limi
             run.train(until, time_limit, chosen)
         else:
             run.check()
-        [row] = run.evaluate()
+        [row] = _meta_test(run, echo)
         doc["rows"] = sorted(schema.merge_rows(doc, [row]), key=lambda r: order.index(r["setting"]))
         doc.update(machine=reporting.machine(), command=reporting.command(), data=note or "real")
         echo(f"[{config.setting}] {tables.mean_ci(row, config.eval_inner_steps, 2)}% after "
@@ -98,6 +98,21 @@ def table1(target, preset="paper", setting=(), run_dir=None, out=None, time_limi
     echo(markdown)
     echo(f"wrote {out}/")
     return doc
+
+
+def _meta_test(run, echo):
+    """``run``'s meta-test rows: the ones stored in its run directory when they are of its
+    latest checkpoint and settings, else a new meta-test, stored there for the next time."""
+    from maml_tf.report import schema
+    path = os.path.join(run.run_dir, "metrics.json")
+    stored = run.stored_evaluation()
+    if stored:
+        echo(f"[{run.preset.setting}] reusing the meta-test stored in {path} (same checkpoint and settings)")
+        return stored
+    echo(f"[{run.preset.setting}] meta-test: {run.preset.eval_tasks} tasks, {run.preset.curve_steps} inner steps")
+    rows = run.evaluate()
+    schema.save(path, run.document(rows))
+    return rows
 
 
 def _synthetic_mini_imagenet(preset, run_dir):
