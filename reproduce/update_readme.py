@@ -29,14 +29,17 @@ def is_study(name):
     return any(name == s.result_name or name.startswith(s.result_name + "_") for s in registry.STUDIES.values())
 
 
-def summary_lines(results, readme, methods=summary.MAML_METHODS):
+def summary_lines(results, readme, methods=summary.MAML_METHODS, pipeline_checks=False):
     """The summary table of every paper result under ``results`` except smoke runs (which
-    check that the pipeline runs; their numbers are not results) and the studies' results
-    (:func:`is_study`), rows of ``methods`` (None: all), links relative to ``readme``."""
+    check that the pipeline runs; their numbers are not results), the studies' results
+    (:func:`is_study`) and, unless ``pipeline_checks``, runs on generated data; rows of
+    ``methods`` (None: all), links relative to ``readme``."""
     lines = list(summary.HEADER)
     for name in sorted(os.listdir(results)):
         path = os.path.join(results, name, "metrics.json")
-        if os.path.exists(path) and not name.endswith("_smoke") and not is_study(name):
+        generated = "_synthetic" in name
+        if (os.path.exists(path) and not name.endswith("_smoke") and not is_study(name)
+                and (pipeline_checks or not generated)):
             doc = schema.load(path)
             link = os.path.relpath(os.path.join(results, name, "table.md"), os.path.dirname(os.path.abspath(readme)))
             lines += summary.lines(doc, link, methods)
@@ -69,7 +72,8 @@ def main(readme, results):
         blocks.publish_table(readme, STUDIES_START, END, study_lines(results, readme))
         document = os.path.join(os.path.dirname(os.path.abspath(readme)), "docs", "reproduction.md")
         if os.path.exists(document):
-            blocks.replace_block(document, START, END, "\n".join(summary_lines(results, document, methods=None)))
+            blocks.replace_block(document, START, END, "\n".join(summary_lines(results, document, methods=None,
+                                                                     pipeline_checks=True)))
 
 
 if __name__ == "__main__":

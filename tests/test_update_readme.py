@@ -60,14 +60,13 @@ def test_summary_of_the_committed_results_in_a_copy_of_the_readme(tmp_path):
     # Figure 4 with step sizes chosen on validation goals: MAML's selected row, per preset.
     assert sum("step sizes selected" in line for line in lines) == 2
     assert all(line.split(" | ")[1] in update_readme.summary.MAML_METHODS for line in lines[2:])
-    # Generated images check the pipeline: no paper number beside them.
-    synthetic = [line for line in lines if "synthetic data" in line]
-    assert synthetic and all(line.split(" | ")[3] == "— (pipeline check)" for line in synthetic)
+    # Generated images check the pipeline: not in the README (docs/reproduction.md lists them).
+    assert not [line for line in lines if "synthetic" in line]
     studies = text.split(update_readme.STUDIES_START)[1].split(END)[0]
     for name in os.listdir(results):
         # Every paper result has its line in the table; a study's (maml study) its line in the studies block.
         link = f"(results/{name}/table.md)"
-        assert (link in "\n".join(lines)) != update_readme.is_study(name), name
+        assert (link in "\n".join(lines)) == (not update_readme.is_study(name) and "_synthetic" not in name), name
         assert (link in studies) == update_readme.is_study(name), name
     with_results = [s for s in update_readme.registry.STUDIES.values() if os.path.isdir(results / s.result_name)]
     assert [line[:4] for line in studies.strip().splitlines()] == ["- **"] * len(with_results)
@@ -116,3 +115,20 @@ def test_a_results_file_of_another_schema_is_a_clean_error(tmp_path):
     out = CliRunner().invoke(update_readme.main, ["--readme", str(readme), "--results", str(results)])
     assert out.exit_code == 1 and "schema version 1" in out.output and "Traceback" not in out.output
     assert readme.read_text() == f"{START}\n{END}\n"
+
+
+def test_generated_data_results_are_listed_in_the_document_only(tmp_path):
+    """Runs on generated images check the pipeline: docs/reproduction.md lists them, with no
+    paper number beside them; the README's table keeps real-data results only."""
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{START}\n{END}\n")
+    (tmp_path / "docs").mkdir()
+    document = tmp_path / "docs" / "reproduction.md"
+    document.write_text(f"{START}\n{END}\n")
+    name = "table1_miniimagenet_synthetic_quick"
+    results = shutil.copytree(os.path.join(REPO_ROOT, "results", name), tmp_path / "results" / name)
+    out = CliRunner().invoke(update_readme.main, ["--readme", str(readme), "--results", str(results.parent)])
+    assert out.exit_code == 0, out.output
+    assert name not in readme.read_text()
+    listed = [line for line in document.read_text().splitlines() if f"(../results/{name}/table.md)" in line]
+    assert listed and all(line.split(" | ")[3] == "— (pipeline check)" for line in listed)

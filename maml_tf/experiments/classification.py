@@ -241,6 +241,7 @@ class ClassificationExperiment(base.Experiment):
         """The meta-test row ``maml train`` / ``maml evaluate`` stored in RUN_DIR/metrics.json if
         it is of the latest checkpoint under the same settings (compute aside), else None: a
         MiniImagenet meta-test takes many minutes on 2 cores. Writes nothing."""
+        from maml_tf import presets
         from maml_tf.report import records, schema
         path = os.path.join(self.run_dir, METRICS)
         try:
@@ -248,10 +249,13 @@ class ClassificationExperiment(base.Experiment):
         except (schema.SchemaError, ValueError, OSError):
             return None
         wanted = _evaluation_key(records.settings(self.preset))
+        # Fields added to the presets later are missing from older rows: they had the default.
+        defaults = records.settings(presets.ClassificationPreset())
+        older = {field: defaults[field] for field in presets.ADDED_LATER["ClassificationPreset"]}
         for row in rows:
             if (row["setting"] == self.preset.setting and row["preset"] == self.preset.name
                     and row["budget"]["iterations"] == completed_iterations(self.run_dir)
-                    and _evaluation_key(row.get("settings", {})) == wanted):
+                    and _evaluation_key({**older, **row.get("settings", {})}) == wanted):
                 return [row]
         return None
 
