@@ -22,6 +22,16 @@ class CheckpointMismatch(ValueError):
     """A checkpoint holds the variables of another model or policy architecture."""
 
 
+class NoUsableCheckpoint(OSError):
+    """Every checkpoint a directory lists is damaged or missing."""
+
+
+def resuming(directory, iteration, target):
+    """Say on the ``maml_tf`` logger (which the ``maml`` command prints) that training goes on
+    from the checkpoint of ``iteration`` (``ckpt-<iteration>``: checkpoints are numbered so)."""
+    log.info("resuming from iteration %d (%s, %s-%d) up to %d", iteration, directory, PREFIX, iteration, target)
+
+
 class Checkpoints:
     """The checkpoints of ``objects`` (trackables: a Keras model, its optimizer, ...) in
     ``directory``, with the counters a resumed run continues from.
@@ -41,8 +51,14 @@ class Checkpoints:
                                                seconds=self.seconds, **objects)
 
     def saved(self):
-        """Paths (prefixes) of the checkpoints the state file lists, oldest first."""
-        state = tf.train.get_checkpoint_state(self.directory)
+        """Paths (prefixes) of the checkpoints the state file lists, oldest first; a damaged
+        state file lists the checkpoint files found beside it instead."""
+        try:
+            state = tf.train.get_checkpoint_state(self.directory)
+        except Exception:  # noqa: BLE001 (a cut or garbled text proto raises parser errors of several kinds)
+            log.warning("%s: the checkpoint state file is damaged; using the checkpoint files beside it.",
+                        self.directory)
+            return _listed_by_files(self.directory)
         return list(state.all_model_checkpoint_paths) if state else []
 
     def restore(self):
@@ -68,8 +84,19 @@ class Checkpoints:
                             "; ".join(errors), os.path.basename(path), int(self.iteration.numpy()))
             return int(self.iteration.numpy())
         if errors:
-            raise OSError(f"No readable checkpoint in {self.directory} ({'; '.join(errors)}): "
-                          f"delete {self.directory} to start this part over.")
+            raise NoUsableCheckpoint(
+                f"No usable checkpoint in {self.directory} ({'; '.join(errors)}): restore its files from a "
+                f"copy, or delete {self.directory} to train this part again from the start.")
+        return 0
+
+    def counter(self, name):
+        """Counter ``name`` (iteration, env_steps, seconds) of the latest readable checkpoint
+        (the one :meth:`restore` loads), read without the objects; 0 if there is none."""
+        for path in reversed(self.saved()):
+            try:
+                return tf.train.load_variable(path, f"{name}/.ATTRIBUTES/VARIABLE_VALUE").item()
+            except (tf.errors.OpError, OSError, ValueError):  # damaged: the one before, as restore does
+                continue
         return 0
 
     def save(self, iteration, env_steps=None, seconds=None, last=False):
@@ -80,11 +107,26 @@ class Checkpoints:
             self.env_steps.assign(int(env_steps))
         if seconds is not None:
             self.seconds.assign(float(seconds))
-        manager = tf.train.CheckpointManager(self._checkpoint, self.directory, max_to_keep=1 if last else KEEP,
-                                             checkpoint_name=PREFIX)
+        try:
+            manager = tf.train.CheckpointManager(self._checkpoint, self.directory, max_to_keep=1 if last else KEEP,
+                                                 checkpoint_name=PREFIX)
+        except Exception:  # noqa: BLE001 (a damaged state file, see saved()): write a new one
+            os.remove(os.path.join(self.directory, "checkpoint"))
+            manager = tf.train.CheckpointManager(self._checkpoint, self.directory, max_to_keep=1 if last else KEEP,
+                                                 checkpoint_name=PREFIX)
         path = manager.save(checkpoint_number=int(iteration))
         if last:  # files of checkpoints a killed save left unlisted
             for stale in glob.glob(os.path.join(self.directory, f"{PREFIX}-*")):
                 if not stale.startswith(path + "."):
                     shutil.rmtree(stale) if os.path.isdir(stale) else os.remove(stale)
         return path
+
+
+def _listed_by_files(directory):
+    """The checkpoint prefixes ``<directory>/ckpt-<i>`` that have an index file, by iteration."""
+    found = []
+    for index in glob.glob(os.path.join(directory, f"{PREFIX}-*.index")):
+        number = os.path.basename(index)[len(PREFIX) + 1:-len(".index")]
+        if number.isdigit():
+            found.append((int(number), index[:-len(".index")]))
+    return [path for _, path in sorted(found)]
