@@ -74,18 +74,18 @@ class Checkpoints:
             try:
                 self._checkpoint.restore(path).assert_existing_objects_matched()
             except (tf.errors.OpError, IndexError, OSError) as error:  # a missing or cut file: the one before
-                errors.append(f"{os.path.basename(path)}: {str(error).strip().splitlines()[0]}")
+                errors.append(f"{os.path.basename(path)} ({str(error).strip().splitlines()[0]})")
                 continue
             except (ValueError, AssertionError) as error:
                 raise CheckpointMismatch(f"{path} holds another architecture's variables: "
                                          f"{str(error).splitlines()[0]}") from None
             if errors:  # never a silent loss: say what was skipped and what was used instead
-                log.warning("%s: %s unreadable, using %s (iteration %d) instead.", self.directory,
+                log.warning("%s: %s unreadable; using %s (iteration %d) instead.", self.directory,
                             "; ".join(errors), os.path.basename(path), int(self.iteration.numpy()))
             return int(self.iteration.numpy())
         if errors:
             raise NoUsableCheckpoint(
-                f"No usable checkpoint in {self.directory} ({'; '.join(errors)}): restore its files from a "
+                f"No usable checkpoint in {self.directory} ({'; '.join(errors)} unreadable): restore its files from a "
                 f"copy, or delete {self.directory} to train this part again from the start.")
         return 0
 
