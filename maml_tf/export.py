@@ -174,9 +174,10 @@ MISTAKEN_DTYPES = (tf.string, tf.bool, tf.complex64, tf.complex128, tf.uint8, tf
 def _casting(fn, accepted):
     """``fn`` (one fixed dtype per input) as a function that also takes the dtypes in
     ``accepted[input]`` and casts them: one small concrete function per combination,
-    each calling ``fn``'s graph. One input of a ``MISTAKEN_DTYPES`` dtype it does not take
-    fails naming the input, its dtype and the dtypes it takes (any other mix: TensorFlow's
-    "Could not find matching concrete function", listing the inputs' dtypes)."""
+    each calling ``fn``'s graph. One input of a ``MISTAKEN_DTYPES`` dtype it does not take,
+    the others all native or all wide, fails naming the input, its dtype and the dtypes it
+    takes (any other mix: TensorFlow's "Could not find matching concrete function", listing
+    the dtypes each input takes)."""
     inputs = list(inspect.signature(fn.python_function).parameters)
     native = [spec.dtype for spec in fn.input_signature]
 
@@ -198,10 +199,10 @@ def _casting(fn, accepted):
 
     for dtypes in itertools.product(*(accepted[n] for n in inputs)):
         trace(dtypes)
-    for i, name in enumerate(inputs):
-        others = [accepted[n] for n in inputs[:i] + inputs[i + 1:]]
+    for i, name in enumerate(inputs):  # the others all as the signature takes them, or all numpy's defaults
+        others = {tuple(accepted[n][0] for n in inputs if n != name), tuple(accepted[n][-1] for n in inputs if n != name)}
         for mistaken in (d for d in MISTAKEN_DTYPES if d not in accepted[name]):
-            for rest in itertools.product(*others):
+            for rest in others:
                 trace([*rest[:i], mistaken, *rest[i:]])
     return casting
 

@@ -16,6 +16,7 @@ import tensorflow as tf
 KEEP = 2  # checkpoints kept while training; one once training stops
 PREFIX = "ckpt"  # files ckpt-<iteration>.index and ckpt-<iteration>.data-*
 log = logging.getLogger("maml_tf")
+_DAMAGED_STATE_SEEN = set()
 
 
 class CheckpointMismatch(ValueError):
@@ -54,10 +55,14 @@ class Checkpoints:
         """Paths (prefixes) of the checkpoints the state file lists, oldest first; a damaged
         state file lists the checkpoint files found beside it instead."""
         try:
-            state = tf.train.get_checkpoint_state(self.directory)
-        except Exception:  # noqa: BLE001 (a cut or garbled text proto raises parser errors of several kinds)
-            log.warning("%s: the checkpoint state file is damaged; using the checkpoint files beside it.",
-                        self.directory)
+            state = tf.train.get_checkpoint_state(self.directory)  # None for a garbled one, too
+        except Exception:  # noqa: BLE001 (a file it cannot read at all)
+            state = None
+        if state is None and os.path.exists(os.path.join(self.directory, "checkpoint")):
+            if self.directory not in _DAMAGED_STATE_SEEN:  # said once, not at every read
+                _DAMAGED_STATE_SEEN.add(self.directory)
+                log.warning("%s: the checkpoint state file is damaged; using the checkpoint files beside it.",
+                            self.directory)
             return _listed_by_files(self.directory)
         return list(state.all_model_checkpoint_paths) if state else []
 
@@ -107,13 +112,8 @@ class Checkpoints:
             self.env_steps.assign(int(env_steps))
         if seconds is not None:
             self.seconds.assign(float(seconds))
-        try:
-            manager = tf.train.CheckpointManager(self._checkpoint, self.directory, max_to_keep=1 if last else KEEP,
-                                                 checkpoint_name=PREFIX)
-        except Exception:  # noqa: BLE001 (a damaged state file, see saved()): write a new one
-            os.remove(os.path.join(self.directory, "checkpoint"))
-            manager = tf.train.CheckpointManager(self._checkpoint, self.directory, max_to_keep=1 if last else KEEP,
-                                                 checkpoint_name=PREFIX)
+        manager = tf.train.CheckpointManager(self._checkpoint, self.directory, max_to_keep=1 if last else KEEP,
+                                             checkpoint_name=PREFIX)
         path = manager.save(checkpoint_number=int(iteration))
         if last:  # files of checkpoints a killed save left unlisted
             for stale in glob.glob(os.path.join(self.directory, f"{PREFIX}-*")):
