@@ -202,8 +202,8 @@ def evaluate(ctx, run_dir, tasks, data_dir):
 def _write_metrics(run):
     """Meta-test ``run`` into RUN_DIR/metrics.json (the schema every result uses); print its rows."""
     from maml_tf.report import schema
-    rows = run.evaluate()
     from maml_tf.report.summary import console
+    rows = run.evaluate()
     for row in rows:
         click.echo(console(row))
     path = os.path.join(run.run_dir, "metrics.json")

@@ -3,13 +3,15 @@ command line, the Python API, the task datasets and the exported SavedModel, eac
 message it must produce (one line naming the argument or input, the value and what is
 allowed; no traceback; no work done).
 
-``RUN``: the kinds pinned here, one row = (surface, bad input, message fragment, how to
-provoke it). ``ELSEWHERE``: kinds pinned by a test beside the code they exercise, checked
-here to exist and to assert the fragment, so the inventory counts each kind once.
-``len(RUN) + len(ELSEWHERE)`` is the count docs/development.md states.
+``RUN``: kinds pinned here, one row = (surface, bad input, message fragment, how to provoke
+it); ``PINNED_HERE``: kinds pinned by the other tests of this module. ``ELSEWHERE``
+(bad_input_elsewhere.json): kinds pinned by a test beside the code they exercise, checked here
+to exist and to assert the fragment, so that each kind is pinned once. ``KINDS``, the sum, is
+the count docs/development.md states.
 """
 import ast
 import dataclasses
+import json
 import os
 import re
 
@@ -97,8 +99,6 @@ RUN = [
          "steps_per_epoch must be a whole number >= 1 or None, got -3", lambda: _fit(steps_per_epoch=-3)),
     Kind("Python API", "fit(endless stream) without steps_per_epoch",
          "fit() on an endless task stream needs steps_per_epoch, a whole number >= 1", lambda: _fit()),
-    Kind("Python API", "evaluate_settings(num_tasks=1)", "num_tasks must be >= 2",
-         lambda: evaluation_settings.evaluate_settings(_compiled(), {"a": SinusoidTasks()}, num_tasks=1)),
     Kind("Python API", "evaluate_settings(steps=-2)", "steps must be a whole number >= 0 or None, got -2",
          lambda: evaluation_settings.evaluate_settings(_compiled(), {"a": SinusoidTasks()}, steps=-2)),
     # ------------------------------------------------------------------ datasets
@@ -178,8 +178,9 @@ SAVED_MODEL_DTYPES = [
      "support_x has dtype uint8; it takes float32 or float64"),
     ("support_y as float labels", {"support_y": lambda r: r["support_y"].astype(np.float64)},
      "support_y has dtype float64; it takes int32 or int64"),
-    ("support_y as float labels beside float64 features",
-     {"support_y": lambda r: r["support_y"].astype(np.float32), "support_x": lambda r: r["support_x"].astype(float)},
+    ("support_y as float labels beside numpy's float64 features",
+     {"support_y": lambda r: r["support_y"].astype(np.float32), "support_x": lambda r: r["support_x"].astype(float),
+      "query_x": lambda r: r["query_x"].astype(float)},
      "support_y has dtype float32; it takes int32 or int64"),
 ]
 
@@ -338,101 +339,10 @@ PINNED_HERE = [  # kinds the tests of this module pin beyond RUN: (surface, bad 
      "test_a_named_signature_names_the_input_of_a_tensor_of_another_dtype"),
 ]
 
-ELSEWHERE = [
-    # tests/test_errors.py: episodes and MAML's construction
-    Kind("Python API", "episodes whose features do not fit the model", "model expects",
-         "test_errors.py::test_feature_shape_mismatch_names_both_shapes"),
-    Kind("Python API", "fit on episodes whose features do not fit", "Episode features have shape (3,)",
-         "test_errors.py::test_feature_shape_mismatch_in_fit"),
-    Kind("Python API", "episodes without a query set", "with keys ['support']", "test_errors.py::test_missing_query_key"),
-    Kind("Python API", "episodes not a dict", "got tuple", "test_errors.py::test_not_a_dict"),
-    Kind("Python API", "x without a task axis", "tf.expand_dims", "test_errors.py::test_x_without_task_axis"),
-    Kind("Python API", "empty support set", "The support set is empty", "test_errors.py::test_empty_support_set"),
-    Kind("Python API", "support and query with other task counts", "support has 3 tasks but query has 2",
-         "test_errors.py::test_task_count_mismatch"),
-    Kind("Python API", "x and y with other example counts", "disagree on", "test_errors.py::test_x_y_example_count_mismatch"),
-    Kind("Python API", "class labels >= N", "0..N-1", "test_errors.py::test_labels_out_of_range_eager"),
-    Kind("Python API", "negative class labels", "Class labels must be >= 0", "test_errors.py::test_negative_labels"),
-    Kind("Python API", "NaN in the episodes", "inner_lr", "test_errors.py::test_nan_inputs_give_a_nan_error"),
-    Kind("Python API", "MAML(inner_rule='adam')", "meta-sgd", "test_errors.py::test_unknown_inner_rule"),
-    Kind("Python API", "adapt= selecting no weight", "selects no trainable weight",
-         "test_errors.py::test_adapt_selecting_nothing_lists_the_weights"),
-    Kind("Python API", "MAML(adapt='body')", "got 'body'", "test_errors.py::test_unknown_adapt_string"),
-    Kind("Python API", "an unbuilt model", "keras.Input", "test_errors.py::test_unbuilt_model"),
-    Kind("Python API", "a layer or function for a model", "MAML needs a keras.Model", "test_errors.py::test_non_keras_model"),
-    Kind("Python API", "MAML(inner_steps=-1)", "must be a whole number >= 0", "test_errors.py::test_negative_inner_steps"),
-    Kind("Python API", "MAML(inner_lr=0)", "inner_lr must be a finite number > 0, got 0.0",
-         "test_errors.py::test_invalid_options"),
-    Kind("Python API", "MAML(loss_reduction='sum')", "got 'sum'", "test_errors.py::test_invalid_options"),
-    Kind("Python API", "MAML(task_parallelism='threads')", "got 'threads'", "test_errors.py::test_invalid_options"),
-    Kind("Python API", "MAML(batch_norm='frozen')", "got 'frozen'", "test_errors.py::test_invalid_options"),
-    Kind("Python API", "adapt before compile", "before adapting", "test_errors.py::test_adapt_before_compile"),
-    Kind("Python API", "compile(loss=None)", "needs a per-task loss", "test_errors.py::test_compile_needs_a_loss"),
-    # datasets
-    Kind("datasets", "more ways than classes", "-way tasks need", "test_few_shot_tasks.py::test_invalid_configurations"),
-    Kind("datasets", "more shots than images per class", "but each class has only",
-         "test_few_shot_tasks.py::test_invalid_configurations"),
-    Kind("datasets", "images without a channel axis", "images must be [classes, examples, height, width, channels]",
-         "test_few_shot_tasks.py::test_invalid_configurations"),
-    Kind("datasets", "rotate=True on non-square images", "rotate=True needs square images",
-         "test_few_shot_tasks.py::test_invalid_configurations"),
-    Kind("datasets", "SinusoidTasks(query_shots=0)", "must be a whole number >= 1, got 0",
-         "test_sinusoid_tasks.py::test_needs_at_least_one_shot"),
-    Kind("datasets", "an Omniglot zip missing", "lacks", "test_omniglot_data.py::test_a_missing_zip_is_named"),
-    Kind("datasets", "a MiniImagenet pickle that runs code", "refusing to load the global posix.system",
-         "test_mini_imagenet_data.py::test_malicious_pickle_is_refused_without_running"),
-    Kind("datasets", "MiniImagenet images missing", "2 of the 28 images", "test_mini_imagenet_data.py::test_missing_images"),
-    Kind("datasets", "a MiniImagenet split csv missing", "val.csv", "test_mini_imagenet_data.py::test_missing_csv"),
-    # tests/test_cli.py
-    Kind("CLI", "unknown experiment", "cifar", "test_cli.py::test_invalid_options_are_usage_errors_before_any_work"),
-    Kind("CLI", "unknown --setting", "7way1shot", "test_cli.py::test_invalid_options_are_usage_errors_before_any_work"),
-    Kind("CLI", "--setting missing", "pass one", "test_cli.py::test_invalid_options_are_usage_errors_before_any_work"),
-    Kind("CLI", "unknown --preset", "huge", "test_cli.py::test_invalid_options_are_usage_errors_before_any_work"),
-    Kind("CLI", "--setting for sinusoid", "sinusoid has no --setting",
-         "test_cli.py::test_invalid_options_are_usage_errors_before_any_work"),
-    Kind("CLI", "unknown --strategy", "tpu", "test_cli.py::test_invalid_options_are_usage_errors_before_any_work"),
-    Kind("CLI", "--time-limit -1", "--time-limit", "test_cli.py::test_invalid_options_are_usage_errors_before_any_work"),
-    Kind("CLI", "evaluate --tasks 0", "--tasks", "test_cli.py::test_invalid_options_are_usage_errors_before_any_work"),
-    Kind("CLI", "unknown --method", "reptile", "test_cli.py::test_invalid_options_are_usage_errors_before_any_work"),
-    Kind("CLI", "fig5 without --task", "cheetah-vel", "test_cli.py::test_invalid_options_are_usage_errors_before_any_work"),
-    Kind("CLI", "--task-parallelism fast", "--task-parallelism",
-         "test_cli.py::test_invalid_options_are_usage_errors_before_any_work"),
-    Kind("CLI", "--until for a target that trains nothing", "trains nothing",
-         "test_cli.py::test_invalid_options_are_usage_errors_before_any_work"),
-    Kind("CLI", "evaluate / export of a folder that is no run", "not a run directory",
-         "test_cli.py::test_evaluate_and_export_need_a_run_directory"),
-    Kind("CLI", "--strategy multi-worker without TF_CONFIG", "TF_CONFIG",
-         "test_cli.py::test_multi_worker_without_tf_config_is_a_clean_error"),
-    Kind("CLI", "export into a non-empty folder", "not empty", "test_cli.py::test_export_adapts_a_new_task"),
-    Kind("CLI", "train omniglot without the dataset", "maml data prepare omniglot",
-         "test_cli.py::test_train_omniglot_without_the_dataset"),
-    Kind("CLI", "a run.json edited by hand or of another version", "new run directory",
-         "test_cli.py::test_a_config_this_version_cannot_read_is_a_usage_error"),
-    Kind("CLI", "a diverging run", "lower inner_lr", "test_cli.py::test_a_diverging_run_is_a_clean_error"),
-    Kind("CLI", "TensorFlow's start-up noise", "cpu_feature_guard",
-         "test_cli.py::test_commands_start_without_tensorflow_noise_unless_asked"),
-    Kind("CLI", "study with an unknown preset", "huge", "test_cli.py::test_a_study_refuses_an_unknown_preset_before_any_work"),
-    # checkpoints and run directories
-    Kind("CLI", "a checkpoint of another architecture", "shape",
-         "test_checkpoints.py::test_another_architecture_is_a_mismatch_naming_the_shapes"),
-    Kind("CLI", "a run directory of other hyperparameters", "RunDirectoryMismatch",
-         "test_checkpoints.py::test_a_run_directory_refuses_other_hyperparameters_not_another_budget"),
-    Kind("CLI", "a run directory in the format before tf.train checkpoints", "LegacyRunDirectory",
-         "test_checkpoints.py::test_an_old_format_directory_names_the_converter"),
-    Kind("Python API", "a deleted latest checkpoint", "unreadable; using ckpt-10",
-         "test_checkpoints.py::test_a_damaged_latest_checkpoint_falls_back_to_the_one_before"),
-    # tests/test_export.py: requests to the SavedModel
-    *[Kind("SavedModel", f"request: {name.replace('_', ' ')}", name, "test_export.py::test_bad_requests_name_the_problem")
-      for name in ("no_channel_axis", "wrong_image_size", "bad_query", "one_hot_labels", "label_count",
-                   "empty_support", "label_too_large", "negative_label", "nan_support", "inf_query")],
-    Kind("SavedModel", "predict with the wrong shape", "x must have shape", "test_export.py::test_regression_shapes_are_checked"),
-    Kind("SavedModel", "NaN labels / -Inf inputs in regression", "support_y holds NaN or Inf values",
-         "test_export.py::test_regression_labels_and_predict_inputs_must_be_finite"),
-    Kind("SavedModel", "export.save over an existing SavedModel", "overwrite=True",
-         "test_export.py::test_save_refuses_an_existing_saved_model_unless_told"),
-    Kind("SavedModel", "export of an uncompiled MAML", "Compile the MAML before exporting",
-         "test_export.py::test_export_needs_a_compiled_maml"),
-]
+# Kinds pinned by a test beside the code they exercise: [surface, bad input, fragment,
+# "test_file.py::test_name"], one a line.
+with open(os.path.join(HERE, "bad_input_elsewhere.json")) as _rows:
+    ELSEWHERE = [Kind(*row) for row in json.load(_rows)]
 
 KINDS = len(RUN) + len(PINNED_HERE) + len(ELSEWHERE)
 

@@ -4,7 +4,6 @@ The basis of the evaluation suite's measures."""
 import numpy as np
 
 from maml_tf.core import arguments
-
 from maml_tf.evaluation.protocol import meta_test
 
 TEST_SEED = 30_000  # fixed test tasks: every model scored with one seed sees the same tasks
