@@ -8,6 +8,7 @@ logs (one folder per method, resumed by running the same command again), TensorB
 from ``maml_tf.experiments.registry``; TensorFlow is imported only when a command runs.
 """
 import contextlib
+import logging
 import os
 import sys
 
@@ -59,9 +60,17 @@ def training_options(fn):
                      help="tf.distribute strategy: mirrored = every local GPU, multi-worker = the cluster "
                           "in TF_CONFIG (same command on every machine). RL trains on one device."),
         data_dir_option,
-        click.option("--verbose", type=click.IntRange(0, 2), default=2, show_default=True,
-                     help="0 silent, 1 a progress bar per epoch, 2 one line per epoch (or RL iteration)."),
+        click.option("--verbose", type=click.IntRange(0, 2), default=None, callback=_terminal_verbosity,
+                     help="0 silent, 1 a progress bar per epoch, 2 one line per epoch (or RL iteration); "
+                          "default 1 on a terminal, 2 when the output goes to a file or pipe."),
     ])
+
+
+def _terminal_verbosity(ctx, param, value):
+    """--verbose unset: Keras' progress bar on a terminal, plain lines in a log file."""
+    if value is not None:
+        return value
+    return 1 if sys.stdout.isatty() else 2
 
 
 def data_dir_option(fn):
@@ -99,7 +108,8 @@ def library_errors(ctx=None):
     from maml_tf.experiments.base import StrategyError
     from maml_tf.experiments.runs import RunDirectoryMismatch
     try:
-        yield
+        with _library_messages():
+            yield
     except registry.UsageProblem as error:
         if error.param:
             raise click.BadParameter(str(error), ctx, param_hint=f"'{error.param}'") from None
@@ -107,15 +117,41 @@ def library_errors(ctx=None):
     except (RunDirectoryMismatch, StrategyError, FileNotFoundError) as error:  # incl. DatasetNotFoundError
         raise click.ClickException(str(error)) from None
     except Exception as error:  # the errors of modules that import TensorFlow, checked once they are loaded
-        from maml_tf.experiments.checkpoints import CheckpointMismatch
+        from maml_tf.experiments.checkpoints import CheckpointMismatch, NoUsableCheckpoint
         from maml_tf.experiments.errors import TrainingDiverged
         from maml_tf.report.schema import SchemaError
+        if isinstance(error, NoUsableCheckpoint):
+            raise click.ClickException(str(error)) from None
         if isinstance(error, CheckpointMismatch):
             raise click.ClickException(f"{error} Use another --run-dir, or delete that run directory to "
                                        "start over.") from None
         if isinstance(error, (TrainingDiverged, SchemaError)):
             raise click.ClickException(str(error)) from None
         raise
+
+
+class _Echo(logging.Handler):
+    """The library's log lines (resuming, a damaged checkpoint skipped, meta-test progress) on
+    the command's output: warnings on stderr, the rest on stdout."""
+
+    def emit(self, record):
+        warning = record.levelno >= logging.WARNING
+        click.echo(("warning: " if warning else "") + record.getMessage(), err=warning)
+
+
+@contextlib.contextmanager
+def _library_messages():
+    logger, handler = logging.getLogger("maml_tf"), _Echo()
+    level, propagate = logger.level, logger.propagate
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    logger.propagate = False  # printed once, not again by a handler of the root logger
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate
 
 
 # ----------------------------------------------------------------------------- maml train
@@ -166,12 +202,10 @@ def evaluate(ctx, run_dir, tasks, data_dir):
 def _write_metrics(run):
     """Meta-test ``run`` into RUN_DIR/metrics.json (the schema every result uses); print its rows."""
     from maml_tf.report import schema
+    from maml_tf.report.summary import console
     rows = run.evaluate()
     for row in rows:
-        metric = row["metric"]
-        step = metric["headline_step"]
-        click.echo(f"meta-test {metric['name']} {row['setting'] or ''} {row['method']}: "
-                   + " ".join(f"{m:.3f}" for m in metric["mean"]) + f" (step {step}, {metric['tasks']} tasks)")
+        click.echo(console(row))
     path = os.path.join(run.run_dir, "metrics.json")
     schema.save(path, run.document(rows))
     click.echo(f"wrote {path}")

@@ -165,21 +165,45 @@ def _accepted(dtype):
     return (dtype,) if dtype == wide else (dtype, wide)
 
 
+# Dtypes a client may send by mistake (strings, images as uint8, ...): one input of one of
+# these, the others as the signature takes them, fails naming the input and its dtype.
+MISTAKEN_DTYPES = (tf.string, tf.bool, tf.complex64, tf.complex128, tf.uint8, tf.int32, tf.int64, tf.float16,
+                   tf.float32, tf.float64)
+
+
 def _casting(fn, accepted):
     """``fn`` (one fixed dtype per input) as a function that also takes the dtypes in
     ``accepted[input]`` and casts them: one small concrete function per combination,
-    each calling ``fn``'s graph. Another dtype fails naming the input and the dtypes."""
+    each calling ``fn``'s graph. One input of a ``MISTAKEN_DTYPES`` dtype it does not take,
+    the others all native or all wide, fails naming the input, its dtype and the dtypes it
+    takes (any other mix: TensorFlow's "Could not find matching concrete function", listing
+    the dtypes each input takes)."""
     inputs = list(inspect.signature(fn.python_function).parameters)
     native = [spec.dtype for spec in fn.input_signature]
 
     def cast_and_call(*args):
+        for name, arg in zip(inputs, args):
+            if arg.dtype not in accepted[name]:  # traced for MISTAKEN_DTYPES only: refuse at call time
+                takes = " or ".join(d.name for d in accepted[name])
+                refusal = tf.debugging.Assert(False, [f"{name} has dtype {arg.dtype.name}; it takes {takes}"])
+                with tf.control_dependencies([refusal]):
+                    return {"refused": tf.constant(False)}
         return fn(*(tf.cast(a, dtype) for a, dtype in zip(args, native)))
 
     cast_and_call.__signature__ = inspect.signature(fn.python_function)  # keyword calls too
 
     casting = tf.function(cast_and_call, autograph=False)
-    for dtypes in itertools.product(*(accepted[n] for n in inputs)):
+
+    def trace(dtypes):
         casting.get_concrete_function(*(tf.TensorSpec(None, d, name=n) for d, n in zip(dtypes, inputs)))
+
+    for dtypes in itertools.product(*(accepted[n] for n in inputs)):
+        trace(dtypes)
+    for i, name in enumerate(inputs):  # the others all as the signature takes them, or all numpy's defaults
+        others = {tuple(accepted[n][0] for n in inputs if n != name), tuple(accepted[n][-1] for n in inputs if n != name)}
+        for mistaken in (d for d in MISTAKEN_DTYPES if d not in accepted[name]):
+            for rest in others:
+                trace([*rest[:i], mistaken, *rest[i:]])
     return casting
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from maml_tf import presets
 from maml_tf.core import MAML
-from maml_tf.experiments.checkpoints import CheckpointMismatch, Checkpoints
+from maml_tf.experiments.checkpoints import CheckpointMismatch, Checkpoints, NoUsableCheckpoint
 from maml_tf.experiments import runs
 from maml_tf.experiments.runs import LegacyRunDirectory, RunDirectory, RunDirectoryMismatch
 from maml_tf.models import mlp
@@ -91,12 +91,12 @@ def test_a_damaged_latest_checkpoint_falls_back_to_the_one_before(tmp_path, dama
     with caplog.at_level("WARNING", logger="maml_tf"):
         assert _store(tmp_path, loaded).restore() == 10
     assert len(caplog.records) == 1 and caplog.records[0].levelname == "WARNING"
-    assert caplog.messages[0].startswith(f"{tmp_path}: ckpt-20: ")
-    assert caplog.messages[0].endswith("unreadable, using ckpt-10 (iteration 10) instead.")
+    assert caplog.messages[0].startswith(f"{tmp_path}: ckpt-20 (")
+    assert caplog.messages[0].endswith(") unreadable; using ckpt-10 (iteration 10) instead.")
     for a, b in zip(expected, _state(loaded)):
         np.testing.assert_array_equal(a, b)
     os.remove(tmp_path / "ckpt-10.index")  # nothing left to fall back to
-    with pytest.raises(OSError, match=f"No readable checkpoint in {tmp_path}.*ckpt-20.*ckpt-10.*delete"):
+    with pytest.raises(NoUsableCheckpoint, match=f"No usable checkpoint in {tmp_path}.*ckpt-20.*ckpt-10.*delete"):
         _store(tmp_path, _maml(2)).restore()
 
 

@@ -203,12 +203,13 @@ def test_non_keras_model(not_a_model):
 
 @pytest.mark.parametrize("kwargs", [{"inner_steps": -1}, {"eval_inner_steps": -2}])
 def test_negative_inner_steps(kwargs):
-    with pytest.raises(ValueError, match="inner_steps and eval_inner_steps must be >= 0"):
+    (name, value), = kwargs.items()
+    with pytest.raises(ValueError, match=f"^{name} must be a whole number >= 0.*, got {value}.$"):
         MAML(mlp(hidden=(8,)), **kwargs)
 
 
 @pytest.mark.parametrize("kwargs, pattern", [
-    ({"inner_lr": 0.0}, "inner learning_rate must be > 0, got 0.0"),
+    ({"inner_lr": 0.0}, "inner_lr must be a finite number > 0, got 0.0"),
     ({"loss_reduction": "sum"}, "loss_reduction must be one of .*got 'sum'"),
     ({"task_parallelism": "threads"}, "task_parallelism must be one of .*got 'threads'"),
     ({"batch_norm": "frozen"}, "batch_norm must be one of .*got 'frozen'"),

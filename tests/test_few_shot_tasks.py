@@ -197,8 +197,8 @@ def test_no_rotation_without_rotate():
     (IMAGES[0], dict(ways=2, support_shots=1, query_shots=1), "got shape"),
     (make_images(height=6, width=5), dict(ways=2, support_shots=1, query_shots=1, rotate=True),
      "rotate=True needs square images"),
-    (IMAGES, dict(ways=0, support_shots=1, query_shots=1), "must all be >= 1"),
-    (IMAGES, dict(ways=2, support_shots=1, query_shots=0), "must all be >= 1"),
+    (IMAGES, dict(ways=0, support_shots=1, query_shots=1), "ways must be a whole number >= 1, got 0"),
+    (IMAGES, dict(ways=2, support_shots=1, query_shots=0), "query_shots must be a whole number >= 1, got 0"),
 ])
 def test_invalid_configurations(images, kwargs, message):
     with pytest.raises(ValueError, match=message):

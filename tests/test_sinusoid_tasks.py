@@ -120,7 +120,7 @@ def test_curve_matches_the_labels():
 
 @pytest.mark.parametrize("kwargs", [{"support_shots": 0}, {"query_shots": 0}])
 def test_needs_at_least_one_shot(kwargs):
-    with pytest.raises(ValueError, match="must be >= 1"):
+    with pytest.raises(ValueError, match=f"^{next(iter(kwargs))} must be a whole number >= 1, got 0.$"):
         SinusoidTasks(**kwargs)
 
 

@@ -6,15 +6,15 @@ they appear in ``MAML.trainable_variables`` and the outer optimizer trains them.
 import keras
 import tensorflow as tf
 
+from maml_tf.core import arguments
+
 
 class InnerSGD(keras.layers.Layer):
     """Plain gradient step ``theta - alpha * grad`` (the paper's rule, Eq. 1)."""
 
     def __init__(self, learning_rate=0.01, **kwargs):
         super().__init__(**kwargs)
-        if not learning_rate > 0:
-            raise ValueError(f"inner learning_rate must be > 0, got {learning_rate}.")
-        self.learning_rate = float(learning_rate)
+        self.learning_rate = arguments.positive_number("inner learning_rate", learning_rate)
 
     def build_for(self, variables, inner_steps):
         """Create learned rates for ``variables`` (none for plain SGD)."""

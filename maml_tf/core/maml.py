@@ -17,6 +17,7 @@ import functools
 import keras
 import tensorflow as tf
 
+from maml_tf.core import arguments
 from maml_tf.core import episodes as episode_utils
 from maml_tf.core import inner as inner_rules
 from maml_tf.core import meta_gradient, precision, replicas
@@ -68,8 +69,13 @@ class MAML(TrainerHooks, keras.Model):
                  multi_step_loss_iterations=10000, batch_norm="transductive",
                  loss_reduction="mean", task_parallelism="auto", **kwargs):
         super().__init__(**kwargs)
-        if int(inner_steps) < 0 or (eval_inner_steps is not None and int(eval_inner_steps) < 0):
-            raise ValueError("inner_steps and eval_inner_steps must be >= 0.")
+        inner_steps = arguments.whole_number("inner_steps", inner_steps)
+        eval_inner_steps = arguments.whole_number("eval_inner_steps", eval_inner_steps, none_ok=True)
+        if not isinstance(inner_rule, inner_rules.InnerSGD):  # a rule instance brings its own rate
+            inner_lr = arguments.positive_number("inner_lr", inner_lr)
+        first_order = arguments.flag("first_order", first_order)
+        multi_step_loss = arguments.flag("multi_step_loss", multi_step_loss)
+        multi_step_loss_iterations = arguments.whole_number("multi_step_loss_iterations", multi_step_loss_iterations, 1)
         if loss_reduction not in LOSS_REDUCTIONS:
             raise ValueError(f"loss_reduction must be one of {LOSS_REDUCTIONS}, got {loss_reduction!r}.")
         if task_parallelism not in TASK_PARALLELISM:
@@ -150,6 +156,11 @@ class MAML(TrainerHooks, keras.Model):
         ``shuffle`` defaults to False there, where Keras would warn that it ignores it."""
         if isinstance(x, tf.data.Dataset):
             kwargs.setdefault("shuffle", False)
+        steps = arguments.whole_number("steps_per_epoch", kwargs.get("steps_per_epoch"), 1, none_ok=True)
+        endless = isinstance(x, tf.data.Dataset) and x.cardinality() == tf.data.INFINITE_CARDINALITY
+        if endless and steps is None:  # Keras would run the first epoch forever
+            raise ValueError("fit() on an endless task stream needs steps_per_epoch, a whole number >= 1 "
+                             "(meta-batches per epoch); got None.")
         return super().fit(x, y, *args, **kwargs)
 
     def call(self, inputs, training=False):
@@ -214,7 +225,7 @@ class MAML(TrainerHooks, keras.Model):
         ``start``: weights to adapt from, in the same order (e.g. those adapted to another
         task, ``maml_tf.evaluation.task_switching``); default the meta-learned ones."""
         self._require_compiled()
-        steps = self.eval_inner_steps if steps is None else int(steps)
+        steps = self.eval_inner_steps if steps is None else arguments.whole_number("steps", steps)
         return self.inner_loop.adapt(self._start_values(start), support_x, support_y, steps, training,
                                      per_step=False)[0]
 
@@ -245,7 +256,7 @@ class MAML(TrainerHooks, keras.Model):
         ``maml_tf.evaluation.meta_test``.
         """
         self._require_compiled()
-        steps = self.eval_inner_steps if steps is None else int(steps)
+        steps = self.eval_inner_steps if steps is None else arguments.whole_number("steps", steps)
         support, query = episode_utils.unpack(episodes, self.model)
         key = ("evaluate_tasks", steps) + tuple(tuple(t.shape) for t in support + query)
         out = self._xla_compiled(

@@ -11,7 +11,7 @@ def mean_ci95(values, axis=0):
     return mean, ci
 
 
-def meta_test(maml, episodes, steps=None):
+def meta_test(maml, episodes, steps=None, progress=None):
     """Evaluate ``maml`` on a fixed set of test tasks.
 
     Args:
@@ -19,16 +19,20 @@ def meta_test(maml, episodes, steps=None):
         episodes: one meta-batch holding every test task, or an iterable of meta-batches
             (chunks bound the memory of conv nets).
         steps: inner steps at test time (default ``maml.eval_inner_steps``).
+        progress: called with the number of tasks scored so far after each meta-batch.
 
     Returns:
         ``{"loss": {"mean": [steps+1], "ci95": [steps+1], "median": [steps+1],
         "per_task": [T, steps+1]}, "accuracy": {...} (integer labels only), "num_tasks": T}``;
         index i = after i steps.
     """
-    collected = {}
+    collected, done = {}, 0
     for batch in [episodes] if isinstance(episodes, dict) else episodes:
         for key, value in maml.evaluate_tasks(batch, steps).items():
             collected.setdefault(key, []).append(np.asarray(value))
+        done += len(collected["loss"][-1])
+        if progress is not None:
+            progress(done)
     if not collected:
         raise ValueError("meta_test got no episodes.")
     result = {}

@@ -3,18 +3,15 @@ per setting (a shift, a noise level, a K), with the per-setting mean and 95% CI 
 The basis of the evaluation suite's measures."""
 import numpy as np
 
+from maml_tf.core import arguments
 from maml_tf.evaluation.protocol import meta_test
 
 TEST_SEED = 30_000  # fixed test tasks: every model scored with one seed sees the same tasks
 
 
 def check_steps(steps):
-    """``steps`` as an int >= 0 (None stays None: the model's own), else a one-line ValueError."""
-    if steps is None:
-        return None
-    if isinstance(steps, bool) or not float(steps).is_integer() or steps < 0:
-        raise ValueError(f"steps must be a whole number >= 0 (inner steps), got {steps!r}.")
-    return int(steps)
+    """``steps`` as an int >= 0 (None stays None: the model's own), else a one-line error."""
+    return arguments.whole_number("steps", steps, none_ok=True)
 
 
 def check_num_tasks(num_tasks):

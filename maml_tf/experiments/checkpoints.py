@@ -16,10 +16,21 @@ import tensorflow as tf
 KEEP = 2  # checkpoints kept while training; one once training stops
 PREFIX = "ckpt"  # files ckpt-<iteration>.index and ckpt-<iteration>.data-*
 log = logging.getLogger("maml_tf")
+_DAMAGED_STATE_SEEN = set()
 
 
 class CheckpointMismatch(ValueError):
     """A checkpoint holds the variables of another model or policy architecture."""
+
+
+class NoUsableCheckpoint(OSError):
+    """Every checkpoint a directory lists is damaged or missing."""
+
+
+def resuming(directory, iteration, target):
+    """Say on the ``maml_tf`` logger (which the ``maml`` command prints) that training goes on
+    from the checkpoint of ``iteration`` (``ckpt-<iteration>``: checkpoints are numbered so)."""
+    log.info("resuming from iteration %d (%s, %s-%d) up to %d", iteration, directory, PREFIX, iteration, target)
 
 
 class Checkpoints:
@@ -41,8 +52,18 @@ class Checkpoints:
                                                seconds=self.seconds, **objects)
 
     def saved(self):
-        """Paths (prefixes) of the checkpoints the state file lists, oldest first."""
-        state = tf.train.get_checkpoint_state(self.directory)
+        """Paths (prefixes) of the checkpoints the state file lists, oldest first; a damaged
+        state file lists the checkpoint files found beside it instead."""
+        try:
+            state = tf.train.get_checkpoint_state(self.directory)  # None for a garbled one, too
+        except Exception:  # noqa: BLE001 (a file it cannot read at all)
+            state = None
+        if state is None and os.path.exists(os.path.join(self.directory, "checkpoint")):
+            if self.directory not in _DAMAGED_STATE_SEEN:  # said once, not at every read
+                _DAMAGED_STATE_SEEN.add(self.directory)
+                log.warning("%s: the checkpoint state file is damaged; using the checkpoint files beside it.",
+                            self.directory)
+            return _listed_by_files(self.directory)
         return list(state.all_model_checkpoint_paths) if state else []
 
     def restore(self):
@@ -58,18 +79,29 @@ class Checkpoints:
             try:
                 self._checkpoint.restore(path).assert_existing_objects_matched()
             except (tf.errors.OpError, IndexError, OSError) as error:  # a missing or cut file: the one before
-                errors.append(f"{os.path.basename(path)}: {str(error).strip().splitlines()[0]}")
+                errors.append(f"{os.path.basename(path)} ({str(error).strip().splitlines()[0]})")
                 continue
             except (ValueError, AssertionError) as error:
                 raise CheckpointMismatch(f"{path} holds another architecture's variables: "
                                          f"{str(error).splitlines()[0]}") from None
             if errors:  # never a silent loss: say what was skipped and what was used instead
-                log.warning("%s: %s unreadable, using %s (iteration %d) instead.", self.directory,
+                log.warning("%s: %s unreadable; using %s (iteration %d) instead.", self.directory,
                             "; ".join(errors), os.path.basename(path), int(self.iteration.numpy()))
             return int(self.iteration.numpy())
         if errors:
-            raise OSError(f"No readable checkpoint in {self.directory} ({'; '.join(errors)}): "
-                          f"delete {self.directory} to start this part over.")
+            raise NoUsableCheckpoint(
+                f"No usable checkpoint in {self.directory} ({'; '.join(errors)} unreadable): restore its files from a "
+                f"copy, or delete {self.directory} to train this part again from the start.")
+        return 0
+
+    def counter(self, name):
+        """Counter ``name`` (iteration, env_steps, seconds) of the latest readable checkpoint
+        (the one :meth:`restore` loads), read without the objects; 0 if there is none."""
+        for path in reversed(self.saved()):
+            try:
+                return tf.train.load_variable(path, f"{name}/.ATTRIBUTES/VARIABLE_VALUE").item()
+            except (tf.errors.OpError, OSError, ValueError):  # damaged: the one before, as restore does
+                continue
         return 0
 
     def save(self, iteration, env_steps=None, seconds=None, last=False):
@@ -88,3 +120,13 @@ class Checkpoints:
                 if not stale.startswith(path + "."):
                     shutil.rmtree(stale) if os.path.isdir(stale) else os.remove(stale)
         return path
+
+
+def _listed_by_files(directory):
+    """The checkpoint prefixes ``<directory>/ckpt-<i>`` that have an index file, by iteration."""
+    found = []
+    for index in glob.glob(os.path.join(directory, f"{PREFIX}-*.index")):
+        number = os.path.basename(index)[len(PREFIX) + 1:-len(".index")]
+        if number.isdigit():
+            found.append((int(number), index[:-len(".index")]))
+    return [path for _, path in sorted(found)]

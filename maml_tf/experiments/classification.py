@@ -12,6 +12,7 @@ from maml_tf import distribute, evaluation
 from maml_tf.callbacks import SaveCheckpoints, TimeLimit
 from maml_tf.core import MAML
 from maml_tf.experiments import base
+from maml_tf.experiments.checkpoints import log, resuming
 from maml_tf.experiments.errors import raise_if_diverged
 from maml_tf.experiments.runs import RunDirectory
 from maml_tf.models import conv4, dense_kernel_initializer, fully_connected
@@ -66,9 +67,9 @@ def build_maml(preset):
     return maml
 
 
-def meta_test(maml, distribution, num_tasks, steps, seed):
+def meta_test(maml, distribution, num_tasks, steps, seed, progress=None):
     """Accuracy and loss after 0..steps inner steps on ``num_tasks`` fixed tasks."""
-    return evaluation.meta_test(maml, distribution.fixed_tasks(num_tasks, seed, EVAL_CHUNK), steps)
+    return evaluation.meta_test(maml, distribution.fixed_tasks(num_tasks, seed, EVAL_CHUNK), steps, progress)
 
 
 class ValidationCurve(keras.callbacks.Callback):
@@ -150,6 +151,8 @@ def train(preset, run_dir, data_dir=None, verbose=2, deadline=None, callbacks=()
     epochs = base.epochs_until(preset, until)
     if done >= epochs * preset.steps_per_epoch:
         return maml, done
+    if done:
+        resuming(run.part(PART), done, epochs * preset.steps_per_epoch)
     epoch = done // preset.steps_per_epoch
     run.trim_log(PART, "epoch", epoch - 1)  # rows of an epoch a kill cut before its checkpoint
     run.trim_log(PART, "iteration", done, VALIDATION)
@@ -190,7 +193,8 @@ def evaluate(preset, maml, data_dir=None):
     ``eval_inner_steps``."""
     distribution = tasks(preset, "test", data_dir)
     steps = max(preset.curve_steps, preset.eval_inner_steps)
-    result = meta_test(maml, distribution, preset.eval_tasks, steps, TEST_SEED + preset.seed)
+    result = meta_test(maml, distribution, preset.eval_tasks, steps, TEST_SEED + preset.seed,
+                       lambda done: log.info("meta-test: %d/%d test tasks", done, preset.eval_tasks))
     accuracy = result["accuracy"]
     return {"accuracy": accuracy["mean"][preset.eval_inner_steps],
             "ci95": accuracy["ci95"][preset.eval_inner_steps],

@@ -18,6 +18,7 @@ import numpy as np
 
 from maml_tf.evaluation import mean_ci95
 from maml_tf.experiments import base
+from maml_tf.experiments.checkpoints import log, resuming
 from maml_tf.experiments.runs import RunDirectory
 from maml_tf.models.policy import gaussian_mlp_policy
 from maml_tf.rl import envs
@@ -106,6 +107,8 @@ def train(preset, method, checkpoint_dir, deadline=None, callback=None, until=No
     target = preset.iterations if until is None else min(int(until), preset.iterations)
     started = saved = learner.iteration
     stop = lambda: learner.iteration >= target or (deadline is not None and deadline.passed())  # noqa: E731
+    if started and not stop():
+        resuming(run.part(method), started, target)
     try:
         last = stop()
         while not last:
@@ -247,7 +250,8 @@ class RLExperiment(base.Experiment):
         tasks = test_tasks(self.preset)
         started = time.time()
         rows = []
-        for method, learner in learners.items():
+        for number, (method, learner) in enumerate(learners.items(), 1):
+            log.info("meta-test %s: %d tasks (%d of %d methods)", method, self.preset.eval_tasks, number, len(learners))
             trained = method in TRAINED
             sizes = list(self.preset.step_sizes(method))
             rows.append(records.rl(

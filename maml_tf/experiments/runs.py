@@ -20,8 +20,6 @@ import glob
 import json
 import os
 
-import tensorflow as tf
-
 from maml_tf import reporting
 from maml_tf.experiments.checkpoints import Checkpoints
 
@@ -114,10 +112,9 @@ class RunDirectory:
         return int(self.counter(part, "iteration"))
 
     def counter(self, part, name):
-        """Counter ``name`` (iteration, env_steps, seconds) of ``part``'s latest checkpoint (0 if
-        none), read without a model."""
-        saved = Checkpoints(self.part(part)).saved()
-        return tf.train.load_variable(saved[-1], f"{name}/.ATTRIBUTES/VARIABLE_VALUE").item() if saved else 0
+        """Counter ``name`` (iteration, env_steps, seconds) of ``part``'s latest readable checkpoint
+        (0 if none), read without a model."""
+        return Checkpoints(self.part(part)).counter(name)
 
     def log_path(self, part, name=LOG):
         """A per-interval CSV log of ``part``."""

@@ -7,6 +7,7 @@ from maml_tf import baselines, distribute, evaluation
 from maml_tf.callbacks import SaveCheckpoints, TimeLimit
 from maml_tf.core import MAML
 from maml_tf.experiments import base
+from maml_tf.experiments.checkpoints import log, resuming
 from maml_tf.experiments.errors import raise_if_diverged
 from maml_tf.experiments.runs import RunDirectory
 from maml_tf.models import dense_kernel_initializer, mlp
@@ -86,6 +87,8 @@ def train(preset, method, run_dir, verbose=2, callbacks=(), strategy=None, deadl
     done = started = checkpoints.restore()
     epochs = base.epochs_until(preset, until)
     if done < epochs * preset.steps_per_epoch:
+        if done:
+            resuming(run.part(method), done, epochs * preset.steps_per_epoch)
         epoch = done // preset.steps_per_epoch
         run.trim_log(method, "epoch", epoch - 1)  # rows of an epoch a kill cut before its checkpoint
         # Batch i of the stream is seeded by i: a resumed run sees the tasks it would have seen.
@@ -140,10 +143,14 @@ def meta_test(preset, learners):
     drawn flat across steps, as in the paper's Figure 3.
     """
     stats = {"curves": {}, "ci95": {}, "median": {}, "diverged": {}}
+    total, done = len(learners) * len(preset.eval_shots) * preset.eval_tasks, 0
     for method, learner in learners.items():
         for table in stats.values():
             table[method] = {}
         for shots in preset.eval_shots:
+            log.info("meta-test %s K=%d: test tasks %d-%d of %d", method, shots, done + 1, done + preset.eval_tasks,
+                     total)
+            done += preset.eval_tasks
             episodes, _ = test_tasks(preset, shots, oracle=(method == "oracle"))
             steps = 0 if method == "oracle" else preset.eval_inner_steps
             loss = evaluation.meta_test(learner, episodes, steps)["loss"]

@@ -75,3 +75,25 @@ def budget(row):
         spent += f" it. × {b['meta_batch_size']} tasks"
     status = budget_status(row)
     return f"{spent}, {row['preset']} preset" + (f" ({status})" if status else "")
+
+
+def console(row):
+    """A row as the ``maml`` command prints it: the metric after 0, 1, 2, ... steps. Where test
+    tasks diverged, the median leads, labelled, with how many diverged: their huge or
+    infinite errors would make the mean meaningless on its own."""
+    m, step = row["metric"], row["metric"]["headline_step"]
+    means = _numbers(m["mean"])
+    head = f"meta-test {m['name']} {row['setting'] or ''} {row['method']}: "
+    tail = f" (step {step}, {m['tasks']} tasks)"
+    diverged = list(m.get("diverged") or [0])
+    if not max(diverged):
+        return head + means + tail
+    worst = diverged.index(max(diverged))
+    limit = f"{m['name']} above {m['diverged_above']:g} or not finite" if m.get("diverged_above") else "not finite"
+    return (head + "median " + _numbers(m["median"]) + tail
+            + f"; {max(diverged)} of {m['tasks']} tasks diverged by step {worst} ({limit}), "
+            f"mean with them {means}")
+
+
+def _numbers(values):
+    return " ".join(f"{v:.3f}" for v in values)

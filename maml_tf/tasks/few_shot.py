@@ -11,6 +11,7 @@ import copy
 import numpy as np
 import tensorflow as tf
 
+from maml_tf.core.arguments import whole_number
 from maml_tf.core.episodes import make as make_episodes
 
 
@@ -30,8 +31,8 @@ class FewShotTasks:
         if images.ndim != 5:
             raise ValueError(f"images must be [classes, examples, height, width, channels], "
                              f"got shape {images.shape}.")
-        if ways < 1 or support_shots < 1 or query_shots < 1:
-            raise ValueError("ways, support_shots and query_shots must all be >= 1.")
+        ways, support_shots, query_shots = (whole_number(name, value, 1) for name, value in (
+            ("ways", ways), ("support_shots", support_shots), ("query_shots", query_shots)))
         classes, per_class = images.shape[:2]
         if ways > classes:
             raise ValueError(f"{ways}-way tasks need {ways} classes; this split has {classes}.")
@@ -50,9 +51,8 @@ class FewShotTasks:
 
     def with_shots(self, support_shots, query_shots=None):
         """The same tasks with ``support_shots`` (and ``query_shots``) images per class."""
-        query_shots = self.query_shots if query_shots is None else query_shots
-        if support_shots < 1 or query_shots < 1:
-            raise ValueError("support_shots and query_shots must be >= 1.")
+        support_shots = whole_number("support_shots", support_shots, 1)
+        query_shots = self.query_shots if query_shots is None else whole_number("query_shots", query_shots, 1)
         if support_shots + query_shots > self.images.shape[1]:
             raise ValueError(f"support_shots + query_shots = {support_shots + query_shots} images "
                              f"per class, but each class has only {self.images.shape[1]}.")
@@ -62,6 +62,7 @@ class FewShotTasks:
 
     def sample_numpy(self, num_tasks, seed):
         """``(support_x, support_y, query_x, query_y)`` as NumPy arrays, x in [0, 1] float32."""
+        num_tasks = whole_number("num_tasks", num_tasks, 1)
         rng = np.random.default_rng(seed)
         classes, per_class = self.images.shape[:2]
         shots = self.support_shots + self.query_shots
@@ -89,7 +90,7 @@ class FewShotTasks:
     def dataset(self, meta_batch_size, seed=0, start=0):
         """Endless ``tf.data`` stream of meta-batches; batch ``i`` comes from seed
         ``(seed, i)``, so a resumed run can continue at ``start``."""
-        n, shape = int(meta_batch_size), self.image_shape
+        n, shape = whole_number("meta_batch_size", meta_batch_size, 1), self.image_shape
         support, query = self.ways * self.support_shots, self.ways * self.query_shots
 
         def batch(i):
@@ -104,5 +105,6 @@ class FewShotTasks:
 
     def fixed_tasks(self, num_tasks, seed, chunk_size=100):
         """The same ``num_tasks`` tasks on every call and machine, in chunks (meta-test)."""
+        num_tasks, chunk_size = whole_number("num_tasks", num_tasks, 1), whole_number("chunk_size", chunk_size, 1)
         for begin in range(0, num_tasks, chunk_size):
             yield self.sample(min(chunk_size, num_tasks - begin), [seed, begin])

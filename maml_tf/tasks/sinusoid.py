@@ -5,6 +5,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from maml_tf.core.arguments import whole_number
 from maml_tf.core.episodes import make as make_episodes
 
 
@@ -22,10 +23,8 @@ class SinusoidTasks:
     def __init__(self, support_shots=10, query_shots=10, amplitude_range=(0.1, 5.0),
                  phase_range=(0.0, math.pi), input_range=(-5.0, 5.0), oracle=False,
                  dtype="float32", frequency_range=(1.0, 1.0)):
-        if support_shots < 1 or query_shots < 1:
-            raise ValueError("support_shots and query_shots must be >= 1.")
-        self.support_shots = int(support_shots)
-        self.query_shots = int(query_shots)
+        self.support_shots = whole_number("support_shots", support_shots, 1)
+        self.query_shots = whole_number("query_shots", query_shots, 1)
         self.amplitude_range = tuple(amplitude_range)
         self.phase_range = tuple(phase_range)
         self.input_range = tuple(input_range)
@@ -42,6 +41,7 @@ class SinusoidTasks:
 
         Returns ``(episodes, params)`` where ``params`` = {"amplitude", "phase"}.
         """
+        num_tasks = whole_number("num_tasks", num_tasks, 1)
         seed = tf.convert_to_tensor(seed, tf.int64)
         seeds = tf.random.experimental.stateless_split(seed, 4)
         n, k = num_tasks, self.support_shots + self.query_shots
@@ -61,22 +61,22 @@ class SinusoidTasks:
 
     def with_shots(self, support_shots, query_shots=None):
         """The same distribution with ``support_shots`` (and ``query_shots``) per task."""
-        if support_shots < 1 or (query_shots is not None and query_shots < 1):
-            raise ValueError("support_shots and query_shots must be >= 1.")
         other = copy.copy(self)
-        other.support_shots = int(support_shots)
-        other.query_shots = self.query_shots if query_shots is None else int(query_shots)
+        other.support_shots = whole_number("support_shots", support_shots, 1)
+        other.query_shots = self.query_shots if query_shots is None else whole_number("query_shots", query_shots, 1)
         return other
 
     def fixed_tasks(self, num_tasks, seed, chunk_size=1000):
         """The same ``num_tasks`` episodes on every call, in meta-batches of at most
         ``chunk_size`` (the interface of ``FewShotTasks.fixed_tasks``)."""
+        num_tasks, chunk_size = whole_number("num_tasks", num_tasks, 1), whole_number("chunk_size", chunk_size, 1)
         for begin in range(0, num_tasks, chunk_size):
             yield self.sample(min(chunk_size, num_tasks - begin), [seed, begin])[0]
 
     def dataset(self, meta_batch_size, seed=0, start=0):
         """Endless ``tf.data`` stream of meta-batches; batch ``i`` comes from seed
         ``(seed, i)``, so a resumed run can continue at ``start``."""
+        meta_batch_size = whole_number("meta_batch_size", meta_batch_size, 1)
         return (tf.data.Dataset.counter(start)
                 .map(lambda i: self.sample(meta_batch_size, tf.stack([tf.cast(seed, tf.int64), i]))[0],
                      num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
