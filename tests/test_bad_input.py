@@ -7,7 +7,7 @@ allowed; no traceback; no work done).
 it); ``PINNED_HERE``: kinds pinned by the other tests of this module. ``ELSEWHERE``
 (bad_input_elsewhere.json): kinds pinned by a test beside the code they exercise, checked here
 to exist and to assert the fragment, so that each kind is pinned once. ``KINDS``, the sum, is
-the count docs/development.md states.
+the count docs/development.md and the README state.
 """
 import ast
 import dataclasses
@@ -382,6 +382,9 @@ def test_the_inventory_covers_every_surface_and_the_docs_state_its_size():
     with open(os.path.join(HERE, "..", "docs", "development.md")) as f:
         docs = f.read()
     assert f"covers {KINDS} kinds of bad input" in docs, f"docs/development.md should say: covers {KINDS} kinds"
+    with open(os.path.join(HERE, "..", "README.md")) as f:
+        readme = " ".join(f.read().split())  # across line breaks
+    assert f"the inventory: {KINDS} kinds" in readme, f"the README's Reliability section should say: {KINDS} kinds"
 
 
 # ----------------------------------------------------------------------------- informative output
