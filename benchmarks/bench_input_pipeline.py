@@ -12,32 +12,18 @@ writes every recorded run as a markdown table into the README's generated block.
 import argparse
 import json
 import os
-import statistics
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import tensorflow as tf  # noqa: E402
 
 from maml_tf import presets, reporting  # noqa: E402
 from maml_tf.report import blocks  # noqa: E402
 from maml_tf.experiments import classification  # noqa: E402
-
-
-def alternating_step_seconds(maml, streams, steps, rounds):
-    """Median seconds per step of each stream over ``rounds`` alternating rounds of
-    ``steps // rounds`` steps, so that a change of machine load hits every stream alike."""
-    per_round = max(1, steps // rounds)
-    for data in streams.values():
-        maml.fit(data, epochs=1, steps_per_epoch=3, verbose=0)  # trace and warm up
-    times = {name: [] for name in streams}
-    for _ in range(rounds):
-        for name, data in streams.items():
-            start = time.perf_counter()
-            maml.fit(data, epochs=1, steps_per_epoch=per_round, verbose=0)
-            times[name].append((time.perf_counter() - start) / per_round)
-    return {name: statistics.median(t) for name, t in times.items()}
+from bench_first_order import timed_rounds  # noqa: E402  (alternating rounds, shared)
 
 
 def pipeline_throughput(data, batches):
@@ -103,7 +89,8 @@ def main():
         "dataset": a.dataset + (" (synthetic)" if a.synthetic else ""), "setting": a.setting,
         "meta_batch_size": preset.meta_batch_size, "load_seconds": round(load_seconds, 2),
         "pipeline_s_per_batch": pipeline_throughput(real, 50),
-        **alternating_step_seconds(maml, {"step_s_constant": constant, "step_s_real": real}, a.steps, a.rounds),
+        **timed_rounds({"step_s_constant": (maml, constant), "step_s_real": (maml, real)},
+                       a.rounds, max(1, a.steps // a.rounds)),
         "machine": reporting.machine(), "load_before": load_before, "load_after": os.getloadavg()[0],
         "command": reporting.command(),
     }
