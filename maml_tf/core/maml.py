@@ -132,8 +132,9 @@ class MAML(TrainerHooks, keras.Model):
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         if jit_compile == "auto":
             jit_compile = self._resolved_parallelism() == "vectorized"
-        # XLA compiles only the math (_xla_compiled); input checks, the NaN check and the
-        # update stay outside, because XLA drops tf.debugging assertions.
+        # XLA compiles the math (_xla_compiled; on one device without loss scaling also the
+        # update, _fused_train_step); the input checks and the NaN checks stay outside,
+        # because XLA drops tf.debugging assertions.
         self.__dict__["_xla"] = bool(jit_compile)
         self._compiled_fns.clear()
         super().compile(optimizer=optimizer, metrics=metrics, jit_compile=False,
