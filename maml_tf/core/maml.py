@@ -187,7 +187,7 @@ class MAML(TrainerHooks, keras.Model):
     def _fused_train_step(self, support, query):
         """``train_step`` with the meta-gradient, the NaN guard and the update in one XLA
         call (one device, no loss scaling): per meta-iteration the sinusoid's step is
-        small enough that TensorFlow's per-op cost outside XLA was a quarter of it
+        small enough that TensorFlow's per-op cost outside XLA was a quarter to a half of it
         (benchmarks/README.md). XLA drops assertions, so the call skips a non-finite
         step's update itself and the checks on its outputs raise afterwards."""
         variables = self.trainable_variables
