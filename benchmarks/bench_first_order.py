@@ -28,13 +28,14 @@ from maml_tf.experiments import classification  # noqa: E402
 START, END = "<!-- GENERATED: bench_first_order.py -->", "<!-- END GENERATED: bench_first_order.py -->"
 
 
-def timed_rounds(learners, data, rounds, steps):
-    """Median seconds per step of each learner, alternating ``rounds`` rounds of ``steps``."""
-    for maml in learners.values():
+def timed_rounds(runs, rounds, steps):
+    """Median seconds per step of each ``name: (learner, data)``, alternating ``rounds``
+    rounds of ``steps``, so that a change of machine load hits every run alike."""
+    for maml, data in runs.values():
         maml.fit(data, epochs=1, steps_per_epoch=2, verbose=0)  # trace and warm up
-    times = {name: [] for name in learners}
+    times = {name: [] for name in runs}
     for _ in range(rounds):
-        for name, maml in learners.items():
+        for name, (maml, data) in runs.items():
             start = time.perf_counter()
             maml.fit(data, epochs=1, steps_per_epoch=steps, verbose=0)
             times[name].append((time.perf_counter() - start) / steps)
@@ -86,7 +87,7 @@ def main():
         fo.model.set_weights(so.model.get_weights())
         learners[(activation, "second_order_s")], learners[(activation, "first_order_s")] = so, fo
     load = os.getloadavg()
-    times = timed_rounds(learners, data, a.rounds, a.steps)
+    times = timed_rounds({name: (maml, data) for name, maml in learners.items()}, a.rounds, a.steps)
     for activation in a.activations:
         record = {"dataset": a.dataset, "setting": a.setting, "activation": activation,
                   "meta_batch_size": second.meta_batch_size, "inner_steps": second.inner_steps,

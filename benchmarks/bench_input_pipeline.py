@@ -16,19 +16,14 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import tensorflow as tf  # noqa: E402
 
 from maml_tf import presets, reporting  # noqa: E402
 from maml_tf.report import blocks  # noqa: E402
 from maml_tf.experiments import classification  # noqa: E402
-
-
-def seconds_per_step(maml, data, steps):
-    maml.fit(data, epochs=1, steps_per_epoch=3, verbose=0)  # trace and warm up
-    start = time.perf_counter()
-    maml.fit(data, epochs=1, steps_per_epoch=steps, verbose=0)
-    return (time.perf_counter() - start) / steps
+from bench_first_order import timed_rounds  # noqa: E402  (alternating rounds, shared)
 
 
 def pipeline_throughput(data, batches):
@@ -49,11 +44,13 @@ def write_table(jsonl, readme):
     rows = [f"Runs recorded in `{jsonl}` ({cpu}, {records[0]['machine']['cores'] if records else '?'} cores), "
             "one line per run, in order:", "",
             "| data | setting | meta-batch | pipeline s / meta-batch | step s, constant batch | "
-            "step s, real episodes | real / constant |", "|---|---|---|---|---|---|---|"]
+            "step s, real episodes | real / constant | load (1 min) before, after |",
+            "|---|---|---|---|---|---|---|---|"]
     for r in records:
+        load = (f"{r['load_before']:.1f}, {r['load_after']:.1f}" if "load_before" in r else "not recorded")
         rows.append(f"| {r['dataset']} | {r['setting']} | {r['meta_batch_size']} | "
                     f"{r['pipeline_s_per_batch']:.4f} | {r['step_s_constant']:.3f} | "
-                    f"{r['step_s_real']:.3f} | {r['real_over_constant']:.2f} |")
+                    f"{r['step_s_real']:.3f} | {r['real_over_constant']:.2f} | {load} |")
     blocks.publish_table(readme, START, END, rows)
 
 
@@ -63,7 +60,8 @@ def main():
     ap.add_argument("--readme", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "README.md"))
     ap.add_argument("--dataset", choices=("omniglot", "mini_imagenet"), default="omniglot")
     ap.add_argument("--setting", default="5way1shot")
-    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--steps", type=int, default=30, help="timed steps per stream")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds (constant, real) they are split in")
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--synthetic", action="store_true",
                     help="mini_imagenet: generated images (runs/bench_synthetic), real ones are not here")
@@ -86,13 +84,15 @@ def main():
     real = distribution.dataset(preset.meta_batch_size, seed=0)
     constant = tf.data.Dataset.from_tensors(distribution.sample(preset.meta_batch_size, [0, 0])).repeat()
     maml = classification.build_maml(preset)
+    load_before = os.getloadavg()[0]
     record = {
         "dataset": a.dataset + (" (synthetic)" if a.synthetic else ""), "setting": a.setting,
         "meta_batch_size": preset.meta_batch_size, "load_seconds": round(load_seconds, 2),
         "pipeline_s_per_batch": pipeline_throughput(real, 50),
-        "step_s_constant": seconds_per_step(maml, constant, a.steps),
-        "step_s_real": seconds_per_step(maml, real, a.steps),
-        "machine": reporting.machine(),
+        **timed_rounds({"step_s_constant": (maml, constant), "step_s_real": (maml, real)},
+                       a.rounds, max(1, a.steps // a.rounds)),
+        "machine": reporting.machine(), "load_before": load_before, "load_after": os.getloadavg()[0],
+        "command": reporting.command(),
     }
     record["real_over_constant"] = record["step_s_real"] / record["step_s_constant"]
     print(json.dumps(record))

@@ -36,12 +36,34 @@ def median_ms(fn, batches, repeats=2000):
     return 1000 * float(np.median(times))
 
 
+class _Unfused(MAML):
+    """The train step before it went into one XLA call (for the comparison row)."""
+
+    def _fuses_train_step(self, scale_loss):
+        return False
+
+
+def fit_runner(cfg, data, steps_per_execution, fused):
+    """A sinusoid MAML compiled as the preset does; returns run(steps) -> ms per meta-iteration."""
+    maml = (MAML if fused else _Unfused)(B.build_model(cfg), inner_lr=cfg["alpha"], inner_steps=cfg["inner_steps"])
+    maml.compile(optimizer=keras.optimizers.Adam(cfg["lr"]), loss="mse", steps_per_execution=steps_per_execution)
+    maml.fit(data, steps_per_epoch=2 * steps_per_execution, epochs=1, verbose=0)  # trace and compile
+
+    def run(steps):
+        start = time.perf_counter()
+        maml.fit(data, steps_per_epoch=steps, epochs=1, verbose=0)
+        return (time.perf_counter() - start) / steps * 1000
+    return run
+
+
 START, END = "<!-- GENERATED: profile_sine.py -->", "<!-- END GENERATED: profile_sine.py -->"
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--readme", default=None, help="also write the table into this README's block")
+    ap.add_argument("--rounds", type=int, default=5, help="alternating rounds of the MAML.fit rows")
+    ap.add_argument("--fit-steps", type=int, default=1000, help="meta-iterations per round and row")
     a = ap.parse_args()
     cfg = B.C.WORKLOADS["sine"]
     maml = MAML(B.build_model(cfg), inner_lr=cfg["alpha"], inner_steps=cfg["inner_steps"])
@@ -65,17 +87,26 @@ def main():
 
     from maml_tf.tasks import SinusoidTasks
     data = SinusoidTasks(cfg["k_support"], cfg["k_query"]).dataset(cfg["meta_batch"], seed=3)
+    fits = {}
     for spe in (1, 50):
-        maml.compile(optimizer=maml.optimizer, loss="mse", steps_per_execution=spe)
-        maml.fit(data, steps_per_epoch=2 * spe, epochs=1, verbose=0)
-        start = time.perf_counter()
-        maml.fit(data, steps_per_epoch=2000, epochs=1, verbose=0)
-        rows.append((f"MAML.fit, steps_per_execution={spe} (tasks sampled in-graph)",
-                     (time.perf_counter() - start) / 2000 * 1000))
+        for fused in (False, True):
+            fits[spe, fused] = fit_runner(cfg, data, spe, fused)
+    times = {key: [] for key in fits}
+    for _ in range(a.rounds):  # alternating rounds: a change of load hits every variant alike
+        for key, run in fits.items():
+            times[key].append(run(a.fit_steps))
+    for (spe, fused), t in times.items():
+        rows.append((f"MAML.fit, steps_per_execution={spe} (tasks sampled in-graph), "
+                     + ("whole step in one XLA call (the library)" if fused
+                        else "meta-gradient in XLA, NaN check + Adam + metrics outside (before)"),
+                     float(np.median(t))))
     from maml_tf import reporting
     from maml_tf.report import blocks
     m = reporting.machine()
-    lines = [f"Profile run on {m['cpu']}, {m['cores']} cores (`python benchmarks/profile_sine.py`):", "",
+    load = os.getloadavg()[0]
+    lines = [f"Profile run on {m['cpu']}, {m['cores']} cores, load (1 min) {load:.1f} at the end "
+             f"(`python benchmarks/profile_sine.py`; MAML.fit rows: median of {a.rounds} alternating "
+             f"rounds of {a.fit_steps} meta-iterations):", "",
              "| what | ms per meta-iteration (median) |", "|---|---|"]
     lines += [f"| {name} | {ms:.3f} |" for name, ms in rows]
     print("\n".join(lines))
