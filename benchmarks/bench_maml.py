@@ -104,12 +104,16 @@ def main():
                  jit_compile={"auto": "auto", "on": True, "off": False}[a.xla])
     maml.optimizer.build(maml.trainable_variables)
     xla = maml._xla  # what compile resolved "auto" to
-    bf16 = "-bf16" if a.precision == "mixed_bfloat16" else ""
+    # TF_SET_ONEDNN_FPMATH_MODE=BF16: oneDNN runs float32 convolutions and matmuls in bfloat16
+    # (float32 accumulation), a process-wide switch with no model change.
+    fpmath = os.environ.get("TF_SET_ONEDNN_FPMATH_MODE", "").upper() == "BF16"
+    bf16 = ("-bf16" if a.precision == "mixed_bfloat16" else "") + ("-onednnbf16" if fpmath else "")
     variant = f"{a.style}{'-xla' if xla else ''}{bf16}-{'FO' if first_order else 'SO'}"
     rec = dict(framework="maml-tf", version=f"tf {tf.__version__}", workload=a.workload, variant=variant,
                order=a.order, cfg=cfg, threads=dict(intra=tf.config.threading.get_intra_op_parallelism_threads(),
                                                     affinity=len(os.sched_getaffinity(0))),
                rss_after_import_mb=rss_import, precision=a.precision,
+               onednn_fpmath_mode=os.environ.get("TF_SET_ONEDNN_FPMATH_MODE", ""),
                bfloat16_native=list(precision.native_bfloat16()))
     is_sine = cfg["kind"] == "mlp"
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # mixed_bfloat16 against float32 on the conv workloads of ../shared/bench (the loop variant, the
-# presets'), alternating one process per row over ROUNDS rounds, so both precisions see the
-# same load. Prints the ratios and appends them to benchmarks/precision.jsonl.
-#   benchmarks/precision.sh            # ROUNDS=2, ~15 min on 2 cores
+# presets'), and float32 with oneDNN's bfloat16 math (TF_SET_ONEDNN_FPMATH_MODE=BF16: convolutions
+# and matmuls in bfloat16, no model change), alternating one process per row over ROUNDS rounds
+# so that all see the same load. Prints the ratios and appends them to benchmarks/precision.jsonl.
+#   benchmarks/precision.sh            # ROUNDS=2, ~25 min on 2 cores
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$HERE")
@@ -24,6 +25,8 @@ for r in $(seq 1 "$ROUNDS"); do
     row "maml-tf_$1_loop-$3.r$r"      --workload "$1" --style loop --order "$2" --iters 8 --warmup 1
     row "maml-tf_$1_loop-bf16-$3.r$r" --workload "$1" --style loop --order "$2" --iters 8 --warmup 1 \
         --precision mixed_bfloat16
+    TF_SET_ONEDNN_FPMATH_MODE=BF16 row "maml-tf_$1_loop-onednnbf16-$3.r$r" --workload "$1" --style loop \
+        --order "$2" --iters 8 --warmup 1
   done
 done
 echo "end: $(uptime)" >> "$OUT/env.txt"

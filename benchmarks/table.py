@@ -24,30 +24,40 @@ def load(d):
     return recs
 
 
-def best(recs, framework, workload, order, bf16=False):
-    """The fastest record of (framework, workload, order), float32 ones unless ``bf16``."""
+BF16_TAGS = ("-bf16", "-onednnbf16")  # mixed_bfloat16; float32 with TF_SET_ONEDNN_FPMATH_MODE=BF16
+
+
+def float32_variant(variant):
+    """``variant`` without its bfloat16 tags (the float32 run it is compared with)."""
+    for tag in BF16_TAGS:
+        variant = variant.replace(tag, "")
+    return variant
+
+
+def best(recs, framework, workload, order):
+    """The fastest float32 record of (framework, workload, order)."""
     rows = [r for r in recs if r["framework"] == framework and r["workload"] == workload
-            and r["variant"].endswith(order) and ("-bf16-" in r["variant"]) == bf16]
+            and r["variant"].endswith(order) and float32_variant(r["variant"]) == r["variant"]]
     return min(rows, key=lambda r: r["timing"]["median_s"]) if rows else None
 
 
 def precision_ratios(recs):
-    """Per workload with a mixed_bfloat16 row: its median beside float32's of the same variant
-    (the median of several rounds' medians when the run repeated the rows)."""
+    """Per workload with a bfloat16 row (mixed_bfloat16 or oneDNN's bf16 math mode): its median
+    beside float32's of the same variant (the median of the rounds' medians)."""
     out = []
     for workload, order in WORKLOADS:
         ours = [r for r in recs if r["framework"] == "maml-tf" and r["workload"] == workload
                 and r["variant"].endswith(order)]
-        for variant in sorted({r["variant"] for r in ours if "-bf16-" in r["variant"]}):
+        for variant in sorted({r["variant"] for r in ours if float32_variant(r["variant"]) != r["variant"]}):
             mixed = [r["timing"]["median_s"] for r in ours if r["variant"] == variant]
-            plain = [r["timing"]["median_s"] for r in ours if r["variant"] == variant.replace("-bf16", "")]
+            plain = [r["timing"]["median_s"] for r in ours if r["variant"] == float32_variant(variant)]
             if not plain:
                 continue
             refs = [r for r in (best(recs, fw, workload, order) for fw in ("jax", "torch")) if r]
             bf16, f32 = float(np.median(mixed)), float(np.median(plain))
             native = next(r for r in ours if r["variant"] == variant).get("bfloat16_native")
             out.append({"workload": workload, "order": order, "variant": variant,
-                        "float32_variant": variant.replace("-bf16", ""), "rounds": len(mixed),
+                        "float32_variant": float32_variant(variant), "rounds": len(mixed),
                         "bf16_median_s": bf16, "float32_median_s": f32, "bf16_over_float32": bf16 / f32,
                         "bf16_over_best_reference": (bf16 / min(r["timing"]["median_s"] for r in refs)) if refs else None,
                         "bfloat16_native": native})
@@ -79,7 +89,7 @@ def summary(d):
                      f"(tasks sampled in-graph), sine {r['variant']}: "
                      f"{r['fit']['seconds_per_iter']:.4g} s per meta-iteration.")
     for row in precision_ratios(recs):
-        lines.append(f"mixed_bfloat16 ({'native' if row['bfloat16_native'] else 'emulated'} bfloat16), "
+        lines.append(f"bfloat16 ({'native' if row['bfloat16_native'] else 'emulated'}), "
                      f"{row['workload']} {row['order']} {row['variant']}: {row['bf16_median_s']:.4g} s, "
                      f"{row['bf16_over_float32']:.2f}x float32's {row['float32_variant']}"
                      + (f", {row['bf16_over_best_reference']:.2f}x the best reference"

@@ -75,11 +75,10 @@ def run(preset, run_dir, out, time_limit=None, verbose=1, echo=print):
     from maml_tf import reporting
     from maml_tf.experiments import base
     from maml_tf.studies import precision_page
-    if isinstance(preset, str):
-        preset = PRESETS[preset]
-    deadline = base.Deadline.of(time_limit)
-    metrics = {"study": "precision", "preset": preset.name, "budget": dataclasses.asdict(preset),
-               "command": reporting.command(), "machine": reporting.machine(), "tasks": {}}
+    preset = PRESETS[preset] if isinstance(preset, str) else preset
+    metrics = dict(study="precision", preset=preset.name, budget=dataclasses.asdict(preset), tasks={},
+                   command=reporting.command(), machine=reporting.machine())
+    deadline = base.Deadline.of(time_limit)  # training only: the measurements before it always run
     for task in preset.tasks:
         metrics["tasks"][task] = {"config": dataclasses.asdict(preset.config(task, "float32")),
                                   "departure": departure(task, preset, echo)}
