@@ -71,6 +71,8 @@ def test_precision_study_smoke_end_to_end_and_reuse(tmp_path, use_real_omniglot)
     model = omniglot["departure"]["models"]["initialisation"]
     assert 0 < model["bf16"]["relative_l2"] < 2 and -1 <= model["bf16"]["cosine"] <= 1
     assert set(model["bf16_per_layer"]) >= {"conv_0", "head"}
+    kept = json.loads((run_dir / "omniglot" / "departure.json").read_text())  # a resumed study reads it back
+    assert kept["result"] == omniglot["departure"]
     assert omniglot["timing"]["float32"] > 0 and omniglot["comparison"] is not None
     assert (out / "validation_curves.png").read_bytes()[:8] == PNG_MAGIC
     table = (out / "table.md").read_text()

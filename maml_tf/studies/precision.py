@@ -80,10 +80,14 @@ def run(preset, run_dir, out, time_limit=None, verbose=1, echo=print):
                    command=reporting.command(), machine=reporting.machine())
     deadline = base.Deadline.of(time_limit)  # training only: the measurements before it always run
     for task in preset.tasks:
-        metrics["tasks"][task] = {"config": dataclasses.asdict(preset.config(task, "float32")),
-                                  "departure": departure(task, preset, echo)}
+        source = dict(preset.departure_checkpoints).get(task)
+        metrics["tasks"][task] = {"config": dataclasses.asdict(preset.config(task, "float32")), "departure": measured(
+            os.path.join(run_dir, task, "departure.json"), {"batches": preset.departure_batches, "checkpoint": source},
+            lambda: departure(task, preset, echo))}
         if preset.timing_rounds:
-            metrics["tasks"][task]["timing"] = timing(task, preset, echo)
+            metrics["tasks"][task]["timing"] = measured(
+                os.path.join(run_dir, task, "timing.json"), {"rounds": preset.timing_rounds, "steps": preset.timing_steps},
+                lambda: timing(task, preset, echo))
         precision_page.write(metrics, out)  # the departure is on the page before the long trainings
     for task in preset.tasks:
         metrics["tasks"][task]["sides"] = {
@@ -95,6 +99,22 @@ def run(preset, run_dir, out, time_limit=None, verbose=1, echo=print):
     precision_page.write(metrics, out)
     echo(f"wrote {out}")
     return metrics
+
+
+def measured(path, key, measure):
+    """``measure()``, kept in ``path`` with ``key`` (what it was measured with), so that a resumed
+    study reads it back instead of measuring again."""
+    import json
+
+    from maml_tf import reporting
+    if os.path.exists(path):
+        with open(path) as f:
+            kept = json.load(f)
+        if kept.get("key") == key:
+            return kept["result"]
+    result = measure()
+    reporting.write_json(path, {"key": key, "result": result})
+    return result
 
 
 # ----------------------------------------------------------------------------- training
