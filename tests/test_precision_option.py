@@ -7,6 +7,7 @@ first order from second order by far more; rounding the weights to bfloat16 alon
 as much, so weights in bfloat16 are caught where they do harm: an inner update below
 bfloat16's resolution (2^-8 relative) vanishes.
 """
+import dataclasses
 import json
 import logging
 
@@ -175,3 +176,12 @@ def test_a_run_resumes_in_another_precision_and_records_each(tmp_path, use_real_
     model = mixed.learners()["maml"].model
     assert model.layers[-1].compute_dtype == "bfloat16" and keras.config.dtype_policy().name == "float32"
     assert classification.completed_iterations(run_dir) == 20
+
+
+def test_the_sinusoid_builds_in_its_presets_precision():
+    from maml_tf.experiments import sinusoid
+    preset = dataclasses.replace(presets.SINUSOID["smoke"], precision="mixed_bfloat16")
+    maml = sinusoid.build_learner(preset, "maml")
+    assert maml.model.layers[-1].compute_dtype == "bfloat16" and {v.dtype for v in maml.model.weights} == {"float32"}
+    assert keras.config.dtype_policy().name == "float32"
+    assert sinusoid.build_learner(presets.SINUSOID["smoke"], "maml").model.layers[-1].compute_dtype == "float32"
