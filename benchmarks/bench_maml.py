@@ -6,6 +6,7 @@ and their records land in one table. One (workload, variant) per process, so tha
 peak RSS is per run.
 
     python benchmarks/bench_maml.py --workload omniglot --order 2 --style loop --out r.json
+    python benchmarks/bench_maml.py --workload omniglot --precision mixed_bfloat16 --out r.json
 """
 import argparse
 import os
@@ -23,6 +24,7 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from maml_tf import MAML  # noqa: E402
+from maml_tf.core import precision  # noqa: E402
 from maml_tf.core.episodes import make as make_episodes  # noqa: E402
 
 
@@ -85,13 +87,16 @@ def main():
     ap.add_argument("--style", choices=("vectorized", "loop", "unrolled"), default="loop")
     ap.add_argument("--xla", choices=("auto", "on", "off"), default="auto",
                     help="jit_compile of MAML.compile; auto = the library default (XLA for vectorized)")
+    ap.add_argument("--precision", choices=("float32", "mixed_bfloat16"), default="float32",
+                    help="mixed_bfloat16: the model built under that Keras policy (variant suffix -bf16)")
     ap.add_argument("--fit", type=int, default=0,
                     help="also time keras fit() with steps_per_execution=N on a task stream (sine)")
     a = ap.parse_args()
     cfg = C.WORKLOADS[a.workload]
     first_order = a.order == 1
     rss_import = C.peak_rss_mb()
-    model = build_model(cfg)
+    with precision.policy(a.precision):
+        model = build_model(cfg)
     loss = "mse" if cfg["kind"] == "mlp" else keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     maml = MAML(model, inner_lr=cfg["alpha"], inner_steps=cfg["inner_steps"], first_order=first_order,
                 task_parallelism=a.style)
@@ -99,11 +104,17 @@ def main():
                  jit_compile={"auto": "auto", "on": True, "off": False}[a.xla])
     maml.optimizer.build(maml.trainable_variables)
     xla = maml._xla  # what compile resolved "auto" to
-    variant = f"{a.style}{'-xla' if xla else ''}-{'FO' if first_order else 'SO'}"
+    # TF_SET_ONEDNN_FPMATH_MODE=BF16: oneDNN runs float32 convolutions and matmuls in bfloat16
+    # (float32 accumulation), a process-wide switch with no model change.
+    fpmath = os.environ.get("TF_SET_ONEDNN_FPMATH_MODE", "").upper() == "BF16"
+    bf16 = ("-bf16" if a.precision == "mixed_bfloat16" else "") + ("-onednnbf16" if fpmath else "")
+    variant = f"{a.style}{'-xla' if xla else ''}{bf16}-{'FO' if first_order else 'SO'}"
     rec = dict(framework="maml-tf", version=f"tf {tf.__version__}", workload=a.workload, variant=variant,
                order=a.order, cfg=cfg, threads=dict(intra=tf.config.threading.get_intra_op_parallelism_threads(),
                                                     affinity=len(os.sched_getaffinity(0))),
-               rss_after_import_mb=rss_import)
+               rss_after_import_mb=rss_import, precision=a.precision,
+               onednn_fpmath_mode=os.environ.get("TF_SET_ONEDNN_FPMATH_MODE", ""),
+               bfloat16_native=list(precision.native_bfloat16()))
     is_sine = cfg["kind"] == "mlp"
 
     def step(episodes):

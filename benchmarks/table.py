@@ -1,13 +1,16 @@
 """Summarise one benchmark run: ours beside the best reference, as ratios.
 
-usage: python benchmarks/table.py RESULTS_DIR [--readme benchmarks/README.md]
-With --readme, replaces the text between the GENERATED markers of that file.
+usage: python benchmarks/table.py RESULTS_DIR [--readme benchmarks/README.md] [--precision-log FILE]
+With --readme, replaces the text between the GENERATED markers of that file; with
+--precision-log, appends the mixed_bfloat16 / float32 ratios to FILE (benchmarks/precision.sh).
 """
 import glob
 import json
 import os
 import subprocess
 import sys
+
+import numpy as np
 
 START, END = "<!-- GENERATED: benchmarks/table.py -->", "<!-- END GENERATED -->"
 WORKLOADS = [("sine", "SO"), ("omniglot", "SO"), ("omniglot", "FO"), ("mini", "SO"), ("mini", "FO")]
@@ -21,10 +24,44 @@ def load(d):
     return recs
 
 
+BF16_TAGS = ("-bf16", "-onednnbf16")  # mixed_bfloat16; float32 with TF_SET_ONEDNN_FPMATH_MODE=BF16
+
+
+def float32_variant(variant):
+    """``variant`` without its bfloat16 tags (the float32 run it is compared with)."""
+    for tag in BF16_TAGS:
+        variant = variant.replace(tag, "")
+    return variant
+
+
 def best(recs, framework, workload, order):
+    """The fastest float32 record of (framework, workload, order)."""
     rows = [r for r in recs if r["framework"] == framework and r["workload"] == workload
-            and r["variant"].endswith(order)]
+            and r["variant"].endswith(order) and float32_variant(r["variant"]) == r["variant"]]
     return min(rows, key=lambda r: r["timing"]["median_s"]) if rows else None
+
+
+def precision_ratios(recs):
+    """Per workload with a bfloat16 row (mixed_bfloat16 or oneDNN's bf16 math mode): its median
+    beside float32's of the same variant (the median of the rounds' medians)."""
+    out = []
+    for workload, order in WORKLOADS:
+        ours = [r for r in recs if r["framework"] == "maml-tf" and r["workload"] == workload
+                and r["variant"].endswith(order)]
+        for variant in sorted({r["variant"] for r in ours if float32_variant(r["variant"]) != r["variant"]}):
+            mixed = [r["timing"]["median_s"] for r in ours if r["variant"] == variant]
+            plain = [r["timing"]["median_s"] for r in ours if r["variant"] == float32_variant(variant)]
+            if not plain:
+                continue
+            refs = [r for r in (best(recs, fw, workload, order) for fw in ("jax", "torch")) if r]
+            bf16, f32 = float(np.median(mixed)), float(np.median(plain))
+            native = next(r for r in ours if r["variant"] == variant).get("bfloat16_native")
+            out.append({"workload": workload, "order": order, "variant": variant,
+                        "float32_variant": float32_variant(variant), "rounds": len(mixed),
+                        "bf16_median_s": bf16, "float32_median_s": f32, "bf16_over_float32": bf16 / f32,
+                        "bf16_over_best_reference": (bf16 / min(r["timing"]["median_s"] for r in refs)) if refs else None,
+                        "bfloat16_native": native})
+    return out
 
 
 def summary(d):
@@ -51,6 +88,12 @@ def summary(d):
         lines.append(f"Inside `MAML.fit` with `steps_per_execution={r['fit']['steps_per_execution']}` "
                      f"(tasks sampled in-graph), sine {r['variant']}: "
                      f"{r['fit']['seconds_per_iter']:.4g} s per meta-iteration.")
+    for row in precision_ratios(recs):
+        lines.append(f"bfloat16 ({'native' if row['bfloat16_native'] else 'emulated'}), "
+                     f"{row['workload']} {row['order']} {row['variant']}: {row['bf16_median_s']:.4g} s, "
+                     f"{row['bf16_over_float32']:.2f}x float32's {row['float32_variant']}"
+                     + (f", {row['bf16_over_best_reference']:.2f}x the best reference"
+                        if row["bf16_over_best_reference"] else "") + ".")
     so = {w: best(recs, "maml-tf", w, "SO") for w in ("omniglot", "mini")}
     fo = {w: best(recs, "maml-tf", w, "FO") for w in ("omniglot", "mini")}
     for w in so:
@@ -60,10 +103,21 @@ def summary(d):
     return "\n".join(lines) + "\n"
 
 
+def log_precision(d, path):
+    """Append the run's mixed_bfloat16 ratios (:func:`precision_ratios`) to ``path``, one JSON
+    line per workload, with the run's env.txt (CPU, load at start and end)."""
+    env = open(os.path.join(d, "env.txt")).read().splitlines() if os.path.exists(os.path.join(d, "env.txt")) else []
+    with open(path, "a") as f:
+        for row in precision_ratios(load(d)):
+            f.write(json.dumps({"run": os.path.basename(os.path.normpath(d)), "env": env, **row}) + "\n")
+
+
 def main():
     d = sys.argv[1]
     text = summary(d)
     print(text)
+    if "--precision-log" in sys.argv:
+        log_precision(d, sys.argv[sys.argv.index("--precision-log") + 1])
     if "--readme" in sys.argv:
         path = sys.argv[sys.argv.index("--readme") + 1]
         doc = open(path).read()

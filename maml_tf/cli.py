@@ -16,6 +16,7 @@ import click
 
 from maml_tf.distribute import STRATEGIES
 from maml_tf.experiments import registry
+from maml_tf.presets import PRECISIONS
 
 DATASETS = ("omniglot", "mini_imagenet")
 PRESETS_HELP = ("Budget and method (maml_tf/presets.py): paper | code (the authors' code's settings) | quick | "
@@ -165,11 +166,20 @@ def _library_messages():
                    "pretrained, random, oracle.")
 @run_dir_option("Run directory (default checkpoints/<figure>/<preset>[/<setting>]); reused to resume.")
 @training_options
+@click.option("--precision", type=click.Choice(PRECISIONS), default=None,
+              help="Compute precision (default: the preset's, float32): mixed_bfloat16 runs the layers in "
+                   "bfloat16 (weights, inner updates, losses in float32), faster only on CPUs with native "
+                   "bfloat16 (amx_bf16 / avx512_bf16). Sinusoid and Table 1 only; a run may resume in another.")
 @click.pass_context
-def train(ctx, experiment, preset, setting, methods, run_dir, time_limit, until, strategy, data_dir, verbose):
+def train(ctx, experiment, preset, setting, methods, run_dir, time_limit, until, strategy, data_dir, verbose,
+          precision):
     """Train EXPERIMENT (resuming its run directory), then meta-test it into RUN_DIR/metrics.json."""
     with library_errors(ctx):
-        run = registry.create(experiment, preset, setting, run_dir, data_dir, methods, verbose)
+        if precision and registry.spec(experiment).implementation.startswith("rl:"):
+            raise registry.UsageProblem(f"--precision is for sinusoid, omniglot and mini_imagenet, not {experiment} "
+                                        "(RL trains in float32).", "--precision")
+        run = registry.create(experiment, preset, setting, run_dir, data_dir, methods, verbose,
+                              **({"precision": precision} if precision else {}))
         run.check()  # before any work: a refused directory stays as it was
         progress = run.train(until, time_limit, strategy, callbacks=_callbacks(run))
         click.echo(f"{'finished' if progress.finished else 'stopped at a checkpoint (run again to resume)'}: "

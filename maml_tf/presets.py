@@ -7,6 +7,17 @@ import dataclasses
 import math
 
 
+# Meta-training precisions a preset may name (compute only, like task_parallelism): float32,
+# or mixed_bfloat16 (float32 weights, inner updates and losses; bfloat16 layers), which is
+# faster only on CPUs with native bfloat16 (maml_tf.core.precision.native_bfloat16).
+PRECISIONS = ("float32", "mixed_bfloat16")
+
+
+def _check_precision(preset):
+    if preset.precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {preset.precision!r}.")
+
+
 def _check_epochs(preset):
     """Training runs whole epochs (a checkpoint each), so it must divide the iterations."""
     if preset.iterations < 1 or preset.steps_per_epoch < 1 or preset.iterations % preset.steps_per_epoch:
@@ -39,9 +50,11 @@ class SinusoidPreset:
     phase_range: tuple = (0.0, math.pi)
     input_range: tuple = (-5.0, 5.0)
     seed: int = 0
+    precision: str = "float32"        # compute only: PRECISIONS
 
     def __post_init__(self):
         _check_epochs(self)
+        _check_precision(self)
 
     @property
     def epochs(self):
@@ -64,7 +77,8 @@ SINUSOID = {
 # Fields added after run directories were first recorded: a record leaves them out at their
 # default, so that an older run's record and a new one of the same setup are identical (an
 # absent field reads as its default, maml_tf.experiments.runs).
-ADDED_LATER = {"SinusoidPreset": ("activation", "first_order"), "ClassificationPreset": ("activation",)}
+ADDED_LATER = {"SinusoidPreset": ("activation", "first_order", "precision"),
+               "ClassificationPreset": ("activation", "precision")}
 
 
 def get(table, name):
@@ -112,9 +126,13 @@ class ClassificationPreset:
     seed: int = 0
     # How a meta-batch's tasks run (compute only, never the numbers): see MAML(task_parallelism=).
     task_parallelism: str = "auto"
+    # Compute only, as task_parallelism: PRECISIONS (a run may resume in another one; each
+    # command's is recorded in the run's commands.jsonl).
+    precision: str = "float32"
 
     def __post_init__(self):
         _check_epochs(self)
+        _check_precision(self)
 
     @property
     def epochs(self):

@@ -23,8 +23,13 @@ def machine():
         pass
     import tensorflow as tf
     import keras
+
+    from maml_tf.core.precision import native_bfloat16
+    bf16_flags = list(native_bfloat16())
     return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": mem_gib,
             "gpus": len(tf.config.list_physical_devices("GPU")),
+            # Whether mixed_bfloat16 runs natively here (and the CPU flags that say so), or emulated.
+            "bfloat16_native": bool(bf16_flags), "bfloat16_flags": bf16_flags,
             "python": platform.python_version(), "tensorflow": tf.__version__,
             "keras": keras.__version__}
 
@@ -43,18 +48,19 @@ def command():
 TRAINING_HISTORY = "commands.jsonl"  # in a checkpoint directory: which command trained what
 
 
-def record_training(directory, first, last, part=""):
+def record_training(directory, first, last, part="", **compute):
     """Append this process's command and the iterations it trained (``first`` -> ``last``)
     to ``directory``'s history, so that a result resumed over many runs names every
     command behind it, not only the last. ``part``: which model of the directory
-    (an RL method); nothing is recorded when no iteration was trained."""
+    (an RL method); ``compute``: settings a run may change between commands (``precision``);
+    nothing is recorded when no iteration was trained."""
     if last <= first:
         return
     os.makedirs(directory, exist_ok=True)
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     append_json_line(os.path.join(directory, TRAINING_HISTORY),
                      {"date": date, "part": part, "from_iteration": int(first), "to_iteration": int(last),
-                      "command": command()})
+                      "command": command(), **compute})
 
 
 def training_history(directory, part=""):

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from maml_tf import distribute, evaluation
 from maml_tf.callbacks import SaveCheckpoints, TimeLimit
-from maml_tf.core import MAML
+from maml_tf.core import MAML, precision
 from maml_tf.experiments import base
 from maml_tf.experiments.checkpoints import log, resuming
 from maml_tf.experiments.errors import raise_if_diverged
@@ -24,7 +24,7 @@ EVAL_CHUNK = 50  # test tasks per compiled evaluation call (bounds memory)
 PART, VALIDATION = "maml", "validation"  # the run directory's one part, its validation log
 # Preset fields a run directory may change between runs: budget, evaluation and compute.
 FREE_FIELDS = ("name", "iterations", "eval_tasks", "validation_tasks", "curve_steps", "eval_inner_steps",
-               "task_parallelism")
+               "task_parallelism", "precision")
 
 
 def load_split(preset, split, data_dir=None):
@@ -44,6 +44,12 @@ def tasks(preset, split, data_dir=None):
 
 
 def build_model(preset):
+    """The preset's network, built under its ``precision`` (the global policy restored after)."""
+    with precision.policy(preset.precision):
+        return _network(preset)
+
+
+def _network(preset):
     shape = (preset.image_size, preset.image_size, preset.channels)
     scale = not preset.authors_layers
     if preset.network == "fc":
@@ -171,7 +177,7 @@ def train(preset, run_dir, data_dir=None, verbose=2, deadline=None, callbacks=()
                                 SaveCheckpoints(checkpoints, preset.steps_per_epoch)])
     finally:  # an interrupted run's checkpointed epochs count too
         done = int(checkpoints.iteration.numpy())
-        run.record_training(started, done)
+        run.record_training(started, done, precision=preset.precision)
     return maml, done
 
 

@@ -19,7 +19,7 @@ from maml_tf.experiments.runs import RunDirectory
 
 PART = "pretrained"
 FREE_FIELDS = ("name", "iterations", "eval_tasks", "validation_tasks", "curve_steps", "eval_inner_steps",
-               "task_parallelism")
+               "task_parallelism", "precision")
 
 
 def classifier(preset, num_classes):
@@ -63,7 +63,7 @@ def train(preset, run_dir, iterations, batch_size=128, steps_per_epoch=500, data
                                  SaveCheckpoints(checkpoints, steps_per_epoch)])
         finally:
             done = int(checkpoints.iteration.numpy())
-            run.record_training(started, done, part=PART)
+            run.record_training(started, done, part=PART, precision=preset.precision)
     return model, done
 
 

@@ -75,6 +75,10 @@ STUDIES = {
     "task-switching": Study("task_switching", "task_switching",
                             doc="Can MAML switch back and forth between tasks? Chains A -> B -> A -> C with and "
                                 "without reset to the meta-learned weights (sinusoid, Omniglot, 2D navigation)."),
+    "precision": Study("precision", "precision",
+                       doc="Can Table 1 meta-train in mixed bfloat16? float32 against mixed_bfloat16 on Omniglot and "
+                           "MiniImagenet 5-way 1-shot: accuracy on the same test tasks, seconds per iteration, and "
+                           "how far the bf16 meta-gradient departs from float32's."),
     "evaluation-suite": Study("evaluation_suite", "evaluation_suite",
                               doc="MAML vs pretrained vs scratch: out of distribution, adaptation speed, "
                                   "sample efficiency, robustness (sinusoid, Omniglot)."),

@@ -139,9 +139,10 @@ class RunDirectory:
             csv.writer(f, lineterminator="\n").writerows([header] + keep)
 
     # ------------------------------------------------------------------ history
-    def record_training(self, first, last, part=""):
-        """Append this command and the iterations it trained to the run's history."""
-        reporting.record_training(self.path, first, last, part)
+    def record_training(self, first, last, part="", **compute):
+        """Append this command, the iterations it trained and its ``compute`` settings (e.g.
+        ``precision``) to the run's history."""
+        reporting.record_training(self.path, first, last, part, **compute)
 
     def training_history(self, part=""):
         return reporting.training_history(self.path, part)

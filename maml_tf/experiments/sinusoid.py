@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from maml_tf import baselines, distribute, evaluation
 from maml_tf.callbacks import SaveCheckpoints, TimeLimit
-from maml_tf.core import MAML
+from maml_tf.core import MAML, precision
 from maml_tf.experiments import base
 from maml_tf.experiments.checkpoints import log, resuming
 from maml_tf.experiments.errors import raise_if_diverged
@@ -16,7 +16,8 @@ from maml_tf.tasks import SinusoidTasks
 EXPERIMENT = "sinusoid"
 METHODS = ("maml", "pretrained", "oracle")  # the run directory's parts
 # Preset fields a run directory may change between runs: budget and evaluation.
-FREE_FIELDS = ("name", "iterations", "eval_shots", "eval_inner_steps", "eval_tasks", "eval_query_points")
+FREE_FIELDS = ("name", "iterations", "eval_shots", "eval_inner_steps", "eval_tasks", "eval_query_points",
+               "precision")
 
 
 def task_distribution(preset, shots=None, query=None, oracle=False):
@@ -27,8 +28,9 @@ def task_distribution(preset, shots=None, query=None, oracle=False):
 
 
 def build_maml(preset, input_dim=1, steps_per_execution=50):
-    model = mlp(input_dim=input_dim, hidden=preset.hidden, activation=preset.activation,
-                kernel_initializer=dense_kernel_initializer(preset.authors_layers))
+    with precision.policy(preset.precision):  # the global policy comes back after the build
+        model = mlp(input_dim=input_dim, hidden=preset.hidden, activation=preset.activation,
+                    kernel_initializer=dense_kernel_initializer(preset.authors_layers))
     maml = MAML(model, inner_lr=preset.inner_lr, inner_steps=preset.inner_steps,
                 eval_inner_steps=preset.eval_inner_steps, first_order=preset.first_order)
     maml.compile(optimizer=keras.optimizers.Adam(preset.outer_lr), loss="mse",
@@ -108,7 +110,7 @@ def train(preset, method, run_dir, verbose=2, callbacks=(), strategy=None, deadl
                     maml.model.fit(baselines.joint_training_dataset(data), shuffle=False, **fit)
         finally:  # an interrupted run's checkpointed epochs count too
             done = int(checkpoints.iteration.numpy())
-            run.record_training(started, done, part=method)
+            run.record_training(started, done, part=method, precision=preset.precision)
     return maml, float(checkpoints.seconds.numpy()), done >= preset.iterations
 
 
