@@ -88,3 +88,10 @@ def test_precision_study_smoke_end_to_end_and_reuse(tmp_path, use_real_omniglot)
     assert RunDirectory(str(tmp_path / "again" / "omniglot" / "float32")).training_history() == \
         RunDirectory(str(run_dir / "omniglot" / "float32")).training_history()  # no new training
     assert "reused: a copy of" in (tmp_path / "again_out" / "table.md").read_text()
+
+    # A reused run past the study's budget would compare unequal budgets: refused before a meta-test.
+    past = dataclasses.replace(reused, name="smoke_past", changes=(
+        ("omniglot", (("iterations", 2), ("steps_per_epoch", 2), ("meta_batch_size", 2),
+                      ("validation_tasks", 4), ("eval_tasks", 8))),))
+    with pytest.raises(ValueError, match="at iteration 4, past the study's 2"):
+        precision.run(past, str(tmp_path / "past"), str(tmp_path / "past_out"), echo=lambda s: None)

@@ -131,6 +131,11 @@ def train_and_test(task, precision, preset, side_dir, deadline, verbose, echo):
         shutil.copytree(reused, side_dir, dirs_exist_ok=True)
         echo(f"{task} {precision}: copied the existing run {reused} ({RunDirectory(side_dir).iteration('maml')} "
              "iterations)")
+    if reused and RunDirectory(side_dir).iteration("maml") > config.iterations:
+        # A run trained past the budget would compare unequal budgets: refuse, never meta-test it.
+        raise ValueError(f"{side_dir} (copied from {reused}) is at iteration {RunDirectory(side_dir).iteration('maml')}, "
+                         f"past the study's {config.iterations}: delete {side_dir} and copy in a checkpoint of "
+                         f"iteration {config.iterations}, or train the {precision} side here (drop its reuse).")
     experiment = registry.create(task, "paper", SETTING, run_dir=side_dir, verbose=max(verbose - 1, 0),
                                  precision=precision, **dict(dict(preset.changes).get(task, ())))
     if not deadline.passed():
