@@ -29,17 +29,19 @@ def is_study(name):
     return any(name == s.result_name or name.startswith(s.result_name + "_") for s in registry.STUDIES.values())
 
 
-def summary_lines(results, readme, methods=summary.MAML_METHODS, pipeline_checks=False):
+def summary_lines(results, readme, methods=summary.MAML_METHODS, everything=False):
     """The summary table of every paper result under ``results`` except smoke runs (which
-    check that the pipeline runs; their numbers are not results), the studies' results
-    (:func:`is_study`) and, unless ``pipeline_checks``, runs on generated data; rows of
-    ``methods`` (None: all), links relative to ``readme``."""
+    check that the pipeline runs; their numbers are not results) and the studies' results
+    (:func:`is_study`); unless ``everything``, also without runs on generated data and
+    quick-preset results of an experiment that has paper-preset ones. Rows of ``methods``
+    (None: all), links relative to ``readme``."""
     lines = list(summary.HEADER)
-    for name in sorted(os.listdir(results)):
+    names = sorted(os.listdir(results))
+    for name in names:
         path = os.path.join(results, name, "metrics.json")
-        generated = "_synthetic" in name
+        superseded = name.endswith("_quick") and name[:-len("_quick")] in names
         if (os.path.exists(path) and not name.endswith("_smoke") and not is_study(name)
-                and (pipeline_checks or not generated)):
+                and (everything or not ("_synthetic" in name or superseded))):
             doc = schema.load(path)
             link = os.path.relpath(os.path.join(results, name, "table.md"), os.path.dirname(os.path.abspath(readme)))
             lines += summary.lines(doc, link, methods)
@@ -73,7 +75,7 @@ def main(readme, results):
         document = os.path.join(os.path.dirname(os.path.abspath(readme)), "docs", "reproduction.md")
         if os.path.exists(document):
             blocks.replace_block(document, START, END, "\n".join(summary_lines(results, document, methods=None,
-                                                                     pipeline_checks=True)))
+                                                                     everything=True)))
 
 
 if __name__ == "__main__":

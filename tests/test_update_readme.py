@@ -60,13 +60,16 @@ def test_summary_of_the_committed_results_in_a_copy_of_the_readme(tmp_path):
     # Figure 4 with step sizes chosen on validation goals: MAML's selected row, per preset.
     assert sum("step sizes selected" in line for line in lines) == 2
     assert all(line.split(" | ")[1] in update_readme.summary.MAML_METHODS for line in lines[2:])
-    # Generated images check the pipeline: not in the README (docs/reproduction.md lists them).
+    # Generated images check the pipeline, a quick preset beside the paper's is superseded:
+    # neither in the README (docs/reproduction.md lists them).
     assert not [line for line in lines if "synthetic" in line]
     studies = text.split(update_readme.STUDIES_START)[1].split(END)[0]
     for name in os.listdir(results):
         # Every paper result has its line in the table; a study's (maml study) its line in the studies block.
         link = f"(results/{name}/table.md)"
-        assert (link in "\n".join(lines)) == (not update_readme.is_study(name) and "_synthetic" not in name), name
+        superseded = name.endswith("_quick") and os.path.isdir(results / name[:-len("_quick")])
+        listed = not (update_readme.is_study(name) or "_synthetic" in name or superseded)
+        assert (link in "\n".join(lines)) == listed, name
         assert (link in studies) == update_readme.is_study(name), name
     with_results = [s for s in update_readme.registry.STUDIES.values() if os.path.isdir(results / s.result_name)]
     assert [line[:4] for line in studies.strip().splitlines()] == ["- **"] * len(with_results)
