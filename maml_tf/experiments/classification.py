@@ -262,9 +262,10 @@ class ClassificationExperiment(base.Experiment):
         # Fields added to the presets later are missing from older rows: they had the default.
         defaults = records.settings(presets.ClassificationPreset())
         older = {field: defaults[field] for field in presets.ADDED_LATER["ClassificationPreset"]}
+        latest = completed_iterations(self.run_dir) if rows else None
         for row in rows:
             if (row["setting"] == self.preset.setting and row["preset"] == self.preset.name
-                    and row["budget"]["iterations"] == completed_iterations(self.run_dir)
+                    and row["budget"]["iterations"] == latest
                     and _evaluation_key({**older, **row.get("settings", {})}) == wanted):
                 return [row]
         return None

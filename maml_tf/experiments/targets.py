@@ -103,8 +103,9 @@ def table1(target, preset="paper", setting=(), run_dir=None, out=None, time_limi
 def _meta_test(run, echo):
     """``run``'s meta-test rows: the ones stored in its run directory when they are of its
     latest checkpoint and settings, else a new meta-test, stored there for the next time."""
+    from maml_tf.experiments.classification import METRICS
     from maml_tf.report import schema
-    path = os.path.join(run.run_dir, "metrics.json")
+    path = os.path.join(run.run_dir, METRICS)
     stored = run.stored_evaluation()
     if stored:
         echo(f"[{run.preset.setting}] reusing the meta-test stored in {path} (same checkpoint and settings)")
