@@ -211,14 +211,10 @@ def evaluate(ctx, run_dir, tasks, data_dir):
 
 def _write_metrics(run):
     """Meta-test ``run`` into RUN_DIR/metrics.json (the schema every result uses); print its rows."""
-    from maml_tf.report import schema
     from maml_tf.report.summary import console
-    rows = run.evaluate()
-    for row in rows:
+    for row in run.evaluate_and_store():
         click.echo(console(row))
-    path = os.path.join(run.run_dir, "metrics.json")
-    schema.save(path, run.document(rows))
-    click.echo(f"wrote {path}")
+    click.echo(f"wrote {run.metrics_path}")
 
 
 # ----------------------------------------------------------------------------- maml export

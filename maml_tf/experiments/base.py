@@ -2,6 +2,7 @@
 it) and ``evaluate`` (result records of ``maml_tf.report.schema``). The time limit
 (:class:`Deadline`) and the ``tf.distribute`` strategy are resolved here, once, for all."""
 import dataclasses
+import os
 import time
 
 
@@ -87,6 +88,19 @@ class Experiment:
         """Meta-test ``learners`` (default: :meth:`learners`) on the fixed test tasks: a list of
         result records (``maml_tf.report.schema.record``)."""
         raise NotImplementedError
+
+    def evaluate_and_store(self):
+        """:meth:`evaluate`, saved as RUN_DIR/metrics.json (the results schema) for the tools
+        that read a run's meta-test later: ``maml evaluate``, the reproduce targets."""
+        from maml_tf.report import schema
+        rows = self.evaluate()
+        schema.save(self.metrics_path, self.document(rows))
+        return rows
+
+    @property
+    def metrics_path(self):
+        """Where :meth:`evaluate_and_store` keeps the run's meta-test."""
+        return os.path.join(self.run_dir, "metrics.json")
 
     def shared(self):
         """Fields of the results document beside its rows."""

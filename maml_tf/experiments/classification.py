@@ -253,7 +253,7 @@ class ClassificationExperiment(base.Experiment):
         MiniImagenet meta-test takes many minutes on 2 cores. Writes nothing."""
         from maml_tf import presets
         from maml_tf.report import records, schema
-        path = os.path.join(self.run_dir, METRICS)
+        path = self.metrics_path
         try:
             rows = schema.load(path)["rows"] if os.path.exists(path) else []
         except (schema.SchemaError, ValueError, OSError):
@@ -269,9 +269,6 @@ class ClassificationExperiment(base.Experiment):
                     and _evaluation_key({**older, **row.get("settings", {})}) == wanted):
                 return [row]
         return None
-
-
-METRICS = "metrics.json"  # the run directory's meta-test record (the results schema)
 
 
 def _evaluation_key(settings):

@@ -103,17 +103,12 @@ def table1(target, preset="paper", setting=(), run_dir=None, out=None, time_limi
 def _meta_test(run, echo):
     """``run``'s meta-test rows: the ones stored in its run directory when they are of its
     latest checkpoint and settings, else a new meta-test, stored there for the next time."""
-    from maml_tf.experiments.classification import METRICS
-    from maml_tf.report import schema
-    path = os.path.join(run.run_dir, METRICS)
     stored = run.stored_evaluation()
     if stored:
-        echo(f"[{run.preset.setting}] reusing the meta-test stored in {path} (same checkpoint and settings)")
+        echo(f"[{run.preset.setting}] reusing the meta-test stored in {run.metrics_path} (same checkpoint and settings)")
         return stored
     echo(f"[{run.preset.setting}] meta-test: {run.preset.eval_tasks} tasks, {run.preset.curve_steps} inner steps")
-    rows = run.evaluate()
-    schema.save(path, run.document(rows))
-    return rows
+    return run.evaluate_and_store()
 
 
 def _synthetic_mini_imagenet(preset, run_dir):
