@@ -251,3 +251,16 @@ def test_a_two_iteration_run_of_the_cheetah_authors_preset_writes_its_run_direct
     assert "observation rllab (20 numbers), velocity com, reset noise rllab" in doc["environment"]
     page = tables.markdown(doc)
     assert "Per direction" in page and "the test tasks are the authors' test script's" in page
+
+
+def test_scoring_a_finished_run_with_another_meta_test_leaves_its_record(tmp_path):
+    """``--preset authors`` on navigation's code run directory trains nothing and must not
+    rewrite the run's record (the committed checkpoints stay as they are)."""
+    rl.train(SMOKE, "pretrained", tmp_path)
+    before = (tmp_path / "run.json").read_text()
+    authors = dataclasses.replace(SMOKE, name="authors", eval_sampling="complete", eval_task_source="authors")
+    assert rl.train(authors, "pretrained", tmp_path).iteration == SMOKE.iterations
+    assert (tmp_path / "run.json").read_text() == before
+    more = dataclasses.replace(SMOKE, iterations=SMOKE.iterations + 1)
+    rl.train(more, "pretrained", tmp_path)  # a longer budget trains on and records it
+    assert RunDirectory(tmp_path).record()["hyperparameters"]["iterations"] == SMOKE.iterations + 1

@@ -97,16 +97,21 @@ def train(preset, method, checkpoint_dir, deadline=None, callback=None, until=No
     iteration boundary, once ``deadline`` (a :class:`~maml_tf.experiments.base.Deadline`)
     has passed. ``callback(stats)``
     after each iteration. Returns the learner; ``learner.iteration`` tells how far it got.
+    A recorded run with nothing left to train is left as it is (its record unchanged).
     """
     learner = load(preset, method, checkpoint_dir)
     if method not in TRAINED:
         return learner
     run = run_directory(checkpoint_dir)
-    run.start(preset.env, preset, FREE_FIELDS, parts=(method,))
-    run.trim_log(method, "iteration", learner.iteration)  # rows a kill cut before their checkpoint
     target = preset.iterations if until is None else min(int(until), preset.iterations)
     started = saved = learner.iteration
     stop = lambda: learner.iteration >= target or (deadline is not None and deadline.passed())  # noqa: E731
+    if stop() and run.record() is not None:
+        # Nothing to train: the record stays the training run's (e.g. a finished run scored
+        # with another meta-test, as --preset authors scores navigation's code run).
+        return learner
+    run.start(preset.env, preset, FREE_FIELDS, parts=(method,))
+    run.trim_log(method, "iteration", learner.iteration)  # rows a kill cut before their checkpoint
     if started and not stop():
         resuming(run.part(method), started, target)
     try:
