@@ -220,7 +220,8 @@ def test_complete_rows_finish_every_episode_started_within_the_budget():
     from maml_tf.rl.learner import mean_returns
     lengths = [[10, 20, 80], [10, 150], [100], [30]]
     out = _scripted({"row_steps": 200}, lengths)
-    assert out["rewards"].shape == (4, 1, 120)
+    assert out["rewards"].shape == (4, 1, 200)  # padded to the row length, one shape per call
+    assert np.flatnonzero(out["valid"].any(axis=(0, 1)))[-1] == 119
     np.testing.assert_allclose(mean_returns(out), [110 / 3, 55, 100, 30])
     for row in range(4):
         valid, ends, timesteps = (out[k][row, 0] for k in ("valid", "ends", "timesteps"))
@@ -245,7 +246,7 @@ def test_complete_sampling_through_the_learner_on_navigation():
     weights = _constant_policy_weights(learner.model, [[0.25, 0.0], [0.0, -0.25]], log_std=-2.0)
     out = learner.sample(tasks, seed=3, weights=weights, sampling="complete")
     steps = out["valid"].shape[-1]
-    assert 100 < steps < 200  # a row ran on to finish its episode
+    assert steps == 200 and 100 <= np.flatnonzero(out["valid"].any(axis=(0, 1)))[-1] < 199  # one ran on
     assert out["ends"].sum() > 2 * 6  # some rows hold several episodes
     for valid, ends, timesteps in zip(*(out[k].reshape(12, steps) for k in ("valid", "ends", "timesteps"))):
         last = np.flatnonzero(valid)[-1]

@@ -111,7 +111,8 @@ class Sampler:
         an environment that restarts on termination, as many as end within the horizon
         (the steps of the one the horizon cuts short are not valid, as rllab's sampler
         discarded unfinished paths), or, with rows longer than the horizon, the episodes
-        that start within it, each complete (T is then between the horizon and twice it).
+        that start within it, each complete (T is then the row length ``row_steps``, the
+        steps after all of them ended not valid: reward 0, the last observation repeated).
         """
         num_tasks = len(tasks)
         members = self.env.batch_size
@@ -141,9 +142,11 @@ class Sampler:
         else:
             episode = (_restarting_episodes if self.env.restart_on_termination else _padded_episodes)(
                 gather("discount"))
-        return {"observations": gather("observation"), "actions": gather("action"),
-                "final_observations": per_task(final.observation),
-                "rewards": gather("reward"), **episode, "tasks": list(tasks)}
+        samples = {"observations": gather("observation"), "actions": gather("action"),
+                   "rewards": gather("reward"), **episode}
+        if self.complete:  # one shape for every call (compiled functions are traced once)
+            samples = {k: _pad_steps(v, self.env.row_steps, edge=k == "observations") for k, v in samples.items()}
+        return {**samples, "final_observations": per_task(final.observation), "tasks": list(tasks)}
 
 
 def _padded_episodes(discounts):
@@ -185,6 +188,13 @@ def _episode_starts(discounts):
 def _running_since(discounts):
     """The step each member's running episode (the one its next step belongs to) started at, [B]."""
     return np.where(discounts[:, -1] == 0, discounts.shape[-1], _episode_starts(discounts)[:, -1])
+
+
+def _pad_steps(values, length, edge=False):
+    """``values`` [tasks, rows, T, ...] padded on the step axis to ``length``: with zeros, or
+    (``edge``) the last step repeated."""
+    widths = [(0, 0), (0, 0), (0, length - values.shape[2])] + [(0, 0)] * (values.ndim - 3)
+    return np.pad(values, widths, mode="edge" if edge else "constant")
 
 
 def _complete_episodes(discounts, budget):
