@@ -8,6 +8,7 @@ tf-agents ``BatchedPyEnvironment`` of one-robot environments, gymnasium's
     python benchmarks/bench_sampling.py                       # ~30 s
     python benchmarks/bench_sampling.py --cheetah-tasks 40 --cheetah-episodes 20   # paper batch
     python benchmarks/bench_sampling.py --out benchmarks/sampling.jsonl
+    python benchmarks/bench_sampling.py --rllab      # also cheetah-dir with rllab's options
     python benchmarks/bench_sampling.py --table benchmarks/sampling.jsonl  # README block
 
 Prints a table and one JSON line (appended to --out if given). An environment step is
@@ -58,12 +59,12 @@ def sampler_rate(env_name, tasks, episodes, seconds):
     return rate(lambda: sampler.sample(task_list, next(seeds)), tasks * episodes * env.horizon, seconds)
 
 
-def task_env_rate(env_name, members, seconds, per_member=False):
+def task_env_rate(env_name, members, seconds, per_member=False, **options):
     """The batched task environment stepped with uniform random actions, no policy.
 
     ``per_member``: instead, ``members`` one-robot environments in tf-agents'
     ``BatchedPyEnvironment`` (how the locomotion tasks were batched before they
-    stepped natively), for comparison.
+    stepped natively), for comparison. ``options``: the environment's (``env_options``).
     """
     from tf_agents.environments import batched_py_environment
 
@@ -76,7 +77,7 @@ def task_env_rate(env_name, members, seconds, per_member=False):
         env = batched_py_environment.BatchedPyEnvironment(singles, multithreading=False)
         env.horizon = singles[0].horizon
     else:
-        env = envs.make(env_name, batch_size=members)
+        env = envs.make(env_name, batch_size=members, **options)
         env.reset_task(env.sample_tasks(members, seed=0))
     spec = env.action_spec()
     rng = np.random.default_rng(0)
@@ -119,6 +120,16 @@ def mujoco_rate(robot, seconds, steps=1000):
     return rate(run, steps, seconds)
 
 
+def alternating_rates(env_name, members, seconds, variants, rounds=3):
+    """Median steps per second of each ``variants`` entry (name -> environment options),
+    measured in turn (A B A B ...) so that a load change hits both alike."""
+    rates = {name: [] for name in variants}
+    for _ in range(rounds):
+        for name, options in variants.items():
+            rates[name].append(task_env_rate(env_name, members, seconds, **options))
+    return {name: float(np.median(r)) for name, r in rates.items()}
+
+
 def write_table(jsonl, readme):
     """The recorded runs as one README table: a column of steps per second per run."""
     records = reporting.read_json_lines(jsonl)
@@ -141,6 +152,9 @@ def main():
     ap.add_argument("--nav-episodes", type=int, default=20, help="trajectories per task (paper 20)")
     ap.add_argument("--cheetah-tasks", type=int, default=2, help="cheetah tasks per sampler call (paper 40)")
     ap.add_argument("--cheetah-episodes", type=int, default=10, help="trajectories per task (paper 20)")
+    ap.add_argument("--rllab", action="store_true",
+                    help="also cheetah-dir's batched env.step with rllab's observation, centre-of-mass velocity "
+                         "and reset noise (the authors preset) beside the default, alternated 3 times")
     ap.add_argument("--out", default=None, help="append the JSON line to this file")
     ap.add_argument("--table", metavar="JSONL", help="write the recorded runs into --readme and exit")
     ap.add_argument("--readme", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "README.md"))
@@ -169,6 +183,14 @@ def main():
         ("cheetah-vel", f"mujoco.mj_step x {robot.frame_skip} on the same model (one env)",
          mujoco_rate(robot, a.seconds)),
     ]
+    if a.rllab:
+        from maml_tf import presets
+        rllab = dict(presets.LOCOMOTION["cheetah-dir"]["authors"].env_options)
+        medians = alternating_rates("cheetah-dir", cheetah_members, a.seconds, {"gymnasium": {}, "rllab": rllab})
+        rows += [("cheetah-dir", f"batched env.step, gymnasium's observation ({cheetah_members} members, "
+                                 "median of 3 alternated)", medians["gymnasium"]),
+                 ("cheetah-dir", f"batched env.step, rllab's observation, centre-of-mass velocity, reset noise "
+                                 f"({cheetah_members} members, median of 3 alternated)", medians["rllab"])]
     record = {"benchmark": "sampling", "rows": [{"env": e, "what": w, "steps_per_second": round(r, 1)}
                                                 for e, w, r in rows],
               "machine": reporting.machine(), "load_average": load, "command": reporting.command(),

@@ -20,7 +20,8 @@ from maml_tf.presets import PRECISIONS
 
 DATASETS = ("omniglot", "mini_imagenet")
 PRESETS_HELP = ("Budget and method (maml_tf/presets.py): paper | code (the authors' code's settings) | quick | "
-                "smoke; RL also has its own budgets.")
+                "smoke; RL also has its own budgets (navigation, cheetah-dir: authors, the authors' test or "
+                "environment too).")
 
 
 @click.group()
@@ -307,7 +308,8 @@ def reproduce_command(target):
     @click.pass_context
     def command(ctx, preset, setting, **options):
         with library_errors(ctx):
-            registry.check_preset_name(spec.experiments[0], preset)  # before any work
+            chosen = [s for s in setting if s in spec.experiments]  # fig5's --task: its own presets
+            registry.check_preset_name(chosen[0] if len(chosen) == 1 else spec.experiments[0], preset)  # before any work
             registry.runner(target)(target, preset=preset, setting=setting, echo=click.echo, **options)
 
     command = with_options(command, [

@@ -78,7 +78,8 @@ SINUSOID = {
 # default, so that an older run's record and a new one of the same setup are identical (an
 # absent field reads as its default, maml_tf.experiments.runs).
 ADDED_LATER = {"SinusoidPreset": ("activation", "first_order", "precision"),
-               "ClassificationPreset": ("activation", "precision")}
+               "ClassificationPreset": ("activation", "precision"),
+               "RLPreset": ("env_options", "eval_sampling", "eval_task_source")}
 
 
 def get(table, name):
@@ -198,6 +199,11 @@ def classification(table, setting, budget="paper"):
 
 
 # ----------------------------------------------------------------------------- RL
+# Where an RL meta-test's tasks come from: drawn from the preset's seed, or the authors'
+# test scripts' fixed ones (maml_rl; navigation and cheetah-dir).
+EVAL_TASK_SOURCES = ("seeded", "authors")
+
+
 @dataclasses.dataclass(frozen=True)
 class RLPreset:
     """Section 5.3 / Figures 4 and 5. Defaults are the paper's settings for 2D navigation.
@@ -209,6 +215,13 @@ class RLPreset:
     test tasks with the inner rule: step k has step size ``test_step_sizes[k]``, the
     last one repeated (``method_test_step_sizes``, pairs ``(method, sizes)``, gives some
     methods their own, as the authors' test scripts did).
+
+    ``env_options``, pairs ``(keyword, value)``, go to the environment of every method in
+    training and at test (e.g. the half-cheetah's ``observation="rllab"``,
+    maml_tf.rl.envs.locomotion). The meta-test samples as training does unless
+    ``eval_sampling`` names another of maml_tf.rl.learner.SAMPLING ("complete": every
+    started episode finished, the authors' test); its tasks are drawn from
+    ``10_000 + seed`` ("seeded") or are the authors' test scripts' ("authors").
     """
     name: str = "paper"
     env: str = "navigation"           # a name of maml_tf.rl.envs.ENVIRONMENTS
@@ -229,6 +242,14 @@ class RLPreset:
     test_step_sizes: tuple = (0.1, 0.05)
     method_test_step_sizes: tuple = ()
     seed: int = 0
+    env_options: tuple = ()
+    eval_sampling: str = None         # None: as in training
+    eval_task_source: str = "seeded"  # EVAL_TASK_SOURCES
+
+    def __post_init__(self):
+        if self.eval_task_source not in EVAL_TASK_SOURCES:
+            raise ValueError(f"eval_task_source must be one of {', '.join(EVAL_TASK_SOURCES)}, "
+                             f"got {self.eval_task_source!r}.")
 
     def step_sizes(self, method):
         """The meta-test step sizes of ``method``."""
@@ -241,20 +262,27 @@ def _rl_budgets(paper, **budgets):
                                for name, changes in budgets.items()}}
 
 
+# The authors' navigation code, where it departs from the paper's text (Appendix A.2:
+# alpha 0.1 in all RL experiments): maml_rl's maml_trpo_point.py meta-trains with
+# fast_learning_rate 0.5 (the evaluated run's directory reads "flr_0.5", "mbs20") and
+# test_maml_point.py fine-tunes every method with 0.5, then 0.25. Its TRPO (MAML's
+# and the baselines') takes Hessian-vector products by rllab's float32 finite
+# differences, the ConjugateGradientOptimizer's default, not exactly. Its sampler
+# filled a budget of 20 (40 at test) x 100 steps per goal with episodes, restarting
+# one as soon as it reached the goal.
+_NAVIGATION_CODE = dict(inner_lr=0.5, test_step_sizes=(0.5, 0.25), hvp="finite_difference", sampling="steps")
 # Smaller budgets change only the amount of sampling and training, never the method;
-# "code" is the one exception, named for what it is.
+# "code" and "authors" are the exceptions, named for what they are.
 NAVIGATION = _rl_budgets(
     # Section 5.3: "adaptation to a new task with up to 4 gradient updates, each with 40 samples".
     RLPreset(eval_episodes_per_task=40),
-    # The authors' navigation code, where it departs from the paper's text (Appendix A.2:
-    # alpha 0.1 in all RL experiments): maml_rl's maml_trpo_point.py meta-trains with
-    # fast_learning_rate 0.5 (the evaluated run's directory reads "flr_0.5", "mbs20") and
-    # test_maml_point.py fine-tunes every method with 0.5, then 0.25. Its TRPO (MAML's
-    # and the baselines') takes Hessian-vector products by rllab's float32 finite
-    # differences, the ConjugateGradientOptimizer's default, not exactly. Its sampler
-    # filled a budget of 20 (40 at test) x 100 steps per goal with episodes, restarting
-    # one as soon as it reached the goal.
-    code=dict(inner_lr=0.5, test_step_sizes=(0.5, 0.25), hvp="finite_difference", sampling="steps"),
+    code=_NAVIGATION_CODE,
+    # The code preset's training, meta-tested as test_maml_point.py did: its 40 goals
+    # (np.random.seed(1)), whole episodes only (rllab's sampler finished every episode it
+    # started within the 4000 steps per goal, where ours drops each row's unfinished
+    # last one), returns averaged over them. Training is the code preset's, so its run
+    # directory may be evaluated with this preset.
+    authors=dict(_NAVIGATION_CODE, eval_sampling="complete", eval_task_source="authors"),
     # A tenth of the meta-iterations, half the tasks per meta-batch.
     quick=dict(iterations=50, meta_batch_size=10),
     # For tests: seconds.
@@ -283,9 +311,23 @@ _LOCOMOTION_CODE = {
     "ant-dir": dict(iterations=575, episodes_per_task=40, eval_episodes_per_task=40, method_test_step_sizes=(
         ("maml", (0.1, 0.001)), ("pretrained", (0.2, 0.002)), ("random", (1.0, 0.01)))),
 }
+# The authors' environment where ours departs from it in what the policy and the baseline
+# see (docs/research/fig5_authors_setup.md, section 2, items 1, 3, 5): maml_rl's cheetah
+# observes the robot's centre of mass (its x: where the robot is), is rewarded for the
+# centre of mass's velocity, and starts from rllab's reset noise; the run is the code
+# preset's, meta-tested on the authors' test directions (18 forward, 22 backward).
+_LOCOMOTION_AUTHORS = {
+    "cheetah-dir": dict(env_options=(("observation", "rllab"), ("velocity", "com"), ("reset_noise", "rllab")),
+                        eval_task_source="authors"),
+}
+def _locomotion_code(env):
+    return dict(hvp="finite_difference", sampling="steps", **_LOCOMOTION_CODE[env])
+
+
 LOCOMOTION = {env: _rl_budgets(
     RLPreset(env=env, meta_batch_size=40),
-    code=dict(hvp="finite_difference", sampling="steps", **_LOCOMOTION_CODE[env]),
+    code=_locomotion_code(env),
+    **({"authors": dict(_locomotion_code(env), **_LOCOMOTION_AUTHORS[env])} if env in _LOCOMOTION_AUTHORS else {}),
     quick=dict(iterations=50, meta_batch_size=10, episodes_per_task=10, eval_tasks=20,
                eval_episodes_per_task=10),
     smoke=dict(iterations=2, meta_batch_size=2, episodes_per_task=2, eval_tasks=2,

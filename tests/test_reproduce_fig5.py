@@ -42,10 +42,22 @@ def test_smoke_run_writes_metrics_table_and_png(tmp_path):
     (["--task", "ant-vel", "--preset", "tiny"], "Invalid value for '--preset'"),
     (["--task", "ant-vel", "--time-limit", "soon"], "Invalid value for '--time-limit'"),
     (["--task", "ant-vel", "--until", "1.5"], "Invalid value for '--until'"),
+    (["--task", "ant-dir", "--preset", "authors"], "'authors' is not a preset of ant-dir"),
 ])
 def test_bad_options_are_click_errors(args, message):
     result = CliRunner().invoke(load_reproduce_script("fig5_locomotion").main, args)
     assert result.exit_code == 2 and message in result.output
+
+
+def test_a_preset_of_one_task_only_is_accepted_for_that_task(monkeypatch):
+    """``--preset authors`` exists for cheetah-dir alone: checked against the chosen task."""
+    from maml_tf.experiments import registry
+    calls = []
+    monkeypatch.setattr(registry, "runner", lambda target: lambda *a, **kw: calls.append((target, kw)))
+    result = CliRunner().invoke(load_reproduce_script("fig5_locomotion").main,
+                                ["--task", "cheetah-dir", "--preset", "authors"])
+    assert result.exit_code == 0, result.output
+    assert calls and calls[0][1]["preset"] == "authors" and calls[0][1]["setting"] == ("cheetah-dir",)
 
 
 def test_step_sizes_are_named_per_method_only_when_they_differ():

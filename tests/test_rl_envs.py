@@ -449,3 +449,115 @@ def test_a_fallen_ant_restarts_and_the_others_run_on(name):
     scale = restarting.robot._reset_noise_scale
     assert np.all(np.abs(restarting._data[1].qpos - start) <= scale)
     np.testing.assert_array_equal(restarting.step(action).discount, [1.0, 1.0])
+
+
+# ----------------------------------------------------------------------------- rllab's cheetah (issue 32)
+RLLAB = dict(observation="rllab", velocity="com", reset_noise="rllab")
+
+
+def _fresh_centre_of_mass(env, member=0):
+    """The torso subtree's centre of mass and its velocity, recomputed from scratch on a
+    copy of the member's state (mj_forward, then mj_subtreeVel)."""
+    data = mujoco.MjData(env.model)
+    data.qpos[:], data.qvel[:] = env._data[member].qpos, env._data[member].qvel
+    mujoco.mj_forward(env.model, data)
+    mujoco.mj_subtreeVel(env.model, data)
+    torso = env.model.body("torso").id
+    return data.subtree_com[torso].copy(), data.subtree_linvel[torso].copy()
+
+
+def test_rllab_cheetah_observes_qpos_qvel_and_the_current_centre_of_mass(rng):
+    env = with_task(HalfCheetahDir(seed=0, **RLLAB))
+    assert env.observation_spec().shape == (20,)
+    assert with_task(HalfCheetahDir(oracle=True, **RLLAB)).observation_spec().shape == (21,)
+    observation = env.reset().observation
+    for _ in range(5):
+        observation = env.step(rng.uniform(-1, 1, 6).astype(np.float32)).observation
+    data = env._data[0]
+    np.testing.assert_allclose(observation[:8], data.qpos[1:], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(observation[8:17], data.qvel, rtol=1e-6, atol=1e-6)
+    # the centre of mass of the state the step reached, not the one mj_step computed before integrating
+    np.testing.assert_allclose(observation[17:], _fresh_centre_of_mass(env)[0], rtol=1e-6, atol=1e-6)
+
+
+def test_rllab_cheetah_centre_of_mass_x_tracks_the_robots_displacement():
+    """Moving the robot along x moves the observed centre of mass by as much, and a
+    running start carries both as far (within the gait's sway of the body)."""
+    env = with_task(HalfCheetahDir(seed=0, **RLLAB))
+    env.reset()
+    qpos, qvel = env._data[0].qpos.copy(), np.zeros(9)
+    env.robot.set_state(qpos, qvel)
+    offset = env._observe()[17] - qpos[0]
+    qpos[0] += 2.5
+    env.robot.set_state(qpos, qvel)
+    np.testing.assert_allclose(env._observe()[17] - qpos[0], offset, atol=1e-6)  # float32
+    qvel[0] = 3.0
+    env.robot.set_state(qpos, qvel)
+    com_before, root_before = env._observe()[17], env._data[0].qpos[0]
+    for _ in range(50):
+        observation = env.step(np.zeros(6, np.float32)).observation
+    root_moved, com_moved = env._data[0].qpos[0] - root_before, observation[17] - com_before
+    assert root_moved > 0.5
+    assert abs(com_moved - root_moved) < 0.1 * root_moved
+
+
+@pytest.mark.parametrize("direction", [1.0, -1.0])
+def test_com_velocity_reward_is_direction_times_the_centre_of_mass_velocity(direction, rng):
+    """reward + control cost = d v, v the torso subtree's centre-of-mass x velocity after
+    the step (rllab's get_body_comvel): equal to MuJoCo's from scratch, and within a loose
+    tolerance of the centre of mass's displacement over the step / dt."""
+    env = HalfCheetahDir(seed=1, **RLLAB)
+    env.reset_task({"direction": direction})
+    env.reset()
+    for _ in range(30):  # get the robot moving
+        env.step(rng.uniform(-1, 1, 6).astype(np.float32))
+    for _ in range(20):
+        action = rng.uniform(-1, 1, 6)
+        before = _fresh_centre_of_mass(env)[0][0]
+        reward = float(env.step(action.astype(np.float32)).reward)
+        com, velocity = _fresh_centre_of_mass(env)
+        speed = (reward + 0.05 * np.sum(action ** 2)) / direction
+        np.testing.assert_allclose(speed, velocity[0], rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(speed, (com[0] - before) / env.dt, rtol=0.2, atol=0.1)
+
+
+def test_rllab_reset_noise_is_gaussian_with_rllabs_scales():
+    """qpos + 0.01 N(0, 1), qvel + 0.1 N(0, 1) (rllab); gymnasium's qpos noise is U(-0.1, 0.1)."""
+    members = 400
+    rllab = with_task(HalfCheetahDir(batch_size=members, seed=0, reset_noise="rllab"))
+    rllab.reset()
+    init = rllab.robot.init_qpos
+    qpos, qvel = rllab._state("qpos") - init, rllab._state("qvel")
+    n = qpos.size
+    assert abs(qpos.mean()) < 4 * 0.01 / np.sqrt(n) and abs(qvel.mean()) < 4 * 0.1 / np.sqrt(qvel.size)
+    np.testing.assert_allclose([qpos.std(), qvel.std()], [0.01, 0.1], rtol=0.05)
+    kurtosis = np.mean(qpos ** 4) / np.mean(qpos ** 2) ** 2
+    assert 2.6 < kurtosis < 3.4  # a normal's 3 (a uniform's would be 1.8)
+    gymnasium = with_task(HalfCheetahDir(batch_size=members, seed=0))
+    gymnasium.reset()
+    noise = gymnasium._state("qpos") - init
+    assert np.abs(noise).max() <= 0.1 and noise.std() > 0.05
+
+
+def test_rllab_options_are_checked_by_name():
+    with pytest.raises(ValueError, match="observation must be one of gymnasium for AntDir, got 'rllab'"):
+        AntDir(observation="rllab")
+    with pytest.raises(ValueError, match="velocity must be one of root, com for HalfCheetahVel, got 'torso'"):
+        HalfCheetahVel(velocity="torso")
+    with pytest.raises(ValueError, match="reset_noise must be one of gymnasium, rllab"):
+        make("cheetah-dir", reset_noise="uniform")
+    with pytest.raises(ValueError, match="row_steps must be at least the horizon"):
+        Navigation2D(batch_size=2, row_steps=50, restart_on_termination=True)
+
+
+def test_authors_test_tasks_are_their_scripts():
+    """test_maml_point.py / test_maml_cheetah_direc.py: np.random.seed(1), then the draw."""
+    np.random.seed(1)
+    goals = np.random.uniform(-0.5, 0.5, (40, 2))
+    np.testing.assert_array_equal(np.stack([t["goal"] for t in Navigation2D().authors_test_tasks(40)]), goals)
+    directions = [t["direction"] for t in HalfCheetahDir().authors_test_tasks(40)]
+    np.random.seed(1)
+    assert directions == [-1.0 if u < 1 else 1.0 for u in np.random.uniform(0, 2, 40)]
+    assert directions.count(1.0) == 18
+    with pytest.raises(NotImplementedError, match="HalfCheetahVel has no test tasks of the authors"):
+        HalfCheetahVel().authors_test_tasks(3)

@@ -175,3 +175,92 @@ def test_a_drawn_path_ends_where_the_first_episode_ended():
                      final_observations=np.array([2.0, 10.0]).reshape(2, 1, 1))
     np.testing.assert_array_equal(rl._first_episode(restarted, restarts=True)[..., 0],
                                   [[0, 1, 2, 2, 2, 2], [5, 6, 7, 8, 9, 9]])
+
+
+# ----------------------------------------------------------------------------- the authors' setup (issue 32)
+RLLAB_OPTIONS = (("observation", "rllab"), ("velocity", "com"), ("reset_noise", "rllab"))
+
+
+@pytest.mark.parametrize("env, table, changes", [
+    ("cheetah-dir", presets.LOCOMOTION["cheetah-dir"], {"env_options": RLLAB_OPTIONS, "eval_task_source": "authors"}),
+    ("navigation", presets.NAVIGATION, {"eval_sampling": "complete", "eval_task_source": "authors"})])
+def test_the_authors_preset_is_the_code_preset_with_the_authors_environment_or_test(env, table, changes):
+    from maml_tf.experiments import registry
+    code, authors = (dataclasses.asdict(registry.preset(env, n)) for n in ("code", "authors"))
+    assert {k: authors[k] for k in code if code[k] != authors[k]} == {"name": "authors", **changes}
+    assert registry.result_name(env, "authors") == f"{registry.EXPERIMENTS[env].result_name}_authors"
+    assert registry.default_run_dir(env, "authors").endswith(os.path.join("authors"))
+    with pytest.raises(registry.UsageProblem, match="'authors' is not a preset of ant-dir"):
+        registry.preset("ant-dir", "authors")
+    with pytest.raises(ValueError, match="eval_task_source must be one of seeded, authors, got 'paper'"):
+        dataclasses.replace(table["code"], eval_task_source="paper")
+
+
+def test_runs_recorded_before_the_authors_options_read_as_before(tmp_path):
+    """A record written before env_options / eval_sampling / eval_task_source existed (the
+    committed code runs) is the same preset; the new fields stay out of records at their
+    defaults; an evaluation-only change (the navigation authors preset) may reuse a code run
+    directory, an environment change (cheetah-dir authors) may not."""
+    from maml_tf.experiments.runs import preset_of, record_of
+    for env, table in (("cheetah-dir", presets.LOCOMOTION["cheetah-dir"]), ("navigation", presets.NAVIGATION)):
+        code = table["code"]
+        record = record_of(env, code)
+        assert not {"env_options", "eval_sampling", "eval_task_source"} & set(record["hyperparameters"])
+        assert preset_of(record) == code
+        run = RunDirectory(tmp_path / env)
+        run.start(env, code, rl.FREE_FIELDS)
+        if env == "navigation":
+            run.check(env, table["authors"], rl.FREE_FIELDS)
+        else:
+            with pytest.raises(RunDirectoryMismatch, match=r"env_options: \[\] there"):
+                run.check(env, table["authors"], rl.FREE_FIELDS)
+    authors = record_of("cheetah-dir", presets.LOCOMOTION["cheetah-dir"]["authors"])
+    assert preset_of(authors) == presets.LOCOMOTION["cheetah-dir"]["authors"]
+
+
+def test_authors_test_tasks_and_per_direction_returns():
+    nav = dataclasses.replace(SMOKE, eval_task_source="authors")
+    np.random.seed(1)
+    np.testing.assert_array_equal([t["goal"] for t in rl.test_tasks(nav)], np.random.uniform(-0.5, 0.5, (3, 2)))
+    tasks = [{"direction": d} for d in (1.0, -1.0, 1.0)]
+    assert rl.per_direction(tasks, [[1.0, 2.0], [5.0, 6.0], [3.0, 4.0]]) == {
+        "forward": {"tasks": 2, "mean": [2.0, 3.0]}, "backward": {"tasks": 1, "mean": [5.0, 6.0]}}
+    assert rl.per_direction([{"goal": (0, 0)}], [[1.0]]) is None
+
+
+@pytest.mark.slow
+def test_a_two_iteration_run_of_the_cheetah_authors_preset_writes_its_run_directory(tmp_path):
+    """The authors preset at a smoke-sized batch: MAML's policy sees rllab's 20 numbers, the
+    run directory records the environment options, the rows give per-direction returns."""
+    from maml_tf.experiments import registry
+    from maml_tf.report import tables
+    run = registry.create("cheetah-dir", "authors", run_dir=tmp_path, methods=["maml"], iterations=2,
+                          meta_batch_size=2, episodes_per_task=2, eval_tasks=3, eval_episodes_per_task=2,
+                          eval_inner_steps=1)
+    progress = run.train()
+    assert progress.iterations == {"maml": 2}
+    record = RunDirectory(tmp_path).record()
+    assert record["preset"] == "authors"
+    assert record["hyperparameters"]["env_options"] == [list(pair) for pair in RLLAB_OPTIONS]
+    learner = run.learners()["maml"]
+    assert learner.model.input_shape[-1] == 20 and learner.env_kwargs == dict(RLLAB_OPTIONS)
+    doc = run.document(run.evaluate())
+    (row,) = doc["rows"]
+    assert row["per_direction"]["forward"]["tasks"] + row["per_direction"]["backward"]["tasks"] == 3
+    assert row["per_direction"]["backward"]["tasks"] == 2  # the authors' first three directions: -, +, -
+    assert "observation rllab (20 numbers), velocity com, reset noise rllab" in doc["environment"]
+    page = tables.markdown(doc)
+    assert "Per direction" in page and "the test tasks are the authors' test script's" in page
+
+
+def test_scoring_a_finished_run_with_another_meta_test_leaves_its_record(tmp_path):
+    """``--preset authors`` on navigation's code run directory trains nothing and must not
+    rewrite the run's record (the committed checkpoints stay as they are)."""
+    rl.train(SMOKE, "pretrained", tmp_path)
+    before = (tmp_path / "run.json").read_text()
+    authors = dataclasses.replace(SMOKE, name="authors", eval_sampling="complete", eval_task_source="authors")
+    assert rl.train(authors, "pretrained", tmp_path).iteration == SMOKE.iterations
+    assert (tmp_path / "run.json").read_text() == before
+    more = dataclasses.replace(SMOKE, iterations=SMOKE.iterations + 1)
+    rl.train(more, "pretrained", tmp_path)  # a longer budget trains on and records it
+    assert RunDirectory(tmp_path).record()["hyperparameters"]["iterations"] == SMOKE.iterations + 1

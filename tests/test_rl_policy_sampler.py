@@ -162,3 +162,97 @@ def test_a_step_budget_row_holds_the_episodes_that_end_within_it():
     np.testing.assert_allclose(returns[0], -np.hypot(0.2, 0.2) - np.hypot(0.1, 0.1), atol=1e-5)
     np.testing.assert_allclose(returns[1:], out["rewards"][1:, 0].sum(axis=-1), rtol=1e-6)
     assert env_steps(out) == 2 * 99 + 4 * 100
+
+
+# ----------------------------------------------------------------------------- the authors' test protocol
+class ScriptedLengths(envs.TaskEnvironment):
+    """Episodes of scripted lengths (a task's ``lengths``, then the last repeated), reward 1
+    per step, so an episode's return is its length; the horizon caps an episode at 100."""
+
+    horizon = 100
+
+    def __init__(self, batch_size, **kwargs):
+        from tf_agents.specs import array_spec
+        super().__init__(batch_size, **kwargs)
+        self._obs_spec = array_spec.ArraySpec((1,), np.float32)
+        self._act_spec = array_spec.BoundedArraySpec((1,), np.float32, -1.0, 1.0)
+
+    def observation_spec(self):
+        return self._obs_spec
+
+    def action_spec(self):
+        return self._act_spec
+
+    def seed(self, seed):
+        pass
+
+    def _start(self):
+        self._episode = np.zeros(self.batch_size, int)
+        self._length = np.zeros(self.batch_size, int)
+        return np.zeros((self.batch_size, 1))
+
+    def _restart(self, members):
+        self._episode[members] += 1
+        self._length[members] = 0
+        return np.zeros((self.batch_size, 1))
+
+    def _advance(self, action):
+        self._length += 1
+        return np.zeros((self.batch_size, 1)), np.ones(self.batch_size)
+
+    def _terminal(self):
+        lengths = [t["lengths"][min(e, len(t["lengths"]) - 1)] for t, e in zip(self.task, self._episode)]
+        return self._length >= np.array(lengths)
+
+
+def _scripted(sampling_rows, lengths):
+    env = ScriptedLengths(len(lengths), restart_on_termination=True, **sampling_rows)
+    sampler = Sampler(env, gaussian_mlp_policy(1, 1, hidden=(4,)))
+    return sampler.sample([{"lengths": row} for row in lengths], seed=0)
+
+
+def test_complete_rows_finish_every_episode_started_within_the_budget():
+    """Lengths 10, 20, 80: the third starts at 30 and ends at 110; 150 is cut at the
+    horizon (100 steps of its own); episodes of 30 start at 0, 30, 60, 90, the last ending
+    at 120, so the rows run 120 steps; episodes starting after the budget of 100 are not
+    counted. Every one counted is whole, and the estimator is the
+    plain mean of their returns (here their lengths): rllab's AverageReturn."""
+    from maml_tf.rl.learner import mean_returns
+    lengths = [[10, 20, 80], [10, 150], [100], [30]]
+    out = _scripted({"row_steps": 200}, lengths)
+    assert out["rewards"].shape == (4, 1, 200)  # padded to the row length, one shape per call
+    assert np.flatnonzero(out["valid"].any(axis=(0, 1)))[-1] == 119
+    np.testing.assert_allclose(mean_returns(out), [110 / 3, 55, 100, 30])
+    for row in range(4):
+        valid, ends, timesteps = (out[k][row, 0] for k in ("valid", "ends", "timesteps"))
+        last = np.flatnonzero(valid)[-1]
+        assert ends[last] == 1 and valid[last + 1:].sum() == 0  # the last counted episode is whole
+        starts = np.flatnonzero(timesteps == 0)
+        assert ends.sum() == np.sum(starts < 100)  # every episode started within the budget, counted
+    # rllab's training sampler, rows of the horizon: each row's unfinished episode dropped
+    rows = _scripted({}, lengths)
+    np.testing.assert_allclose(mean_returns(rows), [15, 10, 100, 30])
+
+
+def test_complete_sampling_through_the_learner_on_navigation():
+    """A tiny noisy policy heading for goals it reaches after a varying number of steps: the
+    learner's "complete" rows hold whole episodes only, every episode started within the
+    horizon's budget."""
+    from maml_tf.rl.learner import PolicyLearner, mean_returns
+    keras.utils.set_random_seed(0)
+    learner = PolicyLearner(gaussian_mlp_policy(2, 2, hidden=(8,)), "navigation", episodes_per_task=6,
+                            sampling="steps")
+    tasks = [{"goal": np.array([0.05, 0.0])}, {"goal": np.array([0.0, -0.05])}]
+    weights = _constant_policy_weights(learner.model, [[0.25, 0.0], [0.0, -0.25]], log_std=-2.0)
+    out = learner.sample(tasks, seed=3, weights=weights, sampling="complete")
+    steps = out["valid"].shape[-1]
+    assert steps == 200 and 100 <= np.flatnonzero(out["valid"].any(axis=(0, 1)))[-1] < 199  # one ran on
+    assert out["ends"].sum() > 2 * 6  # some rows hold several episodes
+    for valid, ends, timesteps in zip(*(out[k].reshape(12, steps) for k in ("valid", "ends", "timesteps"))):
+        last = np.flatnonzero(valid)[-1]
+        assert ends[last] == 1 and valid[last + 1:].sum() == 0
+        assert ends.sum() == np.sum(np.flatnonzero(timesteps == 0) < 100)
+        assert timesteps.max() < 100
+    np.testing.assert_allclose(mean_returns(out), (out["rewards"] * out["valid"]).sum(axis=(1, 2))
+                               / out["ends"].sum(axis=(1, 2)))
+    assert learner.sample(tasks, seed=3)["valid"].shape[-1] == 100  # the learner's own sampling unchanged

@@ -31,7 +31,7 @@ TRAINED = ("maml", "pretrained", "oracle")
 LOG_FIELDS = ("iteration", "return", "pre_update_return", "kl", "accepted", "seconds")
 # Preset fields a checkpoint directory may change between runs: the budget and the meta-test.
 FREE_FIELDS = ("name", "iterations", "eval_tasks", "eval_episodes_per_task", "eval_inner_steps",
-               "test_step_sizes", "method_test_step_sizes")
+               "test_step_sizes", "method_test_step_sizes", "eval_sampling", "eval_task_source")
 
 
 def build(preset, method):
@@ -40,7 +40,7 @@ def build(preset, method):
     same training tasks and action noise."""
     if method not in METHODS:
         raise ValueError(f"Unknown method {method!r}; choose from {METHODS}.")
-    env_kwargs = {"oracle": True} if method == "oracle" else {}
+    env_kwargs = {**dict(preset.env_options), **({"oracle": True} if method == "oracle" else {})}
     probe = envs.make(preset.env, **env_kwargs)
     observation_dim, action_dim = probe.observation_spec().shape[0], probe.action_spec().shape[0]
     probe.close()
@@ -97,16 +97,21 @@ def train(preset, method, checkpoint_dir, deadline=None, callback=None, until=No
     iteration boundary, once ``deadline`` (a :class:`~maml_tf.experiments.base.Deadline`)
     has passed. ``callback(stats)``
     after each iteration. Returns the learner; ``learner.iteration`` tells how far it got.
+    A recorded run with nothing left to train is left as it is (its record unchanged).
     """
     learner = load(preset, method, checkpoint_dir)
     if method not in TRAINED:
         return learner
     run = run_directory(checkpoint_dir)
-    run.start(preset.env, preset, FREE_FIELDS, parts=(method,))
-    run.trim_log(method, "iteration", learner.iteration)  # rows a kill cut before their checkpoint
     target = preset.iterations if until is None else min(int(until), preset.iterations)
     started = saved = learner.iteration
     stop = lambda: learner.iteration >= target or (deadline is not None and deadline.passed())  # noqa: E731
+    if stop() and run.record() is not None:
+        # Nothing to train: the record stays the training run's (e.g. a finished run scored
+        # with another meta-test, as --preset authors scores navigation's code run).
+        return learner
+    run.start(preset.env, preset, FREE_FIELDS, parts=(method,))
+    run.trim_log(method, "iteration", learner.iteration)  # rows a kill cut before their checkpoint
     if started and not stop():
         resuming(run.part(method), started, target)
     try:
@@ -146,8 +151,11 @@ def training_curve(checkpoint_dir, method):
 
 
 def test_tasks(preset):
-    """The fixed meta-test tasks, the same for every method."""
+    """The fixed meta-test tasks, the same for every method: drawn from ``10_000 + seed``,
+    or the authors' test scripts' (``preset.eval_task_source``)."""
     with envs.make(preset.env) as env:
+        if preset.eval_task_source == "authors":
+            return env.authors_test_tasks(preset.eval_tasks)
         return env.sample_tasks(preset.eval_tasks, seed=10_000 + preset.seed)
 
 
@@ -164,9 +172,21 @@ def meta_test(preset, learner, tasks, step_sizes):
     over tasks."""
     per_task = learner.meta_test(tasks, steps=preset.eval_inner_steps,
                                  episodes_per_task=preset.eval_episodes_per_task,
-                                 step_sizes=step_sizes, seed=preset.seed)
+                                 step_sizes=step_sizes, seed=preset.seed, sampling=preset.eval_sampling)
     mean, ci = mean_ci95(per_task)
     return {"mean": mean.tolist(), "ci95": ci.tolist(), "per_task": per_task.tolist()}
+
+
+def per_direction(tasks, per_task):
+    """Mean return after 0..k steps over the forward (direction +1) and the backward (-1)
+    test tasks, ``{"forward": {"tasks": n, "mean": [...]}, "backward": ...}``; None for
+    tasks without a direction."""
+    if not tasks or "direction" not in tasks[0]:
+        return None
+    directions, per_task = np.array([t["direction"] for t in tasks]), np.asarray(per_task)
+    return {name: {"tasks": int(np.sum(directions == d)),
+                   "mean": per_task[directions == d].mean(axis=0).tolist() if np.any(directions == d) else None}
+            for name, d in (("forward", 1.0), ("backward", -1.0))}
 
 
 def paths(preset, learner, tasks, step_sizes, seed=0):
@@ -174,11 +194,12 @@ def paths(preset, learner, tasks, step_sizes, seed=0):
     steps of ``step_sizes``: ``{"pre": [tasks, T + 1, obs], "post": [tasks, T + 1, obs]}``
     (see :func:`_first_episode`; Figure 4's picture: in navigation the observation is
     the position)."""
-    pre = learner.sample(tasks, seed, episodes_per_task=1)
+    sampling = preset.eval_sampling or learner.sampling
+    pre = learner.sample(tasks, seed, episodes_per_task=1, sampling=sampling)
     weights, _ = learner.adapt(tasks, preset.eval_inner_steps, step_sizes,
-                               preset.eval_episodes_per_task, seed)
-    post = learner.sample(tasks, seed, weights, episodes_per_task=1)
-    restarts = learner.sampling == "steps"
+                               preset.eval_episodes_per_task, seed, sampling=sampling)
+    post = learner.sample(tasks, seed, weights, episodes_per_task=1, sampling=sampling)
+    restarts = sampling != "episodes"
     return {"pre": _first_episode(pre, restarts), "post": _first_episode(post, restarts)}
 
 
@@ -196,16 +217,19 @@ def _first_episode(samples, restarts=False):
     return np.take_along_axis(states, steps[..., None], axis=1)
 
 
-def environment_note(env):
-    """Which simulation a result used (the paper's returns come from rllab's models)."""
+def environment_note(env, options=()):
+    """Which simulation a result used (the paper's returns come from rllab's models);
+    ``options``: the preset's ``env_options``."""
     if env == "navigation":
         return ("2D point navigation (NumPy, as maml_rl's point_env_randgoal: an episode ends within 0.01 "
                 "of the goal or at the horizon)")
-    robot = envs.make(env)
+    robot = envs.make(env, **dict(options))
     try:
         return (f"gymnasium {type(robot.robot).__name__} v5 on MuJoCo, frame_skip "
-                f"{robot.robot.frame_skip} (dt {robot.dt:g} s), horizon {robot.horizon}; "
-                "rllab's models in the paper: returns not comparable one to one")
+                f"{robot.robot.frame_skip} (dt {robot.dt:g} s), horizon {robot.horizon}"
+                + (f", observation {robot.observation} ({robot.observation_spec().shape[0]} numbers), "
+                   f"velocity {robot.velocity}, reset noise {robot.reset_noise}" if options else "")
+                + "; rllab's models in the paper: returns not comparable one to one")
     finally:
         robot.close()
 
@@ -254,18 +278,21 @@ class RLExperiment(base.Experiment):
             log.info("meta-test %s: %d tasks (%d of %d methods)", method, self.preset.eval_tasks, number, len(learners))
             trained = method in TRAINED
             sizes = list(self.preset.step_sizes(method))
+            result = meta_test(self.preset, learner, tasks, sizes)
+            directions = per_direction(tasks, result["per_task"])
             rows.append(records.rl(
                 self.result_name, self.preset, self.paper_preset, method,
-                meta_test(self.preset, learner, tasks, sizes), sizes,
+                result, sizes,
                 learner.iteration if trained else None, learner.env_steps, round(learner.seconds, 1),
                 training_curve(self.run_dir, method) if trained else (),
-                reporting.training_history(self.run_dir, method) if trained else None))
+                reporting.training_history(self.run_dir, method) if trained else None,
+                **({"per_direction": directions} if directions else {})))
         self.eval_seconds = round(time.time() - started, 1)
         return rows
 
     def shared(self):
         from maml_tf.report import records
-        return {"environment": environment_note(self.preset.env),
+        return {"environment": environment_note(self.preset.env, self.preset.env_options),
                 "eval_seconds": getattr(self, "eval_seconds", None),
                 "paper_budget": {k: getattr(self.paper_preset, k) for k in records.RL_BUDGET_FIELDS}}
 

@@ -217,6 +217,10 @@ def rl(doc):
         + ("trajectories counted as a budget of steps per task (trajectories x horizon), an episode that "
            "ends early restarting within it, returns averaged over complete episodes (rllab's sampler); "
            if s.get("sampling") == "steps" else "")
+        + ("at test every episode started within that budget runs to its end and none is dropped "
+           "(the authors' test sampler); " if s.get("eval_sampling") == "complete" else "")
+        + ("the test tasks are the authors' test script's (maml_rl, np.random.seed(1)); "
+           if s.get("eval_task_source") == "authors" else "")
         + "mean ± 95% CI over tasks. "
         "Bold: fewer iterations than the preset's (unfinished: the same command resumes) or a "
         "budget smaller than the paper's.  ",
@@ -238,11 +242,28 @@ def rl(doc):
             iterations = f"**{iterations}, {status}**"
         lines.append(f"| {r['method']} | " + " | ".join(cells) + f" | {paper_values(r)}"
                      + (f" ({note})" if note else "") + f" | {iterations} | {r['budget']['env_steps']:,} |")
+    lines += per_direction(rows, steps)
     recorded = [r for r in rows if r["training_history"] is not None]
     if recorded:  # results written before the history was kept have none
         lines += ["", "Training runs behind each checkpoint (the command above evaluated them all):"]
         for r in recorded:
             lines += ["", f"{r['method']}:", ""] + history(r)
+    return lines
+
+
+def per_direction(rows, steps):
+    """The mean return over the forward and over the backward test tasks (direction tasks;
+    results written before rows kept them have none)."""
+    kept = [r for r in rows if r.get("per_direction")]
+    if not kept:
+        return []
+    lines = ["", "Per direction (mean return over the test tasks of each direction):", "",
+             "| method | direction | tasks | " + " | ".join(f"{k} step{'s' if k != 1 else ''}" for k in range(steps))
+             + " |", "|---|---|---|" + "---|" * steps]
+    for r in kept:
+        for name, part in r["per_direction"].items():
+            cells = ["—"] * steps if part["mean"] is None else [f"{v:.1f}" for v in part["mean"]]
+            lines.append(f"| {r['method']} | {name} | {part['tasks']} | " + " | ".join(cells) + " |")
     return lines
 
 

@@ -28,9 +28,11 @@ from maml_tf.rl.trpo import finite_difference_hessian_vector_product, kl_hessian
 # "finite_difference" (the authors' code: rllab's FiniteDifferenceHvp in float32).
 HVP_METHODS = ("exact", "finite_difference")
 # What a task's batch holds: "episodes", a fixed number of episodes (the paper's count of
-# trajectories), or "steps", a budget of episodes x horizon steps that episodes ending
-# early leave to new ones (the authors' code: rllab's sampler).
-SAMPLING = ("episodes", "steps")
+# trajectories); "steps", a budget of episodes x horizon steps that episodes ending
+# early leave to new ones, the one a row's end cuts short dropped (the authors' code:
+# rllab's sampler); or "complete", the same budget with every episode started within it
+# run to its end (the authors' test: rllab's whole paths, averaged with none dropped).
+SAMPLING = ("episodes", "steps", "complete")
 
 
 class PolicyLearner:
@@ -48,9 +50,10 @@ class PolicyLearner:
         first_order: treat the inner gradient as a constant where it is differentiated.
         gamma, gae_lambda: discount (0.99) and GAE lambda (1: returns minus baseline).
         seed: tasks and action noise of training iteration k are a function of (seed, k).
-        sampling: one of ``SAMPLING``: in training and at test, "steps" restarts an
-            episode that ends early (the navigation goal reached, the ant fallen) in
-            the same batch row, so a task gets more, shorter episodes.
+        sampling: one of ``SAMPLING``: in training and at test (unless told another),
+            "steps" and "complete" restart an episode that ends early (the navigation
+            goal reached, the ant fallen) in the same batch row, so a task gets more,
+            shorter episodes.
 
     Training counters, saved by :meth:`checkpoint`: ``iteration``, ``env_steps``
     (environment steps of the complete episodes training sampled, see :func:`env_steps`)
@@ -59,8 +62,7 @@ class PolicyLearner:
 
     def __init__(self, model, env="navigation", episodes_per_task=20, inner_lr=0.1, first_order=False,
                  gamma=0.99, gae_lambda=1.0, seed=0, env_kwargs=None, sampling="episodes"):
-        if sampling not in SAMPLING:
-            raise ValueError(f"sampling must be one of {SAMPLING}, got {sampling!r}.")
+        _check_sampling(sampling)
         self.model = model
         self.functional = FunctionalModel(model)
         self.env_name = env
@@ -77,6 +79,7 @@ class PolicyLearner:
         self.seconds = 0.0
         with self._make_env() as probe:
             _check_policy(model, probe, env, self.env_kwargs)
+            self.horizon = probe.horizon
         self._samplers = {}
         self._checkpoint_stores = {}
         self._adapt_tasks = tf.function(self._adapt_stacked)
@@ -114,11 +117,12 @@ class PolicyLearner:
         with self._make_env() as env:
             return env.sample_tasks(n, seed)
 
-    def sample(self, tasks, seed, weights=None, episodes_per_task=None):
+    def sample(self, tasks, seed, weights=None, episodes_per_task=None, sampling=None):
         """Trajectories of every task (see :meth:`Sampler.sample`): ``weights`` stacked
-        ``[tasks, *shape]``, or None for the current parameters on every task."""
+        ``[tasks, *shape]``, or None for the current parameters on every task;
+        ``sampling``: one of ``SAMPLING``, None for the learner's."""
         episodes = episodes_per_task or self.episodes_per_task
-        return self._sampler(len(tasks), episodes).sample(tasks, seed, weights=weights)
+        return self._sampler(len(tasks), episodes, sampling or self.sampling).sample(tasks, seed, weights=weights)
 
     def process(self, samples):
         """Per-task baseline fit and normalised GAE advantages (rllab's ``center_adv``).
@@ -141,12 +145,13 @@ class PolicyLearner:
                 flatten(np.stack(advantages)), flatten(samples["valid"]))
 
     # ------------------------------------------------------------------ adaptation and meta-test
-    def adapt(self, tasks, steps, step_sizes=None, episodes_per_task=None, seed=0, start=None):
+    def adapt(self, tasks, steps, step_sizes=None, episodes_per_task=None, seed=0, start=None, sampling=None):
         """Adapt to each task by ``steps`` policy-gradient steps from the current parameters
         (or from ``start``: weights stacked ``[tasks, *shape]``, e.g. adapted to other tasks).
 
         Step ``k`` uses ``step_sizes[k]`` (the last one repeated); None: ``inner_lr``, then
-        half of it (the paper's alpha 0.1, then 0.05). Returns ``(weights, returns)``: the
+        half of it (the paper's alpha 0.1, then 0.05); ``sampling``: how the steps' trajectories
+        are sampled (``SAMPLING``; None: as in training). Returns ``(weights, returns)``: the
         adapted weights stacked ``[tasks, *shape]`` and the mean return per task of the
         trajectories each step was computed from, ``[tasks, steps]``.
         """
@@ -159,19 +164,19 @@ class PolicyLearner:
         seeds = np.random.SeedSequence([self.seed, seed, 1]).generate_state(max(int(steps), 1))
         returns = []
         for k in range(int(steps)):
-            samples = self.sample(tasks, int(seeds[k]), weights, episodes_per_task)
+            samples = self.sample(tasks, int(seeds[k]), weights, episodes_per_task, sampling)
             returns.append(mean_returns(samples))
             # A tensor, so that the compiled step is traced once for every step size.
             lr = tf.constant(step_sizes[min(k, len(step_sizes) - 1)], weights[0].dtype)
             weights = self._adapt_tasks(weights, *self.process(samples), lr)
         return weights, np.stack(returns, axis=1) if returns else np.zeros((len(tasks), 0))
 
-    def meta_test(self, tasks, steps=3, episodes_per_task=20, step_sizes=None, seed=0):
+    def meta_test(self, tasks, steps=3, episodes_per_task=20, step_sizes=None, seed=0, sampling=None):
         """Mean return per task after 0, 1, .., ``steps`` adaptation steps of ``step_sizes``
-        (see :meth:`adapt`): ``[tasks, steps + 1]``."""
-        weights, returns = self.adapt(tasks, steps, step_sizes, episodes_per_task, seed)
+        (see :meth:`adapt`; ``sampling`` too): ``[tasks, steps + 1]``."""
+        weights, returns = self.adapt(tasks, steps, step_sizes, episodes_per_task, seed, sampling=sampling)
         final_seed = np.random.SeedSequence([self.seed, seed, 2]).generate_state(1)[0]
-        final = self.sample(tasks, int(final_seed), weights, episodes_per_task)
+        final = self.sample(tasks, int(final_seed), weights, episodes_per_task, sampling)
         return np.concatenate([returns, mean_returns(final)[:, None]], axis=1)
 
     def inner_loss(self, weights, observations, actions, advantages, valid):
@@ -216,12 +221,14 @@ class PolicyLearner:
     def _make_env(self, **kwargs):
         return envs.make(self.env_name, **self.env_kwargs, **kwargs)
 
-    def _sampler(self, num_tasks, episodes):
-        members = num_tasks * episodes
-        if members not in self._samplers:
-            env = self._make_env(batch_size=members, restart_on_termination=self.sampling == "steps")
-            self._samplers[members] = Sampler(env, self.model)
-        return self._samplers[members]
+    def _sampler(self, num_tasks, episodes, sampling):
+        _check_sampling(sampling)
+        key = (num_tasks * episodes, sampling)
+        if key not in self._samplers:
+            rows = {"row_steps": 2 * self.horizon} if sampling == "complete" else {}
+            env = self._make_env(batch_size=key[0], restart_on_termination=sampling != "episodes", **rows)
+            self._samplers[key] = Sampler(env, self.model)
+        return self._samplers[key]
 
     def _meta_weights(self, num_tasks):
         return stack_weights([v.value for v in self.model.trainable_variables], num_tasks)
@@ -302,6 +309,11 @@ class TRPOLearner(PolicyLearner):
         return kl_hessian_vector_product(lambda: self._policy_outputs(*data),
                                          lambda outputs: _mean_kl_from(data[-1], outputs, valid),
                                          self.model.trainable_variables, vector)
+
+
+def _check_sampling(sampling):
+    if sampling not in SAMPLING:
+        raise ValueError(f"sampling must be one of {SAMPLING}, got {sampling!r}.")
 
 
 def _check_policy(model, env, env_name, env_kwargs):

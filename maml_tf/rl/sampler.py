@@ -72,7 +72,11 @@ class Sampler:
 
     Args:
         env: a batched :class:`~maml_tf.rl.envs.TaskEnvironment` of
-            ``tasks * episodes_per_task`` members.
+            ``tasks * episodes_per_task`` members. Restarting with rows longer than the
+            horizon (``row_steps``): every episode that starts within the first
+            ``horizon`` steps of a row runs to its end (done, or ``horizon`` steps of its
+            own), and the row stops once all have (the authors' test sampler, rllab's
+            whole paths until a budget of steps: none cut short, none dropped).
         model: the policy (``gaussian_mlp_policy``), run functionally.
     """
 
@@ -82,10 +86,13 @@ class Sampler:
         self.env = env
         self.model = model
         self.horizon = env.horizon
+        self.complete = env.restart_on_termination and env.row_steps > env.horizon
         self.policy = PerTaskGaussianPolicy(model, env.time_step_spec(), env.action_spec())
         self._steps = []
         self.driver = py_driver.PyDriver(env, self.policy, observers=[self._steps.append],
                                          max_steps=self.horizon * env.batch_size)
+        self._one_step = py_driver.PyDriver(env, self.policy, observers=[self._steps.append],
+                                            max_steps=env.batch_size)
 
     def sample(self, tasks, seed, weights=None):
         """Run ``episodes_per_task = batch_size / len(tasks)`` trajectories per task.
@@ -103,7 +110,9 @@ class Sampler:
         one and the environment restarts); and ``tasks``. A row is one episode, or, with
         an environment that restarts on termination, as many as end within the horizon
         (the steps of the one the horizon cuts short are not valid, as rllab's sampler
-        discarded unfinished paths).
+        discarded unfinished paths), or, with rows longer than the horizon, the episodes
+        that start within it, each complete (T is then the row length ``row_steps``, the
+        steps after all of them ended not valid: reward 0, the last observation repeated).
         """
         num_tasks = len(tasks)
         members = self.env.batch_size
@@ -117,6 +126,10 @@ class Sampler:
         self.policy.set_weights(weights, seed)
         self._steps.clear()
         final, _ = self.driver.run(self.env.reset())
+        if self.complete:  # run on until every episode started within the budget has ended
+            while (len(self._steps) < self.env.row_steps
+                   and _running_since(np.stack([s.discount for s in self._steps], axis=1)).min() < self.horizon):
+                final, _ = self._one_step.run(final)
 
         def per_task(values):  # [B, ...] -> [tasks, rows, ...]
             return values.reshape((num_tasks, episodes) + values.shape[1:])
@@ -124,11 +137,16 @@ class Sampler:
         def gather(field):
             return per_task(np.stack([getattr(step, field) for step in self._steps], axis=1))  # [B, T, ...]
 
-        episode = (_restarting_episodes if self.env.restart_on_termination else _padded_episodes)(
-            gather("discount"))
-        return {"observations": gather("observation"), "actions": gather("action"),
-                "final_observations": per_task(final.observation),
-                "rewards": gather("reward"), **episode, "tasks": list(tasks)}
+        if self.complete:
+            episode = _complete_episodes(gather("discount"), self.horizon)
+        else:
+            episode = (_restarting_episodes if self.env.restart_on_termination else _padded_episodes)(
+                gather("discount"))
+        samples = {"observations": gather("observation"), "actions": gather("action"),
+                   "rewards": gather("reward"), **episode}
+        if self.complete:  # one shape for every call (compiled functions are traced once)
+            samples = {k: _pad_steps(v, self.env.row_steps, edge=k == "observations") for k, v in samples.items()}
+        return {**samples, "final_observations": per_task(final.observation), "tasks": list(tasks)}
 
 
 def _padded_episodes(discounts):
@@ -156,3 +174,35 @@ def _restarting_episodes(discounts):
     timesteps = steps - np.maximum.accumulate(np.where(starts, steps, 0), axis=-1)
     dtype = discounts.dtype
     return {"valid": valid.astype(dtype), "ends": ends.astype(dtype), "timesteps": timesteps.astype(dtype)}
+
+
+def _episode_starts(discounts):
+    """The step index each step's episode started at (discount 0 ends an episode; the
+    next step starts one)."""
+    terminal = discounts == 0
+    steps = np.arange(discounts.shape[-1])
+    starts = np.concatenate([np.ones_like(terminal[..., :1]), terminal[..., :-1]], axis=-1)
+    return np.maximum.accumulate(np.where(starts, steps, 0), axis=-1)
+
+
+def _running_since(discounts):
+    """The step each member's running episode (the one its next step belongs to) started at, [B]."""
+    return np.where(discounts[:, -1] == 0, discounts.shape[-1], _episode_starts(discounts)[:, -1])
+
+
+def _pad_steps(values, length, edge=False):
+    """``values`` [tasks, rows, T, ...] padded on the step axis to ``length``: with zeros, or
+    (``edge``) the last step repeated."""
+    widths = [(0, 0), (0, 0), (0, length - values.shape[2])] + [(0, 0)] * (values.ndim - 3)
+    return np.pad(values, widths, mode="edge" if edge else "constant")
+
+
+def _complete_episodes(discounts, budget):
+    """``valid``, ``ends``, ``timesteps`` of restarting rows run until every episode that
+    started before step ``budget`` ended: those episodes, whole; the later ones are not valid."""
+    started = _episode_starts(discounts)
+    steps = np.arange(discounts.shape[-1])
+    valid = started < budget
+    ends = valid & ((discounts == 0) | (steps == steps[-1]))
+    dtype = discounts.dtype
+    return {"valid": valid.astype(dtype), "ends": ends.astype(dtype), "timesteps": (steps - started).astype(dtype)}

@@ -35,6 +35,12 @@ class TaskEnvironment(py_environment.PyEnvironment):
     ``horizon`` steps then holds one or more episodes, as rllab's sampler filled a
     budget of steps with episodes (the authors' code).
 
+    ``row_steps`` (restarting only) makes a row longer than the horizon: an episode then
+    also ends once it has run ``horizon`` steps of its own (a time limit, discount 0 at
+    its last step like a termination) and the next one starts. The sampler's "complete"
+    rows use this to finish every episode started within a budget of ``horizon`` steps
+    (the authors' test sampler: whole episodes, none cut short).
+
     Every environment is natively batched: with ``batch_size=B`` it steps B
     members as one call and returns [B, ...] arrays (tf-agents' batched
     convention), so a driver runs all trajectories of a meta-batch at once.
@@ -47,10 +53,14 @@ class TaskEnvironment(py_environment.PyEnvironment):
 
     horizon = None
 
-    def __init__(self, batch_size=None, restart_on_termination=False):
+    def __init__(self, batch_size=None, restart_on_termination=False, row_steps=None):
         super().__init__(handle_auto_reset=True)
         self._batch_size = batch_size
         self.restart_on_termination = bool(restart_on_termination)
+        self.row_steps = self.horizon if row_steps is None else int(row_steps)
+        if self.row_steps < self.horizon or (self.row_steps > self.horizon and not self.restart_on_termination):
+            raise ValueError(f"row_steps must be at least the horizon ({self.horizon}), and more only with "
+                             f"restart_on_termination=True; got {row_steps!r}.")
         self._task = None
         self._steps = 0
 
@@ -71,6 +81,11 @@ class TaskEnvironment(py_environment.PyEnvironment):
         """``n`` task dicts from the paper's distribution, deterministic in ``seed``."""
         raise NotImplementedError
 
+    def authors_test_tasks(self, n):
+        """The first ``n`` test tasks of the authors' test script (maml_rl), where it fixes them."""
+        raise NotImplementedError(f"{type(self).__name__} has no test tasks of the authors' here "
+                                  "(navigation and cheetah-dir have).")
+
     def reset_task(self, task):
         """Set the task of the episodes from the next ``reset()`` on.
 
@@ -87,6 +102,7 @@ class TaskEnvironment(py_environment.PyEnvironment):
                                "with a task from sample_tasks(n, seed).")
         self._steps = 0
         self._ended = np.zeros(self._shape, bool)
+        self._episode_steps = np.zeros(self._shape, int)
         self._observation = np.asarray(self._start(), np.float32)
         return self._time_step(ts.StepType.FIRST, 0.0)
 
@@ -94,7 +110,11 @@ class TaskEnvironment(py_environment.PyEnvironment):
         observation, reward = self._advance(action)
         self._steps += 1
         if self.restart_on_termination:
+            self._episode_steps = self._episode_steps + 1
             self._ended = np.asarray(self._terminal(), bool)  # at this step only
+            if self._steps < self.row_steps:  # an episode's own time limit (the row's end ends them all)
+                self._ended = self._ended | (self._episode_steps >= self.horizon)
+            self._episode_steps = np.where(self._ended, 0, self._episode_steps)
             if self._ended.any():
                 observation = self._restart(np.atleast_1d(self._ended))
             self._observation = np.asarray(observation, np.float32)
@@ -105,7 +125,7 @@ class TaskEnvironment(py_environment.PyEnvironment):
             observation = np.asarray(observation, np.float32)
             self._observation = np.where(running[..., None], observation, self._observation)
             self._ended = self._ended | np.asarray(self._terminal(), bool)
-        step_type = ts.StepType.LAST if self._steps >= self.horizon else ts.StepType.MID
+        step_type = ts.StepType.LAST if self._steps >= self.row_steps else ts.StepType.MID
         return self._time_step(step_type, reward)
 
     @property

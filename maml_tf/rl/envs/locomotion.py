@@ -40,8 +40,12 @@ How gymnasium's models differ from rllab's (returns will not match one to one):
 - Observations. gymnasium's defaults: cheetah 17 (rllab 20: also the torso
   centre of mass), ant 105 = qpos without x, y, qvel, clipped ``cfrc_ext`` of 13
   bodies (rllab 125: with x, y, the world body, torso rotation and centre of mass).
-- Velocity. rllab used the torso subtree's centre-of-mass velocity; here (as in
-  gymnasium) the torso's displacement over dt.
+- Velocity. rllab used the torso subtree's centre-of-mass velocity; here by default
+  (as in gymnasium) the torso's displacement over dt, ``velocity="com"``: rllab's.
+- Following rllab: ``observation="rllab"`` (cheetah), ``velocity="com"`` and
+  ``reset_noise="rllab"`` restore those three of rllab's choices (maml_rl's
+  ``half_cheetah_env_rand_direc.py``, ``mujoco_env.py``; the evidence for them:
+  docs/research/fig5_authors_setup.md).
 - Termination. The ant's episode ends when the torso height leaves [0.2, 1.0], as
   in both; rllab's sampler then started a new episode within its budget of steps
   (``restart_on_termination=True`` here), by default the rest of the row is padding.
@@ -61,6 +65,17 @@ except ModuleNotFoundError as error:
                       ) from error
 
 from maml_tf.rl.envs.base import TaskEnvironment
+
+# What a robot observes: gymnasium's v5 observation, or rllab's (the cheetah: also the
+# whole robot's centre of mass, maml_rl's get_body_com("torso")).
+OBSERVATIONS = ("gymnasium", "rllab")
+# The forward velocity the reward uses: "root", the torso root's displacement over dt
+# (gymnasium's), or "com", the torso subtree's centre-of-mass velocity after the step
+# (rllab's get_body_comvel("torso")).
+VELOCITIES = ("root", "com")
+# The start state's noise: gymnasium's qpos + U(-s, s), qvel + s N(0, 1) (s its
+# reset_noise_scale), or rllab's qpos + 0.01 N(0, 1), qvel + 0.1 N(0, 1).
+RESET_NOISES = ("gymnasium", "rllab")
 
 
 class Locomotion(TaskEnvironment):
@@ -87,6 +102,10 @@ class Locomotion(TaskEnvironment):
             ``reset(seed=seed)``: one robot seeded s starts where gymnasium's does.
         restart_on_termination: a member whose episode ends early (the ant) starts a
             new one within its row (see :class:`~maml_tf.rl.envs.base.TaskEnvironment`).
+        row_steps: steps per batch row (default the horizon; see ``TaskEnvironment``).
+        observation: one of ``OBSERVATIONS`` the robot offers (``observations``).
+        velocity: one of ``VELOCITIES``, the velocity the reward uses.
+        reset_noise: one of ``RESET_NOISES``.
         **robot_kwargs: passed on to the gymnasium environment, e.g.
             ``reset_noise_scale`` or ``exclude_current_positions_from_observation``.
     """
@@ -96,11 +115,19 @@ class Locomotion(TaskEnvironment):
     default_frame_skip = None
     task_key = None
     uses_contact_forces = False
+    observations = ("gymnasium",)
 
     def __init__(self, batch_size=None, oracle=False, frame_skip=None, seed=None, restart_on_termination=False,
+                 row_steps=None, observation="gymnasium", velocity="root", reset_noise="gymnasium",
                  **robot_kwargs):
-        super().__init__(batch_size, restart_on_termination)
+        for name, value, allowed in (("observation", observation, self.observations),
+                                     ("velocity", velocity, VELOCITIES), ("reset_noise", reset_noise, RESET_NOISES)):
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)} for {type(self).__name__}, "
+                                 f"got {value!r}.")
+        super().__init__(batch_size, restart_on_termination, row_steps)
         self.oracle = oracle
+        self.observation, self.velocity, self.reset_noise = observation, velocity, reset_noise
         frame_skip = self.default_frame_skip if frame_skip is None else frame_skip
         with _quiet_mujoco_log():
             self.robot = self.robot_class(frame_skip=frame_skip, **robot_kwargs)
@@ -110,10 +137,11 @@ class Locomotion(TaskEnvironment):
         self._data = [self.robot.data] + [mujoco.MjData(self.model) for _ in range(self._rows - 1)]
         self._rng = np.random.default_rng(seed)
         self._params = None
+        self._torso = self.model.body("torso").id
         space = self.robot.action_space
         self._action_spec = array_spec.BoundedArraySpec(
             space.shape, np.float32, space.low, space.high, name="action")
-        size = self.robot.observation_space.shape[0] + int(oracle)
+        size = self._robot_observation_size() + int(oracle)
         self._observation_spec = array_spec.ArraySpec((size,), np.float32, name="observation")
 
     @property
@@ -145,10 +173,13 @@ class Locomotion(TaskEnvironment):
     def _restart(self, members):
         robot, scale = self.robot, self.robot._reset_noise_scale
         for data in (data for data, restart in zip(self._data, members) if restart):
-            # gymnasium's reset_model: qpos + U(-s, s), qvel + s N(0, 1), then mj_forward.
             mujoco.mj_resetData(self.model, data)
-            data.qpos[:] = robot.init_qpos + self._rng.uniform(-scale, scale, self.model.nq)
-            data.qvel[:] = robot.init_qvel + scale * self._rng.standard_normal(self.model.nv)
+            if self.reset_noise == "rllab":  # maml_rl's mujoco_env.reset_mujoco
+                data.qpos[:] = robot.init_qpos + 0.01 * self._rng.standard_normal(self.model.nq)
+                data.qvel[:] = robot.init_qvel + 0.1 * self._rng.standard_normal(self.model.nv)
+            else:  # gymnasium's reset_model: qpos + U(-s, s), qvel + s N(0, 1)
+                data.qpos[:] = robot.init_qpos + self._rng.uniform(-scale, scale, self.model.nq)
+                data.qvel[:] = robot.init_qvel + scale * self._rng.standard_normal(self.model.nv)
             mujoco.mj_forward(self.model, data)
         return self._observe()
 
@@ -160,12 +191,18 @@ class Locomotion(TaskEnvironment):
         # MuJoCo's last integration.
         x_before = np.array([data.qpos[0] for data in self._data])
         skip = self.robot.frame_skip
+        after_step = self.velocity == "com" or self.observation == "rllab"
         for data, member_action in zip(self._data, action):
             data.ctrl[:] = member_action
             mujoco.mj_step(self.model, data, nstep=skip)
             if self.uses_contact_forces:  # cfrc_ext is only computed on request (MuJoCo >= 2)
                 mujoco.mj_rnePostConstraint(self.model, data)
-        x_velocity = (np.array([data.qpos[0] for data in self._data]) - x_before) / self.dt
+            if after_step:
+                _centre_of_mass_after_step(self.model, data)
+        if self.velocity == "com":
+            x_velocity = self._state("subtree_linvel")[:, self._torso, 0]
+        else:
+            x_velocity = (np.array([data.qpos[0] for data in self._data]) - x_before) / self.dt
         reward = self._reward(x_velocity, action)
         return self._observe(), reward if self.batched else reward[0]
 
@@ -181,11 +218,24 @@ class Locomotion(TaskEnvironment):
         return observation if self.batched else observation[0]
 
     def _robot_observation(self):
-        """gymnasium's ``_get_obs`` of every member, [B, size]."""
+        """The robot's observation of every member (gymnasium's ``_get_obs``, or rllab's), [B, size]."""
         raise NotImplementedError
+
+    def _robot_observation_size(self):
+        return self.robot.observation_space.shape[0]
 
     def _reward(self, x_velocity, action):
         raise NotImplementedError
+
+
+def _centre_of_mass_after_step(model, data):
+    """Bring ``data.subtree_com`` and ``data.subtree_linvel`` to the state ``mj_step`` reached
+    (it computes them before integrating): rllab called ``model.forward()`` after its steps.
+    Only the position and velocity stages they need, which leave the next step unchanged."""
+    mujoco.mj_kinematics(model, data)
+    mujoco.mj_comPos(model, data)
+    mujoco.mj_comVel(model, data)
+    mujoco.mj_subtreeVel(model, data)
 
 
 @contextlib.contextmanager
@@ -211,14 +261,26 @@ def _direction_tasks(n, seed):
 
 
 class HalfCheetah(Locomotion):
-    """gymnasium's HalfCheetah-v5 at rllab's dt 0.01; control cost 0.05 |a|^2."""
+    """gymnasium's HalfCheetah-v5 at rllab's dt 0.01; control cost 0.05 |a|^2.
+
+    ``observation="rllab"``: maml_rl's half-cheetah observation, qpos[1:], qvel and the
+    torso subtree's (the whole robot's) centre of mass (x, y, z), 20 numbers; its x is
+    the robot's position, which gymnasium's observation leaves out.
+    """
 
     robot_class = HalfCheetahEnv
     default_frame_skip = 1
+    observations = OBSERVATIONS
 
     def _robot_observation(self):
+        if self.observation == "rllab":
+            return np.concatenate([self._state("qpos")[:, 1:], self._state("qvel"),
+                                   self._state("subtree_com")[:, self._torso]], axis=1)
         skip = int(self.robot._exclude_current_positions_from_observation)
         return np.concatenate([self._state("qpos")[:, skip:], self._state("qvel")], axis=1)
+
+    def _robot_observation_size(self):
+        return self.model.nq - 1 + self.model.nv + 3 if self.observation == "rllab" else super()._robot_observation_size()
 
     def _costs(self, action):
         return 0.05 * np.sum(np.square(action), axis=-1)
@@ -243,6 +305,12 @@ class HalfCheetahDir(HalfCheetah):
 
     def sample_tasks(self, n, seed):
         return _direction_tasks(n, seed)
+
+    def authors_test_tasks(self, n):
+        """maml_rl's test directions (test_maml_cheetah_direc.py: ``np.random.seed(1)``,
+        ``uniform(0, 2, 40)``, backward below 1, as its half_cheetah_env_rand_direc), the first ``n``."""
+        draws = np.random.RandomState(1).uniform(0.0, 2.0, n)
+        return [{"direction": -1.0 if u < 1.0 else 1.0} for u in draws]
 
     def _reward(self, x_velocity, action):
         return self._params * x_velocity - self._costs(action)

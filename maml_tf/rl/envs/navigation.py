@@ -36,13 +36,14 @@ class Navigation2D(TaskEnvironment):
         max_action: the largest displacement per coordinate and step.
         restart_on_termination: a member that reaches the goal starts again from the
             origin within its row (see :class:`TaskEnvironment`).
+        row_steps: steps per batch row, restarting only (see :class:`TaskEnvironment`).
     """
 
     horizon = 100
 
     def __init__(self, batch_size=None, oracle=False, goal_tolerance=0.01, normalize_actions=True,
-                 goal_range=(-0.5, 0.5), max_action=0.1, restart_on_termination=False):
-        super().__init__(batch_size, restart_on_termination)
+                 goal_range=(-0.5, 0.5), max_action=0.1, restart_on_termination=False, row_steps=None):
+        super().__init__(batch_size, restart_on_termination, row_steps)
         self.oracle = oracle
         self.goal_tolerance = None if goal_tolerance is None else float(goal_tolerance)
         self.normalize_actions = normalize_actions
@@ -66,6 +67,12 @@ class Navigation2D(TaskEnvironment):
 
     def sample_tasks(self, n, seed):
         goals = np.random.default_rng(seed).uniform(*self.goal_range, size=(n, 2))
+        return [{"goal": goal} for goal in goals]
+
+    def authors_test_tasks(self, n):
+        """maml_rl's test goals (test_maml_point.py: ``np.random.seed(1)``, then
+        ``np.random.uniform(-0.5, 0.5, (40, 2))``), the first ``n``."""
+        goals = np.random.RandomState(1).uniform(*self.goal_range, size=(n, 2))
         return [{"goal": goal} for goal in goals]
 
     def reset_task(self, task):
