@@ -121,8 +121,8 @@ def test_classification_record_budget_marks_and_summary():
     assert tables.budget_status(full) == ""
     doc = schema.document("table1_omniglot", "classification", [full], command="c", machine={}, data="real")
     [line] = summary.lines(doc, "results/table1_omniglot/table.md")
-    assert line == ("| Omniglot 5way1shot, accuracy % after 3 steps | MAML | 97.00 ± 1.00 | 98.7 ± 0.4 | "
-                    "60,000 it. × 32 tasks, paper preset | [table](results/table1_omniglot/table.md) |")
+    assert line == ("| [Omniglot 5way1shot](results/table1_omniglot/table.md), accuracy % after 3 steps | MAML | "
+                    "97.00 ± 1.00 | 98.7 ± 0.4 | 60,000 it. × 32 tasks, paper preset |")
     assert "1,000 of 2,000 it." in summary.budget(unfinished) and "(unfinished run)" in summary.budget(unfinished)
 
 
@@ -132,14 +132,14 @@ def test_rl_summary_is_one_line_for_maml_at_its_headline_step(results):
     assert [line.split(" | ")[1] for line in lines] == ["maml"]  # the baselines are in t.md
     maml = next(r for r in doc["rows"] if r["method"] == "maml")
     assert f"| {maml['metric']['mean'][3]:.1f} ± {maml['metric']['ci95'][3]:.1f} | -60.8 |" in lines[0]
-    assert lines[0].endswith("| [table](t.md) |")
+    assert lines[0].startswith("| [Figure 5: half-cheetah, goal velocity](t.md), return after 3 steps |")
 
 
 def test_sinusoid_summary_lists_the_rows_the_paper_reports_with_median_and_divergence(results):
     doc = schema.load(os.path.join(results, "fig3_sinusoid", "metrics.json"))
     lines = summary.lines(doc, "t.md")
     assert [line.split(" | ")[1] for line in lines] == ["maml"]
-    assert lines[0].startswith("| Sinusoid K=5, MSE after 10 steps | maml | inf ± nan (median 0.137; "
+    assert lines[0].startswith("| [Sinusoid K=5](t.md), MSE after 10 steps | maml | inf ± nan (median 0.137; "
                                "1 of 600 tasks diverged) | 0.35 |")
 
 

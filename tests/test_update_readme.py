@@ -52,10 +52,11 @@ def test_summary_of_the_committed_results_in_a_copy_of_the_readme(tmp_path):
     assert text.split(START)[0] == before.split(START)[0] and text.split(END)[1] == before.split(END)[1]
     lines = text.split(START)[1].split(END)[0].strip().splitlines()
     assert lines[:2] == update_readme.summary.HEADER
-    assert all(line.count(" | ") == 5 for line in lines[2:])
+    assert all(line.count(" | ") == 4 for line in lines[2:])
     omniglot = [line for line in lines if "(results/table1_omniglot/table.md)" in line]
-    assert [line.split(" | ")[0] for line in omniglot] == ["| Omniglot 5way1shot, accuracy % after 3 steps",
-                                                           "| Omniglot 20way1shot, accuracy % after 3 steps"]
+    assert [line.split(" | ")[0] for line in omniglot] == [
+        "| [Omniglot 5way1shot](results/table1_omniglot/table.md), accuracy % after 3 steps",
+        "| [Omniglot 20way1shot](results/table1_omniglot/table.md), accuracy % after 3 steps"]
     assert "| 95.27 ± 0.41 | 95.8 ± 0.3 | 60,000 it. × 16 tasks, paper preset |" in omniglot[1]
     # Figure 4 with step sizes chosen on validation goals: MAML's selected row, per preset.
     assert sum("step sizes selected" in line for line in lines) == 2
@@ -93,7 +94,8 @@ def test_the_reproduction_document_beside_the_readme_lists_every_method(tmp_path
     assert [line.split(" | ")[1] for line in lines] == ["maml", "pretrained", "random", "oracle"]
     assert "return after 0 steps | oracle" in lines[3] and "| -54.5 |" in lines[3]
     assert "| about -255 |" in lines[2] and "| untrained, paper preset" in lines[2]
-    assert all(line.endswith("| [table](../results/fig5_cheetah_vel/table.md) |") for line in lines)
+    assert all(line.startswith("| [Figure 5: half-cheetah, goal velocity](../results/fig5_cheetah_vel/table.md), ")
+               for line in lines)
     assert len(readme.read_text().split(START)[1].split(END)[0].strip().splitlines()) == 3  # header + MAML
 
 
