@@ -95,3 +95,16 @@ def test_precision_study_smoke_end_to_end_and_reuse(tmp_path, use_real_omniglot)
                       ("validation_tasks", 4), ("eval_tasks", 8))),))
     with pytest.raises(ValueError, match="at iteration 4, past the study's 2"):
         precision.run(past, str(tmp_path / "past"), str(tmp_path / "past_out"), echo=lambda s: None)
+
+
+def test_a_task_not_yet_trained_says_its_accuracy_is_pending():
+    config = dataclasses.asdict(precision.PRESETS["smoke"].config("omniglot", "float32"))
+    metrics = {"command": "c", "preset": "smoke", "tasks": {"omniglot": {"config": config, "departure": {}}},
+               "machine": {"cpu": "x", "cores": 2, "tensorflow": "2", "bfloat16_native": False}}
+    assert "Omniglot 5-way 1-shot accuracy not measured yet" in precision_page.summary(metrics)
+    assert "Accuracy: not measured yet" in precision_page.table(metrics)
+    rng = np.random.default_rng(0)
+    sides = {"float32": _side(rng.uniform(size=20)), "mixed_bfloat16": _side(rng.uniform(size=20))}
+    metrics["tasks"]["omniglot"].update(sides=sides, comparison=precision_page.compare(sides))
+    assert "not measured yet" not in precision_page.summary(metrics)
+    assert "not measured yet" not in precision_page.table(metrics)

@@ -79,6 +79,8 @@ def summary(metrics):
                          + ", ".join(f"{_pct(m['bf16']['relative_l2'], 1)} ({name})" for name, m in dep.items()))
         if result.get("timing"):
             parts.append(f"{result['timing']['ratio']:.2f}x the time per iteration")
+        if not c:
+            parts.append(f"{TITLES.get(task, task)} accuracy not measured yet")
     return ("**Mixed bfloat16** (`maml study precision`, budgets below the paper's): bf16 vs float32 "
             + "; ".join(parts) + ".")
 
@@ -123,6 +125,9 @@ def table(metrics):
                 lines += ["", f"Difference (bf16 - float32) {100 * c['difference']:+.2f} +- "
                               f"{100 * c['difference_ci95']:.2f} points, paired over the same test tasks."]
             lines.append("")
+        else:
+            lines += ["Accuracy: not measured yet (neither precision trained to the budget by this study; "
+                      "the same command resumes it).", ""]
         timing = result.get("timing")
         if timing:
             lines += [f"In-process timing (initial weights, one meta-batch, {timing['steps']} meta-iterations per "
