@@ -9,13 +9,19 @@ import sys
 import numpy as np
 
 
-def machine():
+def cpu_name():
+    """The CPU model (``/proc/cpuinfo``'s model name where there is one)."""
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
             cpu = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
     except (OSError, StopIteration):
         pass
+    return cpu
+
+
+def machine():
+    cpu = cpu_name()
     mem_gib = None
     try:
         mem_gib = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
@@ -51,7 +57,8 @@ TRAINING_HISTORY = "commands.jsonl"  # in a checkpoint directory: which command 
 def record_training(directory, first, last, part="", **compute):
     """Append this process's command and the iterations it trained (``first`` -> ``last``)
     to ``directory``'s history, so that a result resumed over many runs names every
-    command behind it, not only the last. ``part``: which model of the directory
+    command behind it, not only the last, and the machine it ran on (runs move between
+    machines; their seconds per iteration compare only within one). ``part``: which model of the directory
     (an RL method); ``compute``: settings a run may change between commands (``precision``);
     nothing is recorded when no iteration was trained."""
     if last <= first:
@@ -60,7 +67,7 @@ def record_training(directory, first, last, part="", **compute):
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     append_json_line(os.path.join(directory, TRAINING_HISTORY),
                      {"date": date, "part": part, "from_iteration": int(first), "to_iteration": int(last),
-                      "command": command(), **compute})
+                      "command": command(), "machine": f"{cpu_name()}, {os.cpu_count()} cores", **compute})
 
 
 def training_history(directory, part=""):

@@ -152,3 +152,13 @@ def test_renderer_writes_table_and_png_of_every_kind(tmp_path, results):
         for png in plots.names(doc):
             assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", (name, png)
         assert schema.load(out / "metrics.json") == json.loads(json.dumps(doc))
+
+
+def test_an_older_row_keeps_the_machine_of_its_page_when_a_new_row_joins(results):
+    from maml_tf.experiments.targets import keep_row_machines
+    doc = schema.load(os.path.join(results, "table1_omniglot", "metrics.json"))
+    doc["rows"][0]["machine"] = None  # written before rows named their machine
+    keep_row_machines(doc)
+    assert all(row["machine"] == doc["machine"] for row in doc["rows"])
+    doc["machine"] = {"cpu": "the next evaluation's"}
+    assert tables.trained_on(doc["rows"][0], doc) != "the next evaluation's"

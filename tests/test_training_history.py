@@ -45,3 +45,19 @@ def test_history_lines_name_every_span_including_unrecorded_ones():
     assert len(lines) == 5
     assert history_lines([], 0) == []
     assert history_lines([run(0, 10, "z")], 10) == ["- 0 -> 10: `z` (d)"]
+
+
+def test_each_run_records_its_machine_and_the_table_names_where_a_row_trained(tmp_path, monkeypatch):
+    from maml_tf.report.tables import trained_on
+    monkeypatch.setattr(reporting, "cpu_name", lambda: "Intel Xeon")
+    reporting.record_training(tmp_path, 0, 100)
+    monkeypatch.setattr(reporting, "cpu_name", lambda: "AMD EPYC")
+    reporting.record_training(tmp_path, 100, 200)
+    runs = reporting.training_history(tmp_path)
+    assert [r["machine"].split(",")[0] for r in runs] == ["Intel Xeon", "AMD EPYC"]
+    assert history_lines(runs, 200)[1].endswith(f"UTC, AMD EPYC, {runs[1]['machine'].split(', ')[1]})")
+    doc = {"machine": {"cpu": "page's"}}
+    assert trained_on({"training_history": runs, "machine": {"cpu": "evaluator"}}, doc) == "Intel Xeon, AMD EPYC"
+    older = [{k: v for k, v in r.items() if k != "machine"} for r in runs]  # kept before machines were
+    assert trained_on({"training_history": older, "machine": {"cpu": "evaluator"}}, doc) == "evaluator"
+    assert trained_on({"training_history": None, "machine": None}, doc) == "page's"

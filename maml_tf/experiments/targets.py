@@ -89,6 +89,7 @@ def table1(target, preset="paper", setting=(), run_dir=None, out=None, time_limi
         else:
             run.check()
         [row] = _meta_test(run, echo)
+        keep_row_machines(doc)
         doc["rows"] = sorted(schema.merge_rows(doc, [row]), key=lambda r: order.index(r["setting"]))
         doc.update(machine=reporting.machine(), command=reporting.command(), data=note or "real")
         echo(f"[{config.setting}] {tables.mean_ci(row, config.eval_inner_steps, 2)}% after "
@@ -109,6 +110,13 @@ def _meta_test(run, echo):
         return stored
     echo(f"[{run.preset.setting}] meta-test: {run.preset.eval_tasks} tasks, {run.preset.curve_steps} inner steps")
     return run.evaluate_and_store()
+
+
+def keep_row_machines(doc):
+    """Give ``doc``'s rows that name no machine (older results) the page's, before a new
+    row replaces the page's machine with its own."""
+    for row in doc["rows"]:
+        row["machine"] = row.get("machine") or doc.get("machine")
 
 
 def _synthetic_mini_imagenet(preset, run_dir):

@@ -56,7 +56,8 @@ def history_lines(runs, iterations):
     for run in runs:
         if run["from_iteration"] > reached:
             lines.append(_unrecorded(reached, run["from_iteration"]))
-        lines.append(f"- {run['from_iteration']:,} -> {run['to_iteration']:,}: `{run['command']}` ({run['date']})")
+        where = f", {run['machine']}" if run.get("machine") else ""
+        lines.append(f"- {run['from_iteration']:,} -> {run['to_iteration']:,}: `{run['command']}` ({run['date']}{where})")
         reached = max(reached, run["to_iteration"])
     if iterations > reached:
         lines.append(_unrecorded(reached, iterations))
@@ -72,6 +73,13 @@ def machine(doc):
     return doc["machine"] or {}
 
 
+def trained_on(row, doc):
+    """The CPUs a Table 1 row was trained on, as its training history recorded them; older
+    rows (no machine in their history): the machine that meta-tested them."""
+    cpus = [run["machine"].split(",")[0] for run in row.get("training_history") or [] if run.get("machine")]
+    return ", ".join(dict.fromkeys(cpus)) or (row.get("machine") or machine(doc)).get("cpu", "—")
+
+
 # ----------------------------------------------------------------------------- Table 1
 def classification(doc):
     rows = doc["rows"]
@@ -79,7 +87,9 @@ def classification(doc):
     lines = [
         f"# Table 1, {doc['experiment']}: meta-test accuracy (%), mean ± 95% CI over fixed test tasks",
         "",
-        f"Machine: {m['cpu']}, {m['cores']} cores, no GPU. Each row's commands are listed below the table. "
+        f"Machine: {m['cpu']}, {m['cores']} cores, no GPU (the last evaluation; each row's training machine is "
+        "its last column: seconds per iteration compare only within one machine). Each row's commands are "
+        "listed below the table. "
         "Rows trained for fewer iterations than the paper are marked in bold: an unfinished run "
         "(resumable: the same command continues from its checkpoint) or a reduced-budget preset.",
         "",
@@ -92,8 +102,8 @@ def classification(doc):
          "0.01, 10 steps at test (every step's accuracy is listed below).", ""]
         if any(r["preset"] == "code" for r in rows) else []) + [
         "| setting | method | ours | paper | iterations (paper) | meta-batch | steps at test | test tasks "
-        "| s / iteration |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| s / iteration | trained on |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         b, metric = r["budget"], r["metric"]
@@ -104,7 +114,7 @@ def classification(doc):
         spi = f"{b['seconds_per_iteration']:.3f}" if b.get("seconds_per_iteration") else "—"
         lines.append(f"| {r['setting']} | {r['method']} | {mean_ci(r, metric['headline_step'], 2)} | "
                      f"{paper_accuracy(r)} | {spent} | {b['meta_batch_size']} | "
-                     f"{metric['headline_step']} | {metric['tasks']} | {spi} |")
+                     f"{metric['headline_step']} | {metric['tasks']} | {spi} | {trained_on(r, doc)} |")
     lines += first_order_comparison(rows)
     lines += ["", "Accuracy after 0, 1, 2, ... inner steps at meta-test:", ""]
     for r in rows:
