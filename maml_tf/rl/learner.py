@@ -21,6 +21,7 @@ from maml_tf.rl import envs
 from maml_tf.rl.advantages import discounted_returns, gae, normalize
 from maml_tf.rl.baseline import LinearFeatureBaseline
 from maml_tf.rl.sampler import Sampler, stack_weights
+from maml_tf.rl.timings import timed
 from maml_tf.rl.trpo import finite_difference_hessian_vector_product, kl_hessian_vector_product, trpo_step
 
 # How TRPO's conjugate gradient gets KL Hessian-vector products: "exact" (the paper's
@@ -58,6 +59,8 @@ class PolicyLearner:
     Training counters, saved by :meth:`checkpoint`: ``iteration``, ``env_steps``
     (environment steps of the complete episodes training sampled, see :func:`env_steps`)
     and ``seconds`` (spent in training iterations, summed over resumed runs).
+    ``timings``: None, or a :class:`~maml_tf.rl.timings.Timings` that training adds the
+    seconds of its phases to (benchmarks/bench_rl_iteration.py).
     """
 
     def __init__(self, model, env="navigation", episodes_per_task=20, inner_lr=0.1, first_order=False,
@@ -77,6 +80,7 @@ class PolicyLearner:
         self.iteration = 0
         self.env_steps = 0
         self.seconds = 0.0
+        self.timings = None
         with self._make_env() as probe:
             _check_policy(model, probe, env, self.env_kwargs)
             self.horizon = probe.horizon
@@ -288,8 +292,13 @@ class TRPOLearner(PolicyLearner):
         else:
             hvp_fn = lambda vector: finite_difference_hessian_vector_product(  # noqa: E731
                 lambda: self._kl_gradient(*data), self.model.trainable_variables, vector)
+        def timed_hvp(vector):
+            with timed(self.timings, "KL Hessian-vector products"):
+                return hvp_fn(vector)
+
         stats = trpo_step(lambda: self._surrogate(*data), lambda: self._kl(*data),
-                          self.model.trainable_variables, max_kl=self.max_kl, hvp_fn=hvp_fn)
+                          self.model.trainable_variables, max_kl=self.max_kl,
+                          hvp_fn=hvp_fn if self.timings is None else timed_hvp, timings=self.timings)
         return {key: stats[key] for key in ("loss_before", "loss_after", "kl", "accepted", "backtracks")}
 
     def _mean_kl_gradient(self, *data):
