@@ -20,6 +20,8 @@ from maml_tf.models.policy import action_distribution
 from maml_tf.rl import envs
 from maml_tf.rl.advantages import discounted_returns, gae, normalize
 from maml_tf.rl.baseline import LinearFeatureBaseline
+from maml_tf.rl.blas import one_blas_thread
+from maml_tf.rl.envs.processes import ProcessBatchedEnvironment
 from maml_tf.rl.sampler import Sampler, stack_weights
 from maml_tf.rl.timings import timed
 from maml_tf.rl.trpo import finite_difference_hessian_vector_product, kl_hessian_vector_product, trpo_step
@@ -55,6 +57,9 @@ class PolicyLearner:
             "steps" and "complete" restart an episode that ends early (the navigation
             goal reached, the ant fallen) in the same batch row, so a task gets more,
             shorter episodes.
+        sampling_workers: processes that step the environments' physics in parallel
+            (:class:`~maml_tf.rl.envs.processes.ProcessBatchedEnvironment`; the same
+            trajectories for any number); 1 steps them in this process.
 
     Training counters, saved by :meth:`checkpoint`: ``iteration``, ``env_steps``
     (environment steps of the complete episodes training sampled, see :func:`env_steps`)
@@ -64,8 +69,13 @@ class PolicyLearner:
     """
 
     def __init__(self, model, env="navigation", episodes_per_task=20, inner_lr=0.1, first_order=False,
-                 gamma=0.99, gae_lambda=1.0, seed=0, env_kwargs=None, sampling="episodes"):
+                 gamma=0.99, gae_lambda=1.0, seed=0, env_kwargs=None, sampling="episodes", sampling_workers=1):
         _check_sampling(sampling)
+        if not isinstance(sampling_workers, (int, np.integer)) or isinstance(sampling_workers, bool) \
+                or sampling_workers < 1:
+            raise ValueError(f"sampling_workers must be a positive integer (processes stepping the environments), "
+                             f"got {sampling_workers!r}.")
+        self.sampling_workers = int(sampling_workers)
         self.model = model
         self.functional = FunctionalModel(model)
         self.env_name = env
@@ -137,12 +147,13 @@ class PolicyLearner:
         """
         dtype = self.model.trainable_variables[0].dtype
         advantages = []
-        for obs, rewards, valid, ends, timesteps in zip(*(samples[key] for key in (
-                "observations", "rewards", "valid", "ends", "timesteps"))):
-            baseline = LinearFeatureBaseline()
-            baseline.fit(obs, discounted_returns(rewards, self.gamma, ends), valid, timesteps)
-            adv = gae(rewards, baseline.predict(obs, timesteps), self.gamma, self.gae_lambda, valid, ends)
-            advantages.append(normalize(adv, valid=valid))
+        with one_blas_thread():  # small matrices: OpenBLAS's threads only wait on shared cores
+            for obs, rewards, valid, ends, timesteps in zip(*(samples[key] for key in (
+                    "observations", "rewards", "valid", "ends", "timesteps"))):
+                baseline = LinearFeatureBaseline()
+                baseline.fit(obs, discounted_returns(rewards, self.gamma, ends), valid, timesteps)
+                adv = gae(rewards, baseline.predict(obs, timesteps), self.gamma, self.gae_lambda, valid, ends)
+                advantages.append(normalize(adv, valid=valid))
         tasks = len(advantages)
         flatten = lambda x: tf.constant(np.reshape(x, (tasks, -1) + np.shape(x)[3:]), dtype)  # noqa: E731
         return (flatten(samples["observations"]), flatten(samples["actions"]),
@@ -228,11 +239,23 @@ class PolicyLearner:
     def _sampler(self, num_tasks, episodes, sampling):
         _check_sampling(sampling)
         key = (num_tasks * episodes, sampling)
+        if key in self._samplers and getattr(self._samplers[key].env, "closed", False):
+            del self._samplers[key]  # its workers were stopped by an error or Ctrl-C: start new ones
         if key not in self._samplers:
             rows = {"row_steps": 2 * self.horizon} if sampling == "complete" else {}
-            env = self._make_env(batch_size=key[0], restart_on_termination=sampling != "episodes", **rows)
+            options = dict(self.env_kwargs, restart_on_termination=sampling != "episodes", **rows)
+            if self.sampling_workers > 1:
+                env = ProcessBatchedEnvironment(self.env_name, key[0], min(self.sampling_workers, key[0]), **options)
+            else:
+                env = envs.make(self.env_name, batch_size=key[0], **options)
             self._samplers[key] = Sampler(env, self.model)
         return self._samplers[key]
+
+    def close(self):
+        """Close the samplers' environments (and stop their worker processes, if any)."""
+        for sampler in self._samplers.values():
+            sampler.env.close()
+        self._samplers.clear()
 
     def _meta_weights(self, num_tasks):
         return stack_weights([v.value for v in self.model.trainable_variables], num_tasks)

@@ -88,8 +88,9 @@ def kl_hessian_vector_product(outputs_fn, kl_of_outputs, params, vector, damping
 
     There ``H = J^T M J`` exactly (``J`` = d outputs / d params, ``M`` = the KL's Hessian
     in the outputs: the Fisher matrix): the product takes one forward-mode pass through
-    ``outputs_fn`` for ``J v``, a double backprop through the cheap ``kl_of_outputs`` for
-    ``M``, and one reverse pass for ``J^T``, instead of :func:`hessian_vector_product`'s
+    ``outputs_fn`` for ``J v`` (recorded for the reverse pass too: ``outputs_fn`` runs once),
+    a double backprop through the cheap ``kl_of_outputs`` for ``M``, and one reverse pass
+    for ``J^T``, instead of :func:`hessian_vector_product`'s
     double backprop through ``outputs_fn`` (MAML's inner step makes that third order).
     Equal to it to rounding at the centre (tests); away from the centre it drops the
     curvature of ``outputs_fn``. ``params`` are TF or Keras variables that
@@ -98,8 +99,12 @@ def kl_hessian_vector_product(outputs_fn, kl_of_outputs, params, vector, damping
     # A Keras 3 variable is tracked through the tf.Variable it holds (``.value``).
     variables = [p if isinstance(p, (tf.Tensor, tf.Variable)) else p.value for p in params]
     vector = [tf.convert_to_tensor(v) for v in vector]
-    with tf.autodiff.ForwardAccumulator(variables, vector) as accumulator:
-        outputs = outputs_fn()
+    # One evaluation of outputs_fn serves both passes: the tape records it for J^T while
+    # the accumulator carries J v along (its tangents are off the tape's path to params).
+    with tf.GradientTape() as tape:
+        _watch(tape, params)
+        with tf.autodiff.ForwardAccumulator(variables, vector) as accumulator:
+            outputs = outputs_fn()
     jv = tf.stop_gradient(accumulator.jvp(outputs, unconnected_gradients=tf.UnconnectedGradients.ZERO))
     at = tf.stop_gradient(outputs)
     with tf.GradientTape() as outer:
@@ -110,9 +115,6 @@ def kl_hessian_vector_product(outputs_fn, kl_of_outputs, params, vector, damping
         kl_grad = inner.gradient(kl, at)
         grad_dot_jv = tf.reduce_sum(kl_grad * jv)
     mjv = outer.gradient(grad_dot_jv, at)
-    with tf.GradientTape() as tape:
-        _watch(tape, params)
-        outputs = outputs_fn()
     hv = tape.gradient(outputs, params, output_gradients=mjv,
                        unconnected_gradients=tf.UnconnectedGradients.ZERO)
     return [h + damping * v for h, v in zip(hv, vector)]
