@@ -111,14 +111,22 @@ def write_table(jsonl, readme):
     blocks.publish_table(readme, START, END, lines + notes)
 
 
+def positive(text):
+    """An argparse type: a positive integer."""
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--env", action="append", choices=("cheetah-vel", "cheetah-dir", "ant-vel", "ant-dir"),
                     help="environment (repeatable; default cheetah-dir and ant-vel)")
     ap.add_argument("--preset", default="paper", help="locomotion preset (paper: 40 tasks x 20 trajectories)")
-    ap.add_argument("--iterations", type=int, default=2, help="timed iterations per configuration and round")
-    ap.add_argument("--rounds", type=int, default=1, help="alternating rounds over the configurations")
-    ap.add_argument("--sampling-workers", type=int, nargs="+", default=[1],
+    ap.add_argument("--iterations", type=positive, default=2, help="timed iterations per configuration and round")
+    ap.add_argument("--rounds", type=positive, default=1, help="alternating rounds over the configurations")
+    ap.add_argument("--sampling-workers", type=positive, nargs="+", default=[1],
                     help="sampling worker processes to compare (each configuration a learner)")
     ap.add_argument("--label", default=None, help="what the run measures (default: commit and workers)")
     ap.add_argument("--out", default=None, help="append the JSON lines to this file")
@@ -127,11 +135,6 @@ def main():
     a = ap.parse_args()
     if a.table:
         return write_table(a.table, a.readme)
-    for name in ("iterations", "rounds"):
-        if getattr(a, name) <= 0:
-            ap.error(f"--{name} must be positive, got {getattr(a, name)}")
-    if any(w <= 0 for w in a.sampling_workers):
-        ap.error(f"--sampling-workers must be positive, got {a.sampling_workers}")
     envs = a.env or ["cheetah-dir", "ant-vel"]
     commit = git_commit()
     load = os.getloadavg()
