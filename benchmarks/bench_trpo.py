@@ -36,7 +36,7 @@ def products(tasks, samples_per_task, observation_dim, action_dim):
     from maml_tf.rl.trpo import hessian_vector_product
 
     rng = np.random.default_rng(0)
-    algo = MAMLTRPO(gaussian_mlp_policy(observation_dim, action_dim), inner_lr=0.1)
+    algo = MAMLTRPO(gaussian_mlp_policy(observation_dim, action_dim), env="cheetah-vel", inner_lr=0.1)
 
     def batch():
         shape = (tasks, samples_per_task)

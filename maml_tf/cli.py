@@ -171,16 +171,23 @@ def _library_messages():
               help="Compute precision (default: the preset's, float32): mixed_bfloat16 runs the layers in "
                    "bfloat16 (weights, inner updates, losses in float32), faster only on CPUs with native "
                    "bfloat16 (amx_bf16 / avx512_bf16). Sinusoid and Table 1 only; a run may resume in another.")
+@click.option("--sampling-workers", type=click.IntRange(min=1), default=None,
+              help="RL only: processes stepping the environments in parallel (default: the preset's, 1); the "
+                   "same trajectories for any number, so a run may resume with another.")
 @click.pass_context
 def train(ctx, experiment, preset, setting, methods, run_dir, time_limit, until, strategy, data_dir, verbose,
-          precision):
+          precision, sampling_workers):
     """Train EXPERIMENT (resuming its run directory), then meta-test it into RUN_DIR/metrics.json."""
     with library_errors(ctx):
         if precision and registry.spec(experiment).implementation.startswith("rl:"):
             raise registry.UsageProblem(f"--precision is for sinusoid, omniglot and mini_imagenet, not {experiment} "
                                         "(RL trains in float32).", "--precision")
+        if sampling_workers and not registry.spec(experiment).implementation.startswith("rl:"):
+            raise registry.UsageProblem(f"--sampling-workers is for the RL experiments, not {experiment}.",
+                                        "--sampling-workers")
         run = registry.create(experiment, preset, setting, run_dir, data_dir, methods, verbose,
-                              **({"precision": precision} if precision else {}))
+                              **({"precision": precision} if precision else {}),
+                              **({"sampling_workers": sampling_workers} if sampling_workers else {}))
         run.check()  # before any work: a refused directory stays as it was
         progress = run.train(until, time_limit, strategy, callbacks=_callbacks(run))
         click.echo(f"{'finished' if progress.finished else 'stopped at a checkpoint (run again to resume)'}: "

@@ -79,7 +79,7 @@ SINUSOID = {
 # absent field reads as its default, maml_tf.experiments.runs).
 ADDED_LATER = {"SinusoidPreset": ("activation", "first_order", "precision"),
                "ClassificationPreset": ("activation", "precision"),
-               "RLPreset": ("env_options", "eval_sampling", "eval_task_source")}
+               "RLPreset": ("env_options", "eval_sampling", "eval_task_source", "sampling_workers")}
 
 
 def get(table, name):
@@ -245,11 +245,17 @@ class RLPreset:
     env_options: tuple = ()
     eval_sampling: str = None         # None: as in training
     eval_task_source: str = "seeded"  # EVAL_TASK_SOURCES
+    # Compute only, never the numbers: processes stepping the environments in parallel
+    # (PolicyLearner(sampling_workers=); `maml train --sampling-workers N`).
+    sampling_workers: int = 1
 
     def __post_init__(self):
         if self.eval_task_source not in EVAL_TASK_SOURCES:
             raise ValueError(f"eval_task_source must be one of {', '.join(EVAL_TASK_SOURCES)}, "
                              f"got {self.eval_task_source!r}.")
+        if not isinstance(self.sampling_workers, int) or isinstance(self.sampling_workers, bool) \
+                or self.sampling_workers < 1:
+            raise ValueError(f"sampling_workers must be a positive integer, got {self.sampling_workers!r}.")
 
     def step_sizes(self, method):
         """The meta-test step sizes of ``method``."""

@@ -287,6 +287,15 @@ def test_rl_refuses_a_distribution_strategy(tmp_path):
     assert result.exit_code == 1 and "one device" in result.output and "Traceback" not in result.output
 
 
+def test_sampling_workers_are_for_rl_and_positive(tmp_path):
+    result = invoke("train", "sinusoid", "--preset", "smoke", "--run-dir", tmp_path / "sine", "--sampling-workers", "2")
+    assert result.exit_code != 0 and "--sampling-workers is for the RL experiments" in result.output
+    assert "Traceback" not in result.output
+    result = invoke("train", "navigation", "--preset", "smoke", "--run-dir", tmp_path / "nav", "--sampling-workers", "0")
+    assert result.exit_code == 2 and "--sampling-workers" in result.output
+    assert not os.path.exists(tmp_path / "sine") and not os.path.exists(tmp_path / "nav")
+
+
 @pytest.fixture(scope="module")
 def navigation_run(tmp_path_factory):
     """`maml train navigation --until 1`, `maml evaluate` of it, then `maml reproduce fig4` on the

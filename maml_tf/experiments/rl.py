@@ -31,7 +31,7 @@ TRAINED = ("maml", "pretrained", "oracle")
 LOG_FIELDS = ("iteration", "return", "pre_update_return", "kl", "accepted", "seconds")
 # Preset fields a checkpoint directory may change between runs: the budget and the meta-test.
 FREE_FIELDS = ("name", "iterations", "eval_tasks", "eval_episodes_per_task", "eval_inner_steps",
-               "test_step_sizes", "method_test_step_sizes", "eval_sampling", "eval_task_source")
+               "test_step_sizes", "method_test_step_sizes", "eval_sampling", "eval_task_source", "sampling_workers")
 
 
 def build(preset, method):
@@ -48,7 +48,8 @@ def build(preset, method):
     model = gaussian_mlp_policy(observation_dim, action_dim, hidden=preset.hidden)
     common = dict(env=preset.env, episodes_per_task=preset.episodes_per_task, inner_lr=preset.inner_lr,
                   first_order=preset.first_order, gamma=preset.gamma, gae_lambda=preset.gae_lambda,
-                  seed=preset.seed, env_kwargs=env_kwargs, sampling=preset.sampling)
+                  seed=preset.seed, env_kwargs=env_kwargs, sampling=preset.sampling,
+                  sampling_workers=preset.sampling_workers)
     if method == "random":
         return PolicyLearner(model, **common)
     trpo = dict(meta_batch_size=preset.meta_batch_size, max_kl=preset.max_kl, hvp=preset.hvp)

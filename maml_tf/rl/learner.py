@@ -20,7 +20,10 @@ from maml_tf.models.policy import action_distribution
 from maml_tf.rl import envs
 from maml_tf.rl.advantages import discounted_returns, gae, normalize
 from maml_tf.rl.baseline import LinearFeatureBaseline
+from maml_tf.rl.blas import one_blas_thread
+from maml_tf.rl.envs.processes import ProcessBatchedEnvironment
 from maml_tf.rl.sampler import Sampler, stack_weights
+from maml_tf.rl.timings import timed
 from maml_tf.rl.trpo import finite_difference_hessian_vector_product, kl_hessian_vector_product, trpo_step
 
 # How TRPO's conjugate gradient gets KL Hessian-vector products: "exact" (the paper's
@@ -54,15 +57,25 @@ class PolicyLearner:
             "steps" and "complete" restart an episode that ends early (the navigation
             goal reached, the ant fallen) in the same batch row, so a task gets more,
             shorter episodes.
+        sampling_workers: processes that step the environments' physics in parallel
+            (:class:`~maml_tf.rl.envs.processes.ProcessBatchedEnvironment`; the same
+            trajectories for any number); 1 steps them in this process.
 
     Training counters, saved by :meth:`checkpoint`: ``iteration``, ``env_steps``
     (environment steps of the complete episodes training sampled, see :func:`env_steps`)
     and ``seconds`` (spent in training iterations, summed over resumed runs).
+    ``timings``: None, or a :class:`~maml_tf.rl.timings.Timings` that training adds the
+    seconds of its phases to (benchmarks/bench_rl_iteration.py).
     """
 
     def __init__(self, model, env="navigation", episodes_per_task=20, inner_lr=0.1, first_order=False,
-                 gamma=0.99, gae_lambda=1.0, seed=0, env_kwargs=None, sampling="episodes"):
+                 gamma=0.99, gae_lambda=1.0, seed=0, env_kwargs=None, sampling="episodes", sampling_workers=1):
         _check_sampling(sampling)
+        if not isinstance(sampling_workers, (int, np.integer)) or isinstance(sampling_workers, bool) \
+                or sampling_workers < 1:
+            raise ValueError(f"sampling_workers must be a positive integer (processes stepping the environments), "
+                             f"got {sampling_workers!r}.")
+        self.sampling_workers = int(sampling_workers)
         self.model = model
         self.functional = FunctionalModel(model)
         self.env_name = env
@@ -77,6 +90,7 @@ class PolicyLearner:
         self.iteration = 0
         self.env_steps = 0
         self.seconds = 0.0
+        self.timings = None
         with self._make_env() as probe:
             _check_policy(model, probe, env, self.env_kwargs)
             self.horizon = probe.horizon
@@ -133,12 +147,13 @@ class PolicyLearner:
         """
         dtype = self.model.trainable_variables[0].dtype
         advantages = []
-        for obs, rewards, valid, ends, timesteps in zip(*(samples[key] for key in (
-                "observations", "rewards", "valid", "ends", "timesteps"))):
-            baseline = LinearFeatureBaseline()
-            baseline.fit(obs, discounted_returns(rewards, self.gamma, ends), valid, timesteps)
-            adv = gae(rewards, baseline.predict(obs, timesteps), self.gamma, self.gae_lambda, valid, ends)
-            advantages.append(normalize(adv, valid=valid))
+        with one_blas_thread():  # small matrices: OpenBLAS's threads only wait on shared cores
+            for obs, rewards, valid, ends, timesteps in zip(*(samples[key] for key in (
+                    "observations", "rewards", "valid", "ends", "timesteps"))):
+                baseline = LinearFeatureBaseline()
+                baseline.fit(obs, discounted_returns(rewards, self.gamma, ends), valid, timesteps)
+                adv = gae(rewards, baseline.predict(obs, timesteps), self.gamma, self.gae_lambda, valid, ends)
+                advantages.append(normalize(adv, valid=valid))
         tasks = len(advantages)
         flatten = lambda x: tf.constant(np.reshape(x, (tasks, -1) + np.shape(x)[3:]), dtype)  # noqa: E731
         return (flatten(samples["observations"]), flatten(samples["actions"]),
@@ -224,11 +239,23 @@ class PolicyLearner:
     def _sampler(self, num_tasks, episodes, sampling):
         _check_sampling(sampling)
         key = (num_tasks * episodes, sampling)
+        if key in self._samplers and getattr(self._samplers[key].env, "closed", False):
+            del self._samplers[key]  # its workers were stopped by an error or Ctrl-C: start new ones
         if key not in self._samplers:
             rows = {"row_steps": 2 * self.horizon} if sampling == "complete" else {}
-            env = self._make_env(batch_size=key[0], restart_on_termination=sampling != "episodes", **rows)
+            options = dict(self.env_kwargs, restart_on_termination=sampling != "episodes", **rows)
+            if self.sampling_workers > 1:
+                env = ProcessBatchedEnvironment(self.env_name, key[0], min(self.sampling_workers, key[0]), **options)
+            else:
+                env = envs.make(self.env_name, batch_size=key[0], **options)
             self._samplers[key] = Sampler(env, self.model)
         return self._samplers[key]
+
+    def close(self):
+        """Close the samplers' environments (and stop their worker processes, if any)."""
+        for sampler in self._samplers.values():
+            sampler.env.close()
+        self._samplers.clear()
 
     def _meta_weights(self, num_tasks):
         return stack_weights([v.value for v in self.model.trainable_variables], num_tasks)
@@ -288,8 +315,13 @@ class TRPOLearner(PolicyLearner):
         else:
             hvp_fn = lambda vector: finite_difference_hessian_vector_product(  # noqa: E731
                 lambda: self._kl_gradient(*data), self.model.trainable_variables, vector)
+        def timed_hvp(vector):
+            with timed(self.timings, "KL Hessian-vector products"):
+                return hvp_fn(vector)
+
         stats = trpo_step(lambda: self._surrogate(*data), lambda: self._kl(*data),
-                          self.model.trainable_variables, max_kl=self.max_kl, hvp_fn=hvp_fn)
+                          self.model.trainable_variables, max_kl=self.max_kl,
+                          hvp_fn=hvp_fn if self.timings is None else timed_hvp, timings=self.timings)
         return {key: stats[key] for key in ("loss_before", "loss_after", "kl", "accepted", "backtracks")}
 
     def _mean_kl_gradient(self, *data):

@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from maml_tf.models.policy import action_distribution
 from maml_tf.rl.learner import TRPOLearner, env_steps, masked_mean, mean_returns
+from maml_tf.rl.timings import timed
 
 
 class MAMLTRPO(TRPOLearner):
@@ -32,16 +33,23 @@ class MAMLTRPO(TRPOLearner):
 
     def _update(self, task_seed, pre_seed, post_seed):
         tasks = self.sample_tasks(self.meta_batch_size, task_seed)
-        pre = self.sample(tasks, pre_seed)
-        pre_data = self.process(pre)
-        weights = self._meta_weights(len(tasks))
-        # A tensor, as in adapt(): one trace of the compiled step for every step size.
-        adapted = self._adapt_tasks(weights, *pre_data, tf.constant(self.inner_lr, weights[0].dtype))
-        post = self.sample(tasks, post_seed, weights=adapted)
-        post_data = self.process(post)
-        old_outputs = tf.stack([self.functional([w[i] for w in adapted], post_data[0][i])[0]
-                                for i in range(len(tasks))])
-        stats = self._trpo_step(pre_data, post_data, old_outputs)
+        with timed(self.timings, "sample pre-update"):
+            pre = self.sample(tasks, pre_seed)
+        with timed(self.timings, "baseline and advantages"):
+            pre_data = self.process(pre)
+        with timed(self.timings, "inner step"):
+            weights = self._meta_weights(len(tasks))
+            # A tensor, as in adapt(): one trace of the compiled step for every step size.
+            adapted = self._adapt_tasks(weights, *pre_data, tf.constant(self.inner_lr, weights[0].dtype))
+        with timed(self.timings, "sample post-update"):
+            post = self.sample(tasks, post_seed, weights=adapted)
+        with timed(self.timings, "baseline and advantages"):
+            post_data = self.process(post)
+        with timed(self.timings, "sampling policy's outputs"):
+            old_outputs = tf.stack([self.functional([w[i] for w in adapted], post_data[0][i])[0]
+                                    for i in range(len(tasks))])
+        with timed(self.timings, "TRPO step"):
+            stats = self._trpo_step(pre_data, post_data, old_outputs)
         return ({"pre_update_return": float(mean_returns(pre).mean()),
                  "post_update_return": float(mean_returns(post).mean()), **stats},
                 env_steps(pre) + env_steps(post))

@@ -16,6 +16,8 @@ import math
 
 import tensorflow as tf
 
+from maml_tf.rl.timings import timed
+
 
 def _dot(a, b):
     """Inner product of two same-structured nests of tensors."""
@@ -86,8 +88,9 @@ def kl_hessian_vector_product(outputs_fn, kl_of_outputs, params, vector, damping
 
     There ``H = J^T M J`` exactly (``J`` = d outputs / d params, ``M`` = the KL's Hessian
     in the outputs: the Fisher matrix): the product takes one forward-mode pass through
-    ``outputs_fn`` for ``J v``, a double backprop through the cheap ``kl_of_outputs`` for
-    ``M``, and one reverse pass for ``J^T``, instead of :func:`hessian_vector_product`'s
+    ``outputs_fn`` for ``J v`` (recorded for the reverse pass too: ``outputs_fn`` runs once),
+    a double backprop through the cheap ``kl_of_outputs`` for ``M``, and one reverse pass
+    for ``J^T``, instead of :func:`hessian_vector_product`'s
     double backprop through ``outputs_fn`` (MAML's inner step makes that third order).
     Equal to it to rounding at the centre (tests); away from the centre it drops the
     curvature of ``outputs_fn``. ``params`` are TF or Keras variables that
@@ -96,8 +99,12 @@ def kl_hessian_vector_product(outputs_fn, kl_of_outputs, params, vector, damping
     # A Keras 3 variable is tracked through the tf.Variable it holds (``.value``).
     variables = [p if isinstance(p, (tf.Tensor, tf.Variable)) else p.value for p in params]
     vector = [tf.convert_to_tensor(v) for v in vector]
-    with tf.autodiff.ForwardAccumulator(variables, vector) as accumulator:
-        outputs = outputs_fn()
+    # One evaluation of outputs_fn serves both passes: the tape records it for J^T while
+    # the accumulator carries J v along (its tangents are off the tape's path to params).
+    with tf.GradientTape() as tape:
+        _watch(tape, params)
+        with tf.autodiff.ForwardAccumulator(variables, vector) as accumulator:
+            outputs = outputs_fn()
     jv = tf.stop_gradient(accumulator.jvp(outputs, unconnected_gradients=tf.UnconnectedGradients.ZERO))
     at = tf.stop_gradient(outputs)
     with tf.GradientTape() as outer:
@@ -108,9 +115,6 @@ def kl_hessian_vector_product(outputs_fn, kl_of_outputs, params, vector, damping
         kl_grad = inner.gradient(kl, at)
         grad_dot_jv = tf.reduce_sum(kl_grad * jv)
     mjv = outer.gradient(grad_dot_jv, at)
-    with tf.GradientTape() as tape:
-        _watch(tape, params)
-        outputs = outputs_fn()
     hv = tape.gradient(outputs, params, output_gradients=mjv,
                        unconnected_gradients=tf.UnconnectedGradients.ZERO)
     return [h + damping * v for h, v in zip(hv, vector)]
@@ -146,7 +150,7 @@ def finite_difference_hessian_vector_product(grad_fn, params, vector, base_eps=1
 
 
 def trpo_step(loss_fn, kl_fn, params, max_kl=0.01, cg_iterations=10, backtrack_ratio=0.8,
-              max_backtracks=15, damping=1e-5, hvp_fn=None):
+              max_backtracks=15, damping=1e-5, hvp_fn=None, timings=None):
     """One TRPO update of the variables ``params`` (TF or Keras), in place.
 
     The direction is the natural gradient ``s = H^-1 g`` (``g`` the gradient of
@@ -174,34 +178,40 @@ def trpo_step(loss_fn, kl_fn, params, max_kl=0.01, cg_iterations=10, backtrack_r
     Returns a dict of Python numbers: ``loss_before``, ``loss_after``, ``kl`` (at the
     values left in ``params``), ``backtracks`` (index of the accepted step, or
     ``max_backtracks`` if rejected), ``accepted`` and ``step_size`` (``beta``).
+    ``timings`` (a :class:`~maml_tf.rl.timings.Timings`) gets the seconds of the loss and
+    its gradient, conjugate gradient, the step size's product and the line search.
     """
     if not tf.executing_eagerly():
         raise RuntimeError("trpo_step runs eagerly (its line search assigns and restores "
                            "variables); compile loss_fn and kl_fn with tf.function instead.")
     params = list(params)
-    with tf.GradientTape() as tape:
-        _watch(tape, params)
-        loss_before = loss_fn()
-    grads = tape.gradient(loss_before, params, unconnected_gradients=tf.UnconnectedGradients.ZERO)
-    loss_before = float(loss_before)
+    with timed(timings, "surrogate and gradient"):
+        with tf.GradientTape() as tape:
+            _watch(tape, params)
+            loss_before = loss_fn()
+        grads = tape.gradient(loss_before, params, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        loss_before = float(loss_before)
 
     hvp = hvp_fn or (lambda v: hessian_vector_product(kl_fn, params, v, damping))  # noqa: E731
-    direction = conjugate_gradient(hvp, grads, cg_iterations)
-    # rllab's guards: +1e-8 against s = 0, and a unit step if the curvature is NaN
-    # (or negative, where rllab's np.sqrt also gives NaN).
-    curvature = float(_dot(direction, hvp(direction))) + 1e-8
-    step_size = math.sqrt(2.0 * max_kl / curvature) if curvature > 0 else 1.0
+    with timed(timings, "conjugate gradient"):
+        direction = conjugate_gradient(hvp, grads, cg_iterations)
+    with timed(timings, "step size"):
+        # rllab's guards: +1e-8 against s = 0, and a unit step if the curvature is NaN
+        # (or negative, where rllab's np.sqrt also gives NaN).
+        curvature = float(_dot(direction, hvp(direction))) + 1e-8
+        step_size = math.sqrt(2.0 * max_kl / curvature) if curvature > 0 else 1.0
 
-    old = [tf.identity(p) for p in params]
-    for backtracks in range(max_backtracks):
-        scale = step_size * backtrack_ratio ** backtracks
-        for p, o, d in zip(params, old, direction):
-            p.assign(o - scale * d)
-        loss, kl = float(loss_fn()), float(kl_fn())
-        if loss < loss_before and kl <= max_kl:  # False for NaN too
-            return {"loss_before": loss_before, "loss_after": loss, "kl": kl,
-                    "backtracks": backtracks, "accepted": True, "step_size": step_size}
-    for p, o in zip(params, old):
-        p.assign(o)
+    with timed(timings, "line search"):
+        old = [tf.identity(p) for p in params]
+        for backtracks in range(max_backtracks):
+            scale = step_size * backtrack_ratio ** backtracks
+            for p, o, d in zip(params, old, direction):
+                p.assign(o - scale * d)
+            loss, kl = float(loss_fn()), float(kl_fn())
+            if loss < loss_before and kl <= max_kl:  # False for NaN too
+                return {"loss_before": loss_before, "loss_after": loss, "kl": kl,
+                        "backtracks": backtracks, "accepted": True, "step_size": step_size}
+        for p, o in zip(params, old):
+            p.assign(o)
     return {"loss_before": loss_before, "loss_after": loss_before, "kl": 0.0,
             "backtracks": max_backtracks, "accepted": False, "step_size": step_size}

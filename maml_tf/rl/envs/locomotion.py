@@ -171,17 +171,32 @@ class Locomotion(TaskEnvironment):
         return self._restart(np.ones(self._rows, bool))
 
     def _restart(self, members):
-        robot, scale = self.robot, self.robot._reset_noise_scale
-        for data in (data for data, restart in zip(self._data, members) if restart):
+        robot = self.robot
+        restarting = [data for data, restart in zip(self._data, members) if restart]
+        for data, (qpos_noise, qvel_noise) in zip(restarting, self.reset_noise_source(len(restarting))):
             mujoco.mj_resetData(self.model, data)
-            if self.reset_noise == "rllab":  # maml_rl's mujoco_env.reset_mujoco
-                data.qpos[:] = robot.init_qpos + 0.01 * self._rng.standard_normal(self.model.nq)
-                data.qvel[:] = robot.init_qvel + 0.1 * self._rng.standard_normal(self.model.nv)
-            else:  # gymnasium's reset_model: qpos + U(-s, s), qvel + s N(0, 1)
-                data.qpos[:] = robot.init_qpos + self._rng.uniform(-scale, scale, self.model.nq)
-                data.qvel[:] = robot.init_qvel + scale * self._rng.standard_normal(self.model.nv)
+            data.qpos[:] = robot.init_qpos + qpos_noise
+            data.qvel[:] = robot.init_qvel + qvel_noise
             mujoco.mj_forward(self.model, data)
         return self._observe()
+
+    def reset_noise_source(self, count):
+        """The start-state noise of ``count`` members restarting together, ``[(qpos noise, qvel
+        noise), ...]`` in member order, from the seeded stream (:meth:`draw_reset_noise`). A
+        sampling worker's environment replaces it with its parent's draws, so that members split
+        over processes start as in one environment."""
+        return self.draw_reset_noise(count)
+
+    def draw_reset_noise(self, count):
+        """``count`` members' start-state noise, drawn member by member from the seeded stream."""
+        scale, nq, nv = self.robot._reset_noise_scale, self.model.nq, self.model.nv
+        noise = []
+        for _ in range(count):
+            if self.reset_noise == "rllab":  # maml_rl's mujoco_env.reset_mujoco
+                noise.append((0.01 * self._rng.standard_normal(nq), 0.1 * self._rng.standard_normal(nv)))
+            else:  # gymnasium's reset_model: qpos + U(-s, s), qvel + s N(0, 1)
+                noise.append((self._rng.uniform(-scale, scale, nq), scale * self._rng.standard_normal(nv)))
+        return noise
 
     def _advance(self, action):
         spec = self._action_spec
