@@ -54,7 +54,7 @@ def test_summary_of_the_committed_results_in_a_copy_of_the_readme(tmp_path):
     assert lines[:2] == update_readme.summary.HEADER
     assert all(line.count(" | ") == 4 for line in lines[2:])
     omniglot = [line for line in lines if "(results/table1_omniglot/table.md)" in line]
-    assert [line.split(" | ")[0] for line in omniglot] == [
+    assert [line.split(" | ")[0] for line in omniglot][:2] == [
         "| [Omniglot 5way1shot](results/table1_omniglot/table.md), accuracy % after 3 steps",
         "| [Omniglot 20way1shot](results/table1_omniglot/table.md), accuracy % after 3 steps"]
     assert "| 95.27 ± 0.41 | 95.8 ± 0.3 | 60,000 it. × 16 tasks, paper preset |" in omniglot[1]
