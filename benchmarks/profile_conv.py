@@ -29,7 +29,7 @@ import tensorflow as tf  # noqa: E402
 from tensorflow.tsl.profiler.protobuf import xplane_pb2  # noqa: E402
 
 from maml_tf import MAML, reporting  # noqa: E402
-from maml_tf.core import functional, meta_gradient  # noqa: E402
+from maml_tf.core import functional, fused_batch_norm, meta_gradient  # noqa: E402
 
 # op type -> kind; types not listed count as "other"
 KINDS = {
@@ -132,13 +132,14 @@ def main():
     ap.add_argument("--style", choices=("loop", "unrolled"), default="loop")
     ap.add_argument("--steps", type=int, default=2, help="meta-steps traced (after 2 untraced)")
     ap.add_argument("--loop-parallel-tasks", type=int, default=meta_gradient.LOOP_PARALLEL_TASKS)
-    ap.add_argument("--batch-norm-op", choices=("fused", "composite"), default="fused",
+    ap.add_argument("--batch-norm-op", choices=("fused", "fused-tfgrad", "composite"), default="fused",
                     help="batch statistics through the fused BN op (the library) or the composite of exact moments")
     ap.add_argument("--out", help="append the record to this .jsonl")
     ap.add_argument("--top", type=int, default=15, help="op types listed one by one")
     a = ap.parse_args()
     meta_gradient.LOOP_PARALLEL_TASKS = a.loop_parallel_tasks
-    functional.FUSED_BATCH_NORM = a.batch_norm_op == "fused"
+    functional.FUSED_BATCH_NORM = a.batch_norm_op != "composite"
+    fused_batch_norm.CLOSED_FORM_SECOND_ORDER = a.batch_norm_op != "fused-tfgrad"
     cfg = B.C.WORKLOADS[a.workload]
     step, layers = build(cfg, a.order, a.style)
     batch = B.to_episodes(B.C.sample_batch(cfg, B.C.np.random.default_rng(B.C.SEED_CHECK)), "conv4")

@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from conftest import classification_loss, flat
 from maml_tf import MAML
-from maml_tf.core import functional
+from maml_tf.core import functional, fused_batch_norm
 from maml_tf.core.functional import FunctionalModel
 
 
@@ -154,3 +154,28 @@ def test_fused_training_step_equals_composite(first_order):
         if "conv" not in name or "bias" not in name:  # the step changed the rest
             assert np.abs(c - s).max() > 1e-4, name
         np.testing.assert_allclose(f, c, rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+def test_closed_form_second_order_equals_nested_tapes(float64, rng):
+    """fused_batch_norm._second_order against differentiating the exact BN gradient twice."""
+    shape, epsilon = (4, 5, 5, 3), 1e-3
+    x, dy, a = (tf.constant(rng.normal(size=shape) * 2 + 1) for _ in range(3))
+    gamma, b, c = (tf.constant(rng.normal(size=3)) for _ in range(3))
+    beta = tf.zeros(3, tf.float64)
+
+    def batch_norm(x, gamma, beta):
+        mean = tf.reduce_mean(x, [0, 1, 2])
+        variance = tf.reduce_mean(tf.square(x - mean), [0, 1, 2])
+        return (x - mean) * tf.math.rsqrt(variance + epsilon) * gamma + beta
+
+    with tf.GradientTape() as outer:
+        outer.watch([dy, x, gamma])
+        with tf.GradientTape() as inner:
+            inner.watch([x, gamma, beta])
+            y = batch_norm(x, gamma, beta)
+        dx, dgamma, dbeta = inner.gradient(y, [x, gamma, beta], output_gradients=dy)
+        projected = tf.reduce_sum(a * dx) + tf.reduce_sum(b * dgamma) + tf.reduce_sum(c * dbeta)
+    want = outer.gradient(projected, [dy, x, gamma])
+    got = fused_batch_norm._second_order(a, b, c, dy, x, gamma, epsilon)
+    for name, w, g in zip(("dy", "x", "gamma"), want, got):
+        np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-12, err_msg=name)

@@ -12,7 +12,7 @@ import types
 import keras
 import tensorflow as tf
 
-from maml_tf.core import keras_internals
+from maml_tf.core import fused_batch_norm, keras_internals
 
 BATCH_NORM_MODES = ("transductive", "inductive")
 # Batch statistics through TensorFlow's fused BN op (read when a step is traced); False: the
@@ -37,14 +37,9 @@ def _exact_moments(layer, inputs, mask):
 
 
 def _fused_batch_statistics(layer, inputs):
-    """BN with the batch's statistics as one fused op (oneDNN on CPU), or None where the
-    op does not apply (not 4-D NHWC float32/half, a mask, sync, renorm, a frozen layer).
-
-    Its second derivatives are exact: TensorFlow differentiates ``FusedBatchNormGradV3``
-    through a composite of the BN gradient, where ``stop_gradient(mean)`` in the variance
-    changes no first derivative, and MAML's Hessian-vector product needs only those of the
-    BN gradient (Finn et al. 2017, Section 2.2). Third order would not be exact.
-    """
+    """BN with the batch's statistics through the fused ops (:mod:`fused_batch_norm`, exact to
+    second order), or None where they do not apply (not 4-D NHWC float32/half, sync, renorm,
+    a frozen layer)."""
     if (layer.synchronized or layer.renorm or not layer.trainable or inputs.shape.rank != 4
             or layer.axis % 4 != 3 or inputs.dtype not in (tf.float32, tf.float16, tf.bfloat16)):
         return None
@@ -52,12 +47,7 @@ def _fused_batch_statistics(layer, inputs):
     channels = x.shape[-1]
     gamma = tf.cast(layer.gamma, tf.float32) if layer.scale else tf.ones([channels])
     beta = tf.cast(layer.beta, tf.float32) if layer.center else tf.zeros([channels])
-    y, mean, variance, _, _, _ = tf.raw_ops.FusedBatchNormV3(
-        x=x, scale=gamma, offset=beta, mean=tf.constant([], tf.float32),
-        variance=tf.constant([], tf.float32), epsilon=layer.epsilon, exponential_avg_factor=1.0,
-        data_format="NHWC", is_training=True)
-    count = tf.cast(tf.reduce_prod(tf.shape(x)[:3]), tf.float32)
-    variance = variance * tf.maximum(count - 1.0, 1.0) / count  # the op's is Bessel-corrected
+    y, mean, variance = fused_batch_norm.batch_statistics(x, gamma, beta, layer.epsilon)
     momentum = layer.momentum
     layer.moving_mean.assign(tf.cast(layer.moving_mean, tf.float32) * momentum + mean * (1.0 - momentum))
     layer.moving_variance.assign(

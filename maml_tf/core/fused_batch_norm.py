@@ -1,0 +1,98 @@
+"""Training-mode batch norm through TensorFlow's fused ops, differentiable twice exactly.
+
+The forward pass and its gradient are ``FusedBatchNormV3`` and ``FusedBatchNormGradV3``
+(oneDNN kernels on CPU). Second-order MAML differentiates the inner gradient once more
+(Finn et al. 2017, Section 2.2): :func:`_second_order` does that in closed form, about half
+the work of TensorFlow's registered rule, which re-runs the BN gradient as a composite under
+a tape. Third derivatives are not provided.
+"""
+import tensorflow as tf
+
+_AXES = [0, 1, 2]  # NHWC: statistics over batch and space, per channel
+# False: TensorFlow's registered second derivative instead of :func:`_second_order` (for the
+# benchmark's comparison; exact too, see batch_statistics).
+CLOSED_FORM_SECOND_ORDER = True
+
+
+def batch_statistics(x, gamma, beta, epsilon):
+    """``(y, mean, variance)`` of BN on float32 NHWC ``x`` with its own batch statistics;
+    ``variance`` is the biased one (the op's is Bessel-corrected). Gradients flow to ``x``,
+    ``gamma`` and ``beta`` through ``y``; ``mean`` and ``variance`` (for moving averages)
+    are constants.
+
+    TensorFlow's own rule for the second derivative is exact for this use too: it
+    differentiates a composite of the BN gradient once, and its ``stop_gradient(mean)`` in
+    the variance changes no first derivative.
+    """
+    if not CLOSED_FORM_SECOND_ORDER:
+        y, mean, variance, _, _, _ = tf.raw_ops.FusedBatchNormV3(
+            x=x, scale=gamma, offset=beta, mean=tf.constant([], x.dtype), variance=tf.constant([], x.dtype),
+            epsilon=epsilon, exponential_avg_factor=1.0, data_format="NHWC", is_training=True)
+        return y, tf.stop_gradient(mean), tf.stop_gradient(_biased(variance, x))
+    stats = {}
+
+    @tf.custom_gradient
+    def normalize(x, gamma, beta):
+        y, mean, variance, r1, r2, r3 = tf.raw_ops.FusedBatchNormV3(
+            x=x, scale=gamma, offset=beta, mean=tf.constant([], x.dtype), variance=tf.constant([], x.dtype),
+            epsilon=epsilon, exponential_avg_factor=1.0, data_format="NHWC", is_training=True)
+        stats["mean"], stats["variance"] = mean, variance
+
+        def grad(dy):
+            return _first_order(dy, x, gamma, (r1, r2, r3), epsilon)
+        return y, grad
+
+    y = normalize(x, gamma, beta)
+    return y, tf.stop_gradient(stats["mean"]), tf.stop_gradient(_biased(stats["variance"], x))
+
+
+def _biased(variance, x):
+    count = tf.cast(tf.reduce_prod(tf.shape(x)[:3]), x.dtype)
+    return variance * tf.maximum(count - 1.0, 1.0) / count
+
+
+def _first_order(dy, x, gamma, reserve, epsilon):
+    @tf.custom_gradient
+    def backward(dy, x, gamma):
+        dx, dgamma, dbeta, _, _ = tf.raw_ops.FusedBatchNormGradV3(
+            y_backprop=dy, x=x, scale=gamma, reserve_space_1=reserve[0], reserve_space_2=reserve[1],
+            reserve_space_3=reserve[2], epsilon=epsilon, data_format="NHWC", is_training=True)
+
+        def grad(d_dx, d_dgamma, d_dbeta):
+            return _second_order(d_dx, d_dgamma, d_dbeta, dy, x, gamma, epsilon)
+        return (dx, dgamma, dbeta), grad
+    return backward(dy, x, gamma)
+
+
+def _second_order(a, b, c, dy, x, gamma, epsilon):
+    """Vector-Jacobian product of the BN gradient ``(dx, dgamma, dbeta)(dy, x, gamma)`` with
+    cotangents ``(a, b, c)``: returns the cotangents of ``(dy, x, gamma)``.
+
+    With x̂ = (x - mean) s, s = (var + eps)^-1/2, N values per channel and the projection
+    P(z) = z - mean(z) - x̂ mean(x̂ z), the BN gradient is dx = gamma s P(dy),
+    dgamma = sum(dy x̂), dbeta = sum(dy). Then, with m = mean(dy x̂),
+    alpha = sum(a (dy - mean(dy))), beta = sum(a x̂):
+      d dy    = gamma s P(a) + b x̂ + c
+      d gamma = s sum(a P(dy))
+      d x     = -gamma s^2 / N ((alpha - m beta) x̂ + beta P(dy)) - gamma s^2 m P(a) + b s P(dy)
+    """
+    a = tf.zeros_like(x) if a is None else a
+    b = tf.zeros_like(gamma) if b is None else b
+    c = tf.zeros_like(gamma) if c is None else c
+    count = tf.cast(tf.reduce_prod(tf.shape(x)[:3]), x.dtype)
+    centred = x - tf.reduce_mean(x, _AXES)
+    s = tf.math.rsqrt(tf.reduce_mean(tf.square(centred), _AXES) + epsilon)
+    x_hat = centred * s
+
+    def project(z):
+        return z - tf.reduce_mean(z, _AXES) - x_hat * tf.reduce_mean(x_hat * z, _AXES)
+
+    p_dy, p_a = project(dy), project(a)
+    m = tf.reduce_mean(dy * x_hat, _AXES)
+    alpha = tf.reduce_sum(a * (dy - tf.reduce_mean(dy, _AXES)), _AXES)
+    beta = tf.reduce_sum(a * x_hat, _AXES)
+    d_dy = gamma * s * p_a + b * x_hat + c
+    d_gamma = s * tf.reduce_sum(a * p_dy, _AXES)
+    gs2 = gamma * s * s
+    d_x = (-(gs2 / count) * ((alpha - m * beta) * x_hat + beta * p_dy) - gs2 * m * p_a + b * s * p_dy)
+    return d_dy, d_x, d_gamma
