@@ -7,6 +7,7 @@ default threads and one thread). Appends one JSON line per (workload, order) to 
 
     python benchmarks/alternate.py --workload omniglot --order 2 --rounds 2 \\
         --ours "fused::" --ours "composite::--batch-norm-op composite" --out benchmarks/alternate.jsonl
+    python benchmarks/alternate.py --table benchmarks/alternate.jsonl   # README block
 """
 import argparse
 import json
@@ -43,18 +44,48 @@ def run(name, cmd, env, out_dir, timeout):
     return seconds
 
 
+START, END = "<!-- GENERATED: alternate.py -->", "<!-- END GENERATED: alternate.py -->"
+
+
+def write_table(jsonl, readme):
+    """The recorded runs as a markdown table in ``readme``'s generated block."""
+    from maml_tf.report import blocks
+    rows = [f"Runs recorded in `benchmarks/{os.path.basename(jsonl)}` (`python benchmarks/alternate.py`), "
+            "seconds per meta-iteration (median over rounds of each row's median), ours / best torch loop "
+            "(ratio within each round, then the median):", "",
+            "| workload | rounds | ours: seconds (ratio) | torch loop: seconds | load (1 min) before, after | machine |",
+            "|---|---|---|---|---|---|"]
+    for r in reporting.read_json_lines(jsonl):
+        med = {n: statistics.median([s for s in v if s is not None]) if any(s is not None for s in v) else None
+               for n, v in r["seconds_per_meta_iteration"].items()}
+        ours = "; ".join(f"{n[5:]} {med[n]:.2f} ({r['ours_over_best_torch_loop'][n]['median']:.2f})"
+                         for n in med if n.startswith("ours") and med[n] is not None)
+        torch = "; ".join(f"{n[11:]} {'timed out' if med[n] is None else f'{med[n]:.2f}'}"
+                          for n in med if n.startswith("torch"))
+        m = r["machine"]
+        rows.append(f"| {r['workload']} {'SO' if r['order'] == 2 else 'FO'} | {r['rounds']} | {ours} | {torch} | "
+                    f"{r['load_average_before'][0]:.1f}, {r['load_average_after'][0]:.1f} | {m['cpu']}, {m['cores']} cores |")
+    blocks.publish_table(readme, START, END, rows)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--workload", choices=("omniglot", "mini"), required=True)
+    ap.add_argument("--table", metavar="JSONL", help="write the recorded runs into --readme and exit")
+    ap.add_argument("--readme", default=os.path.join(HERE, "README.md"))
+    ap.add_argument("--workload", choices=("omniglot", "mini"))
     ap.add_argument("--order", type=int, choices=(1, 2), default=2)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--iters", type=int, default=5)
-    ap.add_argument("--ours", action="append", required=True,
+    ap.add_argument("--ours", action="append",
                     help="NAME:ENV=VAL,...:bench_maml.py arguments (one row of ours)")
     ap.add_argument("--torch-threads", default="0,1", help="torch loop rows: 0 = its default threads")
     ap.add_argument("--timeout", type=int, default=600)
     ap.add_argument("--out", help="append the record to this .jsonl")
     a = ap.parse_args()
+    if a.table:
+        return write_table(a.table, a.readme)
+    if not (a.workload and a.ours):
+        ap.error("--workload and at least one --ours are required")
     out_dir = tempfile.mkdtemp(prefix="alternate_")
     common = ["--workload", a.workload, "--order", str(a.order), "--iters", str(a.iters), "--warmup", "1"]
     rows = []

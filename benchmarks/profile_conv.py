@@ -10,6 +10,7 @@ Op times are summed over threads (two tasks in flight, intra-op threads), so the
 exceed the wall time; the shares are what to read.
 
     python benchmarks/profile_conv.py --workload omniglot --order 2 --out benchmarks/profile_conv.jsonl
+    python benchmarks/profile_conv.py --table benchmarks/profile_conv.jsonl   # README block
 """
 import argparse
 import collections
@@ -125,8 +126,37 @@ def order_of(op_name):
     return {0: "forward", 1: "first backward"}.get(n, "second-order backward")
 
 
+START, END = "<!-- GENERATED: profile_conv.py -->", "<!-- END GENERATED: profile_conv.py -->"
+GROUPS = {"batch norm": ("bn",), "conv": ("conv",), "max-pool": ("max_pooling2d",), "relu": ("re_lu",)}
+
+
+def write_table(jsonl, readme):
+    """The recorded profiles as a markdown table in ``readme``'s generated block: each run's
+    op time by layer kind (all derivative orders) and by derivative order."""
+    from maml_tf.report import blocks
+    records = reporting.read_json_lines(jsonl)
+    rows = [f"Runs recorded in `benchmarks/{os.path.basename(jsonl)}` (`python benchmarks/profile_conv.py`, "
+            "one traced meta-step per run, loop engine), share of the op time summed over threads:", "",
+            "| workload | batch norm | wall s / step | op s / step | batch norm | conv | max-pool | relu "
+            "| rest | forward | first backward | second-order backward | load (1 min) before | machine |",
+            "|" + "---|" * 14]
+    for r in records:
+        share = {g: sum(x["share"] for x in r["by_layer_and_order"]
+                        if x["what"].split(" | ")[0].startswith(prefixes)) for g, prefixes in GROUPS.items()}
+        order = {x["what"]: x["share"] for x in r["by_order"]}
+        m = r["machine"]
+        rows.append(f"| {r['workload']} {'SO' if r['order'] == 2 else 'FO'} | {r['batch_norm_op']} "
+                    f"| {r['wall_s_per_step_traced']:.2f} | {r['op_ms_per_step_summed_over_threads'] / 1000:.2f} | "
+                    + " | ".join(f"{share[g]:.2f}" for g in GROUPS) + f" | {1 - sum(share.values()):.2f} | "
+                    + " | ".join(f"{order.get(k, 0):.2f}" for k in ("forward", "first backward", "second-order backward"))
+                    + f" | {r['load_average_before'][0]:.1f} | {m['cpu']}, {m['cores']} cores |")
+    blocks.publish_table(readme, START, END, rows)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--table", metavar="JSONL", help="write the recorded runs into --readme and exit")
+    ap.add_argument("--readme", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "README.md"))
     ap.add_argument("--workload", choices=("omniglot", "mini"), default="omniglot")
     ap.add_argument("--order", type=int, choices=(1, 2), default=2)
     ap.add_argument("--style", choices=("loop", "unrolled"), default="loop")
@@ -137,6 +167,8 @@ def main():
     ap.add_argument("--out", help="append the record to this .jsonl")
     ap.add_argument("--top", type=int, default=15, help="op types listed one by one")
     a = ap.parse_args()
+    if a.table:
+        return write_table(a.table, a.readme)
     meta_gradient.LOOP_PARALLEL_TASKS = a.loop_parallel_tasks
     functional.FUSED_BATCH_NORM = a.batch_norm_op != "composite"
     fused_batch_norm.CLOSED_FORM_SECOND_ORDER = a.batch_norm_op != "fused-tfgrad"

@@ -3,7 +3,9 @@
 MAML adapts weights functionally so that the outer gradient can flow through the
 inner updates (Finn et al. 2017, Algorithm 1). Keras 3's ``stateless_call`` does the
 substitution for Sequential, functional and subclassed models alike; this module adds
-the two batch-normalisation fixes a meta-learner needs.
+the two batch-normalisation fixes a meta-learner needs, and runs BN with batch statistics
+through TensorFlow's fused ops where they apply (:mod:`fused_batch_norm`: BN was about half
+of a conv meta-step's op time as a composite, benchmarks/README.md).
 """
 import contextlib
 import functools
@@ -15,8 +17,8 @@ import tensorflow as tf
 from maml_tf.core import fused_batch_norm, keras_internals
 
 BATCH_NORM_MODES = ("transductive", "inductive")
-# Batch statistics through TensorFlow's fused BN op (read when a step is traced); False: the
-# composite of _exact_moments (float64 always takes it).
+# Batch statistics through the fused BN ops (read when a step is traced); False: Keras' BN
+# with _exact_moments, which float64 and the other cases _fused_batch_statistics declines take.
 FUSED_BATCH_NORM = True
 
 
