@@ -127,29 +127,31 @@ def order_of(op_name):
 
 
 START, END = "<!-- GENERATED: profile_conv.py -->", "<!-- END GENERATED: profile_conv.py -->"
-GROUPS = {"batch norm": ("bn",), "conv": ("conv",), "max-pool": ("max_pooling2d",), "relu": ("re_lu",)}
+GROUPS = {"conv (forward, filter, input)": ("conv forward", "conv backprop filter", "conv backprop input",
+                                            "bias add and its gradient"),
+          "fused batch norm ops": ("batch norm (fused op) and its gradient",),
+          "elementwise and reductions": ("elementwise", "reductions (batch-norm moments, loss)"),
+          "max-pool": ("max-pool and its gradients",), "relu": ("relu and its gradient",)}
 
 
 def write_table(jsonl, readme):
     """The recorded profiles as a markdown table in ``readme``'s generated block: each run's
-    op time by layer kind (all derivative orders) and by derivative order."""
+    op time by op kind (op names inside custom gradients carry no layer scope, so kinds, not
+    layers)."""
     from maml_tf.report import blocks
     records = reporting.read_json_lines(jsonl)
     rows = [f"Runs recorded in `benchmarks/{os.path.basename(jsonl)}` (`python benchmarks/profile_conv.py`, "
             "one traced meta-step per run, loop engine), share of the op time summed over threads:", "",
-            "| workload | batch norm | wall s / step | op s / step | batch norm | conv | max-pool | relu "
-            "| rest | forward | first backward | second-order backward | load (1 min) before | machine |",
-            "|" + "---|" * 14]
+            "| workload | batch norm | wall s / step | op s / step | " + " | ".join(GROUPS) + " | rest "
+            "| load (1 min) before | machine |", "|" + "---|" * (len(GROUPS) + 7)]
     for r in records:
-        share = {g: sum(x["share"] for x in r["by_layer_and_order"]
-                        if x["what"].split(" | ")[0].startswith(prefixes)) for g, prefixes in GROUPS.items()}
-        order = {x["what"]: x["share"] for x in r["by_order"]}
+        kinds = {x["what"]: x["share"] for x in r["by_kind"]}
+        share = {g: sum(kinds.get(k, 0) for k in members) for g, members in GROUPS.items()}
         m = r["machine"]
         rows.append(f"| {r['workload']} {'SO' if r['order'] == 2 else 'FO'} | {r['batch_norm_op']} "
                     f"| {r['wall_s_per_step_traced']:.2f} | {r['op_ms_per_step_summed_over_threads'] / 1000:.2f} | "
                     + " | ".join(f"{share[g]:.2f}" for g in GROUPS) + f" | {1 - sum(share.values()):.2f} | "
-                    + " | ".join(f"{order.get(k, 0):.2f}" for k in ("forward", "first backward", "second-order backward"))
-                    + f" | {r['load_average_before'][0]:.1f} | {m['cpu']}, {m['cores']} cores |")
+                    + f"{r['load_average_before'][0]:.1f} | {m['cpu']}, {m['cores']} cores |")
     blocks.publish_table(readme, START, END, rows)
 
 
@@ -162,7 +164,7 @@ def main():
     ap.add_argument("--style", choices=("loop", "unrolled"), default="loop")
     ap.add_argument("--steps", type=int, default=2, help="meta-steps traced (after 2 untraced)")
     ap.add_argument("--loop-parallel-tasks", type=int, default=meta_gradient.LOOP_PARALLEL_TASKS)
-    ap.add_argument("--batch-norm-op", choices=("fused", "fused-tfgrad", "composite"), default="fused",
+    ap.add_argument("--batch-norm-op", choices=("fused", "fused-closedform", "composite"), default="fused",
                     help="batch statistics through the fused BN op (the library) or the composite of exact moments")
     ap.add_argument("--out", help="append the record to this .jsonl")
     ap.add_argument("--top", type=int, default=15, help="op types listed one by one")
@@ -171,7 +173,7 @@ def main():
         return write_table(a.table, a.readme)
     meta_gradient.LOOP_PARALLEL_TASKS = a.loop_parallel_tasks
     functional.FUSED_BATCH_NORM = a.batch_norm_op != "composite"
-    fused_batch_norm.CLOSED_FORM_SECOND_ORDER = a.batch_norm_op != "fused-tfgrad"
+    fused_batch_norm.CLOSED_FORM_SECOND_ORDER = a.batch_norm_op == "fused-closedform"
     cfg = B.C.WORKLOADS[a.workload]
     step, layers = build(cfg, a.order, a.style)
     batch = B.to_episodes(B.C.sample_batch(cfg, B.C.np.random.default_rng(B.C.SEED_CHECK)), "conv4")

@@ -107,6 +107,14 @@ def test_fused_meta_gradient_equals_composite(first_order, task_parallelism):
     assert _relative(fused, composite) < 1e-5
 
 
+@pytest.mark.parametrize("first_order", [False, True])
+def test_closed_form_second_order_meta_gradient_equals_composite(first_order, monkeypatch):
+    monkeypatch.setattr(fused_batch_norm, "CLOSED_FORM_SECOND_ORDER", True)
+    _, composite = _meta_gradient("float32", False, first_order=first_order)
+    _, fused = _meta_gradient("float32", True, first_order=first_order)
+    assert _relative(fused, composite) < 1e-5
+
+
 def test_fused_meta_gradient_equals_composite_under_xla():
     """XLA reorders float32 sums: the composite's own meta-gradient moved by 2.7e-4 (relative)
     between XLA and not in a probe, fused against composite under XLA by 2.8e-5."""

@@ -2,16 +2,18 @@
 
 The forward pass and its gradient are ``FusedBatchNormV3`` and ``FusedBatchNormGradV3``
 (oneDNN kernels on CPU). Second-order MAML differentiates the inner gradient once more
-(Finn et al. 2017, Section 2.2): :func:`_second_order` does that in closed form, about half
-the work of TensorFlow's registered rule, which re-runs the BN gradient as a composite under
-a tape. Third derivatives are not provided.
+(Finn et al. 2017, Section 2.2): TensorFlow's registered rule re-runs the BN gradient as a
+composite under a tape; :func:`_second_order` does it in closed form with about half the work
+(opt-in, :data:`CLOSED_FORM_SECOND_ORDER`). Third derivatives are not provided.
 """
 import tensorflow as tf
 
 _AXES = [0, 1, 2]  # NHWC: statistics over batch and space, per channel
-# False: TensorFlow's registered second derivative instead of :func:`_second_order` (for the
-# benchmark's comparison; exact too, see batch_statistics).
-CLOSED_FORM_SECOND_ORDER = True
+# True: the closed form :func:`_second_order` for BN's second derivative (0.67 of the time of
+# TensorFlow's rule on the MiniImagenet SO step, benchmarks/README.md). Off by default: fit with
+# steps_per_execution=10 on tests/test_export.py's classifier failed with "N nodes in a cycle"
+# at run time with it (cause not found); TensorFlow's registered rule (exact too) runs there.
+CLOSED_FORM_SECOND_ORDER = False
 
 
 def batch_statistics(x, gamma, beta, epsilon):
