@@ -24,7 +24,7 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from maml_tf import MAML  # noqa: E402
-from maml_tf.core import precision  # noqa: E402
+from maml_tf.core import functional, fused_batch_norm, precision  # noqa: E402
 from maml_tf.core.episodes import make as make_episodes  # noqa: E402
 
 
@@ -89,10 +89,16 @@ def main():
                     help="jit_compile of MAML.compile; auto = the library default (XLA for vectorized)")
     ap.add_argument("--precision", choices=("float32", "mixed_bfloat16"), default="float32",
                     help="mixed_bfloat16: the model built under that Keras policy (variant suffix -bf16)")
+    ap.add_argument("--batch-norm-op", choices=("fused", "fused-closedform", "composite"), default="fused",
+                    help="batch statistics through the fused BN op (the library default) or the "
+                         "composite of exact moments (functional.FUSED_BATCH_NORM; variant suffix -bncomposite); "
+                         "fused-closedform: fused with the closed-form second derivative (-bnclosedform)")
     ap.add_argument("--fit", type=int, default=0,
                     help="also time keras fit() with steps_per_execution=N on a task stream (sine)")
     a = ap.parse_args()
     cfg = C.WORKLOADS[a.workload]
+    functional.FUSED_BATCH_NORM = a.batch_norm_op != "composite"
+    fused_batch_norm.CLOSED_FORM_SECOND_ORDER = a.batch_norm_op == "fused-closedform"
     first_order = a.order == 1
     rss_import = C.peak_rss_mb()
     with precision.policy(a.precision):
@@ -108,11 +114,12 @@ def main():
     # (float32 accumulation), a process-wide switch with no model change.
     fpmath = os.environ.get("TF_SET_ONEDNN_FPMATH_MODE", "").upper() == "BF16"
     bf16 = ("-bf16" if a.precision == "mixed_bfloat16" else "") + ("-onednnbf16" if fpmath else "")
+    bf16 += {"fused": "", "fused-closedform": "-bnclosedform", "composite": "-bncomposite"}[a.batch_norm_op]
     variant = f"{a.style}{'-xla' if xla else ''}{bf16}-{'FO' if first_order else 'SO'}"
     rec = dict(framework="maml-tf", version=f"tf {tf.__version__}", workload=a.workload, variant=variant,
                order=a.order, cfg=cfg, threads=dict(intra=tf.config.threading.get_intra_op_parallelism_threads(),
                                                     affinity=len(os.sched_getaffinity(0))),
-               rss_after_import_mb=rss_import, precision=a.precision,
+               rss_after_import_mb=rss_import, precision=a.precision, batch_norm_op=a.batch_norm_op,
                onednn_fpmath_mode=os.environ.get("TF_SET_ONEDNN_FPMATH_MODE", ""),
                bfloat16_native=list(precision.native_bfloat16()))
     is_sine = cfg["kind"] == "mlp"

@@ -39,14 +39,15 @@ def write_table(jsonl, readme):
     m = records[0]["machine"]
     rows = [f"Runs recorded in `benchmarks/{os.path.basename(jsonl)}` ({m['cpu']}, {m['cores']} cores), "
             "resident MB (all = anonymous + file-backed libraries):", "",
-            "| workload | tasks in flight | after `import tensorflow` | after tracing | after 1st step "
-            "| peak | s / step | `import torch` alone | load (1 min) after |", "|---|---|---|---|---|---|---|---|---|"]
+            "| workload | batch norm | tasks in flight | after `import tensorflow` | after tracing | after 1st step "
+            "| peak | s / step | `import torch` alone | load (1 min) after |", "|---|---|---|---|---|---|---|---|---|---|"]
 
     def mb(s):
         return f"{s['VmRSS']} = {s['RssAnon']} + {s['RssFile']}"
     for r in records:
         torch = mb(r["after_import_torch"]) if "after_import_torch" in r else "-"
-        rows.append(f"| {r['workload']} | {r['loop_parallel_tasks']} | {mb(r['after_import_tensorflow'])} | "
+        bn = r.get("batch_norm_op", "composite")  # runs before the fused ops: composite
+        rows.append(f"| {r['workload']} | {bn} | {r['loop_parallel_tasks']} | {mb(r['after_import_tensorflow'])} | "
                     f"{mb(r['after_trace'])} | {mb(r['after_first_step'])} | {r['end']['VmHWM']} | "
                     f"{r['seconds_per_step']:.2f} | {torch} | {r['load_after']:.1f} |")
     blocks.publish_table(readme, START, END, rows)
@@ -59,6 +60,8 @@ def main():
     ap.add_argument("--workload", choices=("omniglot", "mini"))
     ap.add_argument("--loop-parallel-tasks", type=int, default=2)
     ap.add_argument("--steps", type=int, default=3, help="meta-steps after the first")
+    ap.add_argument("--batch-norm-op", choices=("fused", "composite"), default="fused",
+                    help="batch statistics through the fused BN ops (the library) or the composite of exact moments")
     ap.add_argument("--torch-python", default=None, help="an interpreter with torch: record its import size")
     ap.add_argument("--out", default=None, help="append the record here (JSON lines)")
     a = ap.parse_args()
@@ -66,7 +69,8 @@ def main():
         return write_table(a.table, a.readme)
     if not a.workload:
         ap.error("--workload is required (omniglot or mini)")
-    record = {"workload": a.workload, "loop_parallel_tasks": a.loop_parallel_tasks, "steps": a.steps}
+    record = {"workload": a.workload, "loop_parallel_tasks": a.loop_parallel_tasks, "steps": a.steps,
+              "batch_norm_op": a.batch_norm_op}
     import tensorflow as tf
     record["after_import_tensorflow"] = status_mb()
     import bench_maml as B  # the references' workloads (common.py) and our Keras twins
@@ -74,8 +78,9 @@ def main():
     import numpy as np
 
     from maml_tf import MAML, reporting
-    from maml_tf.core import meta_gradient
+    from maml_tf.core import functional, meta_gradient
     meta_gradient.LOOP_PARALLEL_TASKS = a.loop_parallel_tasks
+    functional.FUSED_BATCH_NORM = a.batch_norm_op == "fused"
     cfg = B.C.WORKLOADS[a.workload]
     maml = MAML(B.build_model(cfg), inner_lr=cfg["alpha"], inner_steps=cfg["inner_steps"], task_parallelism="loop")
     maml.compile(optimizer=keras.optimizers.Adam(cfg["lr"]),

@@ -3,17 +3,23 @@
 MAML adapts weights functionally so that the outer gradient can flow through the
 inner updates (Finn et al. 2017, Algorithm 1). Keras 3's ``stateless_call`` does the
 substitution for Sequential, functional and subclassed models alike; this module adds
-the two batch-normalisation fixes a meta-learner needs.
+the two batch-normalisation fixes a meta-learner needs, and runs BN with batch statistics
+through TensorFlow's fused ops where they apply (:mod:`fused_batch_norm`: BN was about half
+of a conv meta-step's op time as a composite, benchmarks/README.md).
 """
 import contextlib
+import functools
 import types
 
 import keras
 import tensorflow as tf
 
-from maml_tf.core import keras_internals
+from maml_tf.core import fused_batch_norm, keras_internals
 
 BATCH_NORM_MODES = ("transductive", "inductive")
+# Batch statistics through the fused BN ops (read when a step is traced); False: Keras' BN
+# with _exact_moments, which float64 and the other cases _fused_batch_statistics declines take.
+FUSED_BATCH_NORM = True
 
 
 def _exact_moments(layer, inputs, mask):
@@ -30,6 +36,36 @@ def _exact_moments(layer, inputs, mask):
     mean = tf.reduce_mean(inputs, axis=axes, keepdims=True)
     variance = tf.reduce_mean(tf.square(inputs - mean), axis=axes, keepdims=True)
     return tf.squeeze(mean, axes), tf.squeeze(variance, axes)
+
+
+def _fused_batch_statistics(layer, inputs):
+    """BN with the batch's statistics through the fused ops (:mod:`fused_batch_norm`, exact to
+    second order), or None where they do not apply (not 4-D NHWC float32/half, sync, renorm,
+    a frozen layer)."""
+    if (layer.synchronized or layer.renorm or not layer.trainable or inputs.shape.rank != 4
+            or layer.axis % 4 != 3 or inputs.dtype not in (tf.float32, tf.float16, tf.bfloat16)):
+        return None
+    x = tf.cast(inputs, tf.float32)  # Keras' BN computes in float32 under mixed precision too
+    channels = x.shape[-1]
+    gamma = tf.cast(layer.gamma, tf.float32) if layer.scale else tf.ones([channels])
+    beta = tf.cast(layer.beta, tf.float32) if layer.center else tf.zeros([channels])
+    y, mean, variance = fused_batch_norm.batch_statistics(x, gamma, beta, layer.epsilon)
+    momentum = layer.momentum
+    layer.moving_mean.assign(tf.cast(layer.moving_mean, tf.float32) * momentum + mean * (1.0 - momentum))
+    layer.moving_variance.assign(
+        tf.cast(layer.moving_variance, tf.float32) * momentum + variance * (1.0 - momentum))
+    return tf.cast(y, layer.compute_dtype)
+
+
+def _batch_norm_call(layer, inputs, training=None, mask=None, always_batch_statistics=False):
+    """BN call of a meta-learner: the fused op whenever batch statistics apply (see
+    :func:`_fused_batch_statistics`), Keras' call with exact moments otherwise."""
+    training = training or always_batch_statistics
+    if training and mask is None and FUSED_BATCH_NORM:
+        out = _fused_batch_statistics(layer, inputs)
+        if out is not None:
+            return out
+    return type(layer).call(layer, inputs, training=training, mask=mask)
 
 
 def _always_batch_statistics(layer, inputs, training=None, mask=None):
@@ -83,8 +119,9 @@ class FunctionalModel:
         try:
             for layer in self._batch_norm_layers:
                 keras_internals.override_batch_norm_moments(layer, _exact_moments)
-                if self.batch_norm == "transductive":
-                    layer.__dict__["call"] = types.MethodType(_always_batch_statistics, layer)
+                layer.__dict__["call"] = types.MethodType(
+                    functools.partial(_batch_norm_call,
+                                      always_batch_statistics=self.batch_norm == "transductive"), layer)
                 patched.append(layer)
             yield
         finally:
