@@ -10,9 +10,12 @@ import tensorflow as tf
 
 _AXES = [0, 1, 2]  # NHWC: statistics over batch and space, per channel
 # True: the closed form :func:`_second_order` for BN's second derivative (0.67 of the time of
-# TensorFlow's rule on the MiniImagenet SO step, benchmarks/README.md). Off by default: fit with
-# steps_per_execution=10 on tests/test_export.py's classifier failed with "N nodes in a cycle"
-# at run time with it (cause not found); TensorFlow's registered rule (exact too) runs there.
+# TensorFlow's rule on the MiniImagenet SO step, benchmarks/README.md). The "N nodes in a cycle"
+# that kept it off (fit on tests/test_export.py's classifier) is not its doing: TensorFlow's rule
+# failed the same way in 4 of 8 processes. oneDNN's layout pass fuses a conv bias's BiasAddGrad
+# with *any* Conv2DBackpropFilter reading the same gradient tensor, the first in a per-process
+# hash order; in second-order MAML that can be the outer tape's filter gradient, which depends on
+# the inner update that reads the bias gradient, hence a cycle (none without conv biases).
 CLOSED_FORM_SECOND_ORDER = False
 
 
