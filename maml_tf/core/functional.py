@@ -19,7 +19,11 @@ from maml_tf.core import fused_batch_norm, keras_internals
 BATCH_NORM_MODES = ("transductive", "inductive")
 # Batch statistics through the fused BN ops (read when a step is traced); False: Keras' BN
 # with _exact_moments, which float64 and the other cases _fused_batch_statistics declines take.
-FUSED_BATCH_NORM = True
+# Off by default: with the fused ops, a second-order conv step compiled by fit (no XLA) fails
+# in some processes with "N nodes in a cycle" (3 of 9 processes against 0 of 9 composite,
+# 2026-12-05): oneDNN's layout pass fuses a conv bias's BiasAddGrad with the outer tape's
+# Conv2DBackpropFilter instead of the inner one (see fused_batch_norm.CLOSED_FORM_SECOND_ORDER).
+FUSED_BATCH_NORM = False
 
 
 def _exact_moments(layer, inputs, mask):
