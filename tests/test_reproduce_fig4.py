@@ -129,7 +129,7 @@ def test_readme_builder_renders_the_result(runs):
 
     rows = summary.lines(schema.load(out / "metrics.json"), "table.md")
     assert len(rows) == 1  # MAML's; the baselines are in the table it links to
-    assert all(row.count(" | ") == 5 for row in rows)
+    assert all(row.count(" | ") == 4 for row in rows)
     assert "| maml |" in rows[0] and "| -3.2 |" in rows[0] and "smoke preset (reduced budget)" in rows[0]
 
 
@@ -178,7 +178,7 @@ def test_step_sizes_are_selected_on_validation_goals_and_reported_on_test_goals(
     from maml_tf.report import schema, summary
 
     lines = summary.lines(schema.load(out / "metrics.json"), "table.md")
-    assert len(lines) == 1 and all(line.count(" | ") == 5 for line in lines)
+    assert len(lines) == 1 and all(line.count(" | ") == 4 for line in lines)
     assert "| -3.2 |" in lines[0] and "step sizes selected on validation goals" in lines[0]
 
 
