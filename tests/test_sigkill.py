@@ -19,11 +19,15 @@ from maml_tf.experiments.runs import RunDirectory
 # all, and the log column that counts intervals.
 CASES = {
     "sinusoid": (50, 1000, "epoch", """
-import dataclasses, sys
+import dataclasses, sys, time
+import keras
 from maml_tf import presets
 from maml_tf.experiments import sinusoid
 preset = dataclasses.replace(presets.SINUSOID["smoke"], iterations=1000, steps_per_epoch=50, meta_batch_size=5)
-sinusoid.train(preset, "maml", sys.argv[1], verbose=0)
+# An interval's 50 steps run as one execution in a few ms on a fast CPU: the pause after it
+# (trained, not yet saved) makes every interval last long enough for a mid-interval kill.
+pause = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: time.sleep(0.2))
+sinusoid.train(preset, "maml", sys.argv[1], verbose=0, callbacks=[pause])
 """),
     "navigation": (1, 12, "iteration", """
 import dataclasses, sys
