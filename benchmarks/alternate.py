@@ -6,7 +6,7 @@ Rows: ``ours:NAME:ENV=VAL,...:bench_maml.py args`` and the references' torch loo
 default threads and one thread). Appends one JSON line per (workload, order) to ``--out``.
 
     python benchmarks/alternate.py --workload omniglot --order 2 --rounds 2 \\
-        --ours "fused::" --ours "composite::--batch-norm-op composite" --out benchmarks/alternate.jsonl
+        --ours "fused::--batch-norm-op fused" --ours "composite::" --out benchmarks/alternate.jsonl
     python benchmarks/alternate.py --table benchmarks/alternate.jsonl   # README block
 """
 import argparse

@@ -89,9 +89,9 @@ def main():
                     help="jit_compile of MAML.compile; auto = the library default (XLA for vectorized)")
     ap.add_argument("--precision", choices=("float32", "mixed_bfloat16"), default="float32",
                     help="mixed_bfloat16: the model built under that Keras policy (variant suffix -bf16)")
-    ap.add_argument("--batch-norm-op", choices=("fused", "fused-closedform", "composite"), default="fused",
-                    help="batch statistics through the fused BN op (the library default) or the "
-                         "composite of exact moments (functional.FUSED_BATCH_NORM; variant suffix -bncomposite); "
+    ap.add_argument("--batch-norm-op", choices=("composite", "fused", "fused-closedform"), default="composite",
+                    help="batch statistics through the composite of exact moments (the library default) or "
+                         "the fused BN ops (functional.FUSED_BATCH_NORM, opt-in; variant suffix -bnfused); "
                          "fused-closedform: fused with the closed-form second derivative (-bnclosedform)")
     ap.add_argument("--fit", type=int, default=0,
                     help="also time keras fit() with steps_per_execution=N on a task stream (sine)")
@@ -114,7 +114,7 @@ def main():
     # (float32 accumulation), a process-wide switch with no model change.
     fpmath = os.environ.get("TF_SET_ONEDNN_FPMATH_MODE", "").upper() == "BF16"
     bf16 = ("-bf16" if a.precision == "mixed_bfloat16" else "") + ("-onednnbf16" if fpmath else "")
-    bf16 += {"fused": "", "fused-closedform": "-bnclosedform", "composite": "-bncomposite"}[a.batch_norm_op]
+    bf16 += {"composite": "", "fused": "-bnfused", "fused-closedform": "-bnclosedform"}[a.batch_norm_op]
     variant = f"{a.style}{'-xla' if xla else ''}{bf16}-{'FO' if first_order else 'SO'}"
     rec = dict(framework="maml-tf", version=f"tf {tf.__version__}", workload=a.workload, variant=variant,
                order=a.order, cfg=cfg, threads=dict(intra=tf.config.threading.get_intra_op_parallelism_threads(),

@@ -60,8 +60,9 @@ def main():
     ap.add_argument("--workload", choices=("omniglot", "mini"))
     ap.add_argument("--loop-parallel-tasks", type=int, default=2)
     ap.add_argument("--steps", type=int, default=3, help="meta-steps after the first")
-    ap.add_argument("--batch-norm-op", choices=("fused", "composite"), default="fused",
-                    help="batch statistics through the fused BN ops (the library) or the composite of exact moments")
+    ap.add_argument("--batch-norm-op", choices=("composite", "fused"), default="composite",
+                    help="batch statistics through the composite of exact moments (the library default) "
+                         "or the fused BN ops (opt-in)")
     ap.add_argument("--torch-python", default=None, help="an interpreter with torch: record its import size")
     ap.add_argument("--out", default=None, help="append the record here (JSON lines)")
     a = ap.parse_args()

@@ -164,8 +164,9 @@ def main():
     ap.add_argument("--style", choices=("loop", "unrolled"), default="loop")
     ap.add_argument("--steps", type=int, default=2, help="meta-steps traced (after 2 untraced)")
     ap.add_argument("--loop-parallel-tasks", type=int, default=meta_gradient.LOOP_PARALLEL_TASKS)
-    ap.add_argument("--batch-norm-op", choices=("fused", "fused-closedform", "composite"), default="fused",
-                    help="batch statistics through the fused BN op (the library) or the composite of exact moments")
+    ap.add_argument("--batch-norm-op", choices=("composite", "fused", "fused-closedform"), default="composite",
+                    help="batch statistics through the composite of exact moments (the library default) "
+                         "or the fused BN op (opt-in)")
     ap.add_argument("--out", help="append the record to this .jsonl")
     ap.add_argument("--top", type=int, default=15, help="op types listed one by one")
     a = ap.parse_args()

@@ -25,6 +25,9 @@ def load(d):
 
 
 BF16_TAGS = ("-bf16", "-onednnbf16")  # mixed_bfloat16; float32 with TF_SET_ONEDNN_FPMATH_MODE=BF16
+# Opt-in batch-norm ops (bench_maml.py --batch-norm-op), off by default in the library: kept out
+# of the headline, each beside the default run of its variant.
+BATCH_NORM_TAGS = {"-bnfused": "fused batch norm", "-bnclosedform": "fused batch norm, closed-form second derivative"}
 
 
 def float32_variant(variant):
@@ -34,10 +37,18 @@ def float32_variant(variant):
     return variant
 
 
+def default_variant(variant):
+    """``variant`` without its opt-in batch-norm tag (the library-default run it is compared with)."""
+    for tag in BATCH_NORM_TAGS:
+        variant = variant.replace(tag, "")
+    return variant
+
+
 def best(recs, framework, workload, order):
-    """The fastest float32 record of (framework, workload, order)."""
+    """The fastest float32 record of (framework, workload, order) with the library's default BN."""
     rows = [r for r in recs if r["framework"] == framework and r["workload"] == workload
-            and r["variant"].endswith(order) and float32_variant(r["variant"]) == r["variant"]]
+            and r["variant"].endswith(order) and float32_variant(r["variant"]) == r["variant"]
+            and default_variant(r["variant"]) == r["variant"]]
     return min(rows, key=lambda r: r["timing"]["median_s"]) if rows else None
 
 
@@ -48,7 +59,8 @@ def precision_ratios(recs):
     for workload, order in WORKLOADS:
         ours = [r for r in recs if r["framework"] == "maml-tf" and r["workload"] == workload
                 and r["variant"].endswith(order)]
-        for variant in sorted({r["variant"] for r in ours if float32_variant(r["variant"]) != r["variant"]}):
+        for variant in sorted({r["variant"] for r in ours if float32_variant(r["variant"]) != r["variant"]
+                               and default_variant(r["variant"]) == r["variant"]}):
             mixed = [r["timing"]["median_s"] for r in ours if r["variant"] == variant]
             plain = [r["timing"]["median_s"] for r in ours if r["variant"] == float32_variant(variant)]
             if not plain:
@@ -61,6 +73,28 @@ def precision_ratios(recs):
                         "bf16_median_s": bf16, "float32_median_s": f32, "bf16_over_float32": bf16 / f32,
                         "bf16_over_best_reference": (bf16 / min(r["timing"]["median_s"] for r in refs)) if refs else None,
                         "bfloat16_native": native})
+    return out
+
+
+def batch_norm_lines(recs):
+    """One line per opt-in batch-norm run: its median beside the default run of its variant and
+    the best reference."""
+    out = []
+    for workload, order in WORKLOADS:
+        ours = [r for r in recs if r["framework"] == "maml-tf" and r["workload"] == workload
+                and r["variant"].endswith(order)]
+        for variant in sorted({r["variant"] for r in ours if default_variant(r["variant"]) != r["variant"]}):
+            plain = [r["timing"]["median_s"] for r in ours if r["variant"] == default_variant(variant)]
+            if not plain:
+                continue
+            median = float(np.median([r["timing"]["median_s"] for r in ours if r["variant"] == variant]))
+            refs = [r for r in (best(recs, fw, workload, order) for fw in ("jax", "torch")) if r]
+            name = next(BATCH_NORM_TAGS[t] for t in BATCH_NORM_TAGS if t in variant)
+            out.append(f"{name[0].upper()}{name[1:]} (opt-in, off by default), {workload} {order} {variant}: "
+                       f"{median:.4g} s, {median / float(np.median(plain)):.2f}x the default's "
+                       f"{default_variant(variant)}"
+                       + (f", {median / min(r['timing']['median_s'] for r in refs):.2f}x the best reference"
+                          if refs else "") + ".")
     return out
 
 
@@ -94,6 +128,8 @@ def summary(d):
                      f"{row['bf16_over_float32']:.2f}x float32's {row['float32_variant']}"
                      + (f", {row['bf16_over_best_reference']:.2f}x the best reference"
                         if row["bf16_over_best_reference"] else "") + ".")
+    for line in batch_norm_lines(recs):
+        lines.append(line)
     so = {w: best(recs, "maml-tf", w, "SO") for w in ("omniglot", "mini")}
     fo = {w: best(recs, "maml-tf", w, "FO") for w in ("omniglot", "mini")}
     for w in so:
