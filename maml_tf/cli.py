@@ -157,6 +157,12 @@ def _library_messages():
 
 
 # ----------------------------------------------------------------------------- maml train
+sampling_workers_option = click.option(
+    "--sampling-workers", type=click.IntRange(min=1), default=None,
+    help="RL only: processes stepping the environments in parallel (default: the preset's, 1); the "
+         "same trajectories for any number, so a run may resume with another.")
+
+
 @main.command()
 @click.argument("experiment", type=click.Choice(list(registry.EXPERIMENTS)))
 @preset_option
@@ -171,9 +177,7 @@ def _library_messages():
               help="Compute precision (default: the preset's, float32): mixed_bfloat16 runs the layers in "
                    "bfloat16 (weights, inner updates, losses in float32), faster only on CPUs with native "
                    "bfloat16 (amx_bf16 / avx512_bf16). Sinusoid and Table 1 only; a run may resume in another.")
-@click.option("--sampling-workers", type=click.IntRange(min=1), default=None,
-              help="RL only: processes stepping the environments in parallel (default: the preset's, 1); the "
-                   "same trajectories for any number, so a run may resume with another.")
+@sampling_workers_option
 @click.pass_context
 def train(ctx, experiment, preset, setting, methods, run_dir, time_limit, until, strategy, data_dir, verbose,
           precision, sampling_workers):
@@ -295,6 +299,7 @@ TARGET_OPTIONS = {
                           "unrolled (speed and memory only; default: the preset's, e.g. unrolled for 20-way "
                           "1-shot, which needs ~7 GB)."),
     ],
+    "rl": [sampling_workers_option],
     "step_sizes": [
         click.option("--first", type=float, multiple=True, default=(0.05, 0.1, 0.2, 0.5, 1.0), show_default=True,
                      help="Candidate step sizes of the first gradient step."),

@@ -296,6 +296,23 @@ def test_sampling_workers_are_for_rl_and_positive(tmp_path):
     assert not os.path.exists(tmp_path / "sine") and not os.path.exists(tmp_path / "nav")
 
 
+
+def test_reproduce_fig5_passes_sampling_workers_to_the_preset(tmp_path, monkeypatch):
+    from maml_tf.experiments import registry
+    made = {}
+
+    def create(experiment, preset_name, **kwargs):
+        made.update(experiment=experiment, **kwargs)
+        raise registry.UsageProblem("stop here")
+
+    monkeypatch.setattr(registry, "create", create)
+    result = invoke("reproduce", "fig5", "--task", "cheetah-dir", "--preset", "authors",
+                    "--run-dir", tmp_path / "run", "--sampling-workers", "2")
+    assert result.exit_code != 0 and "stop here" in result.output
+    assert made["experiment"] == "cheetah-dir" and made["sampling_workers"] == 2
+    result = invoke("reproduce", "fig4", "--preset", "smoke", "--run-dir", tmp_path / "nav", "--sampling-workers", "0")
+    assert result.exit_code == 2 and "--sampling-workers" in result.output and not os.path.exists(tmp_path / "nav")
+
 @pytest.fixture(scope="module")
 def navigation_run(tmp_path_factory):
     """`maml train navigation --until 1`, `maml evaluate` of it, then `maml reproduce fig4` on the

@@ -137,14 +137,16 @@ def _synthetic_mini_imagenet(preset, run_dir):
 
 
 def rl(target, preset="paper", setting=(), run_dir=None, out=None, time_limit=None, until=None, strategy=None,
-       data_dir=None, verbose=2, echo=print):
+       data_dir=None, verbose=2, echo=print, sampling_workers=None):
     """Figures 4 and 5: MAML-TRPO and its baselines in one environment (fig5: ``setting``, the
-    task), trained under one time limit, meta-tested on fixed tasks."""
+    task), trained under one time limit, meta-tested on fixed tasks. ``sampling_workers``:
+    processes stepping the environments (default: the preset's)."""
     from maml_tf.experiments import rl as experiments_rl
     from maml_tf.report import plots, render, tables
 
     env = _environment(target, setting)
-    experiment = registry.create(env, preset, run_dir=run_dir, verbose=verbose)
+    experiment = registry.create(env, preset, run_dir=run_dir, verbose=verbose,
+                                 **({"sampling_workers": sampling_workers} if sampling_workers else {}))
     config = experiment.preset
     echo(f"{', '.join(experiments_rl.TRAINED)}: {config.iterations} iterations of {config.meta_batch_size} tasks x "
          f"{config.episodes_per_task} trajectories; checkpoints in {experiment.run_dir}")
