@@ -256,3 +256,25 @@ def test_complete_sampling_through_the_learner_on_navigation():
     np.testing.assert_allclose(mean_returns(out), (out["rewards"] * out["valid"]).sum(axis=(1, 2))
                                / out["ends"].sum(axis=(1, 2)))
     assert learner.sample(tasks, seed=3)["valid"].shape[-1] == 100  # the learner's own sampling unchanged
+
+
+def test_adapting_on_batches_of_different_lengths_traces_at_most_twice():
+    """Whole-episode batches differ in length per call (the authors' navigation test): the
+    compiled inner step generalises after the second length instead of retracing for each,
+    and its result for a length equals a fresh trace's."""
+    from maml_tf.rl.learner import PolicyLearner
+    keras.utils.set_random_seed(0)
+    learner = PolicyLearner(gaussian_mlp_policy(2, 2, hidden=(8,)), "navigation", episodes_per_task=2)
+    weights = learner._meta_weights(3)
+    lr = tf.constant(0.1)
+    rng = np.random.default_rng(0)
+    for length in (100, 150, 200, 120, 90):
+        data = (rng.normal(size=(3, length, 2)).astype(np.float32),  # [tasks, episodes * T, ...]
+                rng.normal(size=(3, length, 2)).astype(np.float32),
+                rng.normal(size=(3, length)).astype(np.float32),
+                (rng.random((3, length)) < 0.8).astype(np.float32))
+        adapted = learner._adapt_tasks(weights, *data, lr)
+        fresh = tf.function(learner._adapt_stacked)(weights, *data, lr)
+        for a, b in zip(adapted, fresh):
+            np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+    assert learner._adapt_tasks.experimental_get_tracing_count() <= 2

@@ -96,7 +96,9 @@ class PolicyLearner:
             self.horizon = probe.horizon
         self._samplers = {}
         self._checkpoint_stores = {}
-        self._adapt_tasks = tf.function(self._adapt_stacked)
+        # Batches of whole episodes (sampling="complete") differ in length from one call to the
+        # next: traced once with an unknown length instead of once per length.
+        self._adapt_tasks = tf.function(self._adapt_stacked, reduce_retracing=True)
 
     # ------------------------------------------------------------------ training
     def train_iteration(self):
