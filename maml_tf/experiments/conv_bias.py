@@ -90,8 +90,8 @@ def convert(run_dir):
     old = _built(classification.build_maml(preset, conv_bias=True))
     source = Checkpoints(part, model=old, optimizer=old.optimizer)
     iteration = source.restore()
-    values = _without_conv_biases(old)
-    for key, v in _state(new).items():
+    values = without_conv_biases(old)
+    for key, v in state(new).items():
         v.assign(values[key])
     staging = part + ".bias_free"
     shutil.rmtree(staging, ignore_errors=True)
@@ -99,7 +99,7 @@ def convert(run_dir):
         iteration, env_steps=int(source.env_steps.numpy()), seconds=float(source.seconds.numpy()), last=True)
     check = _built(classification.build_maml(preset))
     assert Checkpoints(staging, model=check, optimizer=check.optimizer).restore() == iteration
-    for key, v in _state(check).items():
+    for key, v in state(check).items():
         np.testing.assert_array_equal(np.asarray(v), values[key], err_msg=f"{run_dir} converted: {key}")
     for old_file in [os.path.join(part, "checkpoint"), *glob.glob(os.path.join(part, f"{PREFIX}-*"))]:
         os.remove(old_file)
@@ -114,22 +114,22 @@ def _built(maml):
     return maml
 
 
-def _state(maml):
+def state(maml):
     """``{key: variable}`` a checkpoint of ``maml`` holds: the model's by path, the optimizer's
     by path after the optimizer's name (Keras numbers a second one, ``adam_1/...``)."""
-    state = {v.path: v for v in maml.variables}
-    state.update({"optimizer/" + v.path.split("/", 1)[-1]: v for v in maml.optimizer.variables})
-    assert len(state) == len(maml.variables) + len(maml.optimizer.variables), "variables of one path"
-    return state
+    found = {v.path: v for v in maml.variables}
+    found.update({"optimizer/" + v.path.split("/", 1)[-1]: v for v in maml.optimizer.variables})
+    assert len(found) == len(maml.variables) + len(maml.optimizer.variables), "variables of one path"
+    return found
 
 
-def _without_conv_biases(old):
+def without_conv_biases(old):
     """``{key: value}`` of ``old``'s variables and optimizer slots without the conv biases and
     their slots; each BN moving mean less the bias of the conv before it (conv4: ``conv_i`` ->
     ``bn_i``)."""
     biases = {conv.bias.path: np.asarray(conv.bias) for conv in functional.convolutions(old) if conv.use_bias}
     values = {}
-    for key, v in _state(old).items():
+    for key, v in state(old).items():
         value = np.asarray(v)
         if key.endswith("/moving_mean") and not key.startswith("optimizer/"):
             value = value - biases[key.replace("bn_", "conv_").replace("/moving_mean", "/bias")]
