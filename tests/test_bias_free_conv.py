@@ -184,3 +184,24 @@ def test_converter_old_run_is_refused_then_converted_keeps_its_function_and_resu
 
     resumed, done = classification.train(preset, run_dir, verbose=0, until=20)
     assert done == 20 and classification.completed_iterations(run_dir) == 20
+
+
+@pytest.mark.slow
+def test_exported_bias_free_conv4_serves_the_fused_ops_as_the_composite(tmp_path, monkeypatch):
+    """The SavedModel of a bias-free conv4 adapts through the fused BN ops (the default) and
+    answers as the same model exported with the composite."""
+    from maml_tf import export
+    maml = MAML(conv4(5, input_shape=(SIZE, SIZE, 1), filters=4), inner_lr=0.4, inner_steps=2, eval_inner_steps=3)
+    maml.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    rng = np.random.default_rng(0)
+    task = {"support_x": rng.random((5, SIZE, SIZE, 1)).astype("float32"), "support_y": np.arange(5).astype("int32"),
+            "query_x": rng.random((7, SIZE, SIZE, 1)).astype("float32")}
+    logits, ops = {}, {}
+    for op in ("auto", "composite"):
+        monkeypatch.setattr(functional, "BATCH_NORM_OP", op)
+        export.save(maml, str(tmp_path / op))
+        served = tf.saved_model.load(str(tmp_path / op)).signatures["adapt_and_predict"]
+        logits[op] = np.asarray(served(**task)["logits"])
+        ops[op] = {n.op for f in served.graph.as_graph_def().library.function for n in f.node_def}
+    assert "FusedBatchNormGradV3" in ops["auto"] and "FusedBatchNormV3" not in ops["composite"]
+    np.testing.assert_allclose(logits["auto"], logits["composite"], rtol=1e-4, atol=1e-5)
