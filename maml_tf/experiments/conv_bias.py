@@ -30,23 +30,28 @@ class ConvBiasRunDirectory(runs.RunDirectoryMismatch):
 
 
 def refuse_old_layout(run_dir, part_dir, model):
-    """Raise :class:`ConvBiasRunDirectory`, naming the converter, if the latest checkpoint in
-    ``part_dir`` holds ``model`` (a Keras model, MAML included) with a bias in each of its
-    bias-free convolutions. Reads the checkpoint's variable list only."""
-    if model is None or not any(not conv.use_bias for conv in functional.convolutions(model)):
-        return
-    saved = Checkpoints(part_dir).saved()
-    if not saved:
-        return
-    try:
-        shapes = _saved_trainable_shapes(saved[-1])
-    except (tf.errors.OpError, OSError, ValueError):  # damaged: restore() says so
-        return
-    if shapes and shapes != _trainable_shapes(model) and shapes == _trainable_shapes(model, with_conv_bias=True):
+    """Raise :class:`ConvBiasRunDirectory`, naming the converter, if :func:`has_old_layout`."""
+    if has_old_layout(part_dir, model):
         raise ConvBiasRunDirectory(
             f"{run_dir} holds checkpoints of conv4 with conv biases before batch norm (dropped "
             f"2026-12-06: a dead parameter under batch statistics): convert it once with "
             f"`{COMMAND} {run_dir}`.")
+
+
+def has_old_layout(part_dir, model):
+    """Whether the latest checkpoint in ``part_dir`` holds ``model`` (a Keras model, MAML
+    included) with a bias in each of its bias-free convolutions. Reads the checkpoint's
+    variable list only."""
+    if model is None or not any(not conv.use_bias for conv in functional.convolutions(model)):
+        return False
+    saved = Checkpoints(part_dir).saved()
+    if not saved:
+        return False
+    try:
+        shapes = _saved_trainable_shapes(saved[-1])
+    except (tf.errors.OpError, OSError, ValueError):  # damaged: restore() says so
+        return False
+    return bool(shapes) and shapes != _trainable_shapes(model) and shapes == _trainable_shapes(model, True)
 
 
 def _saved_trainable_shapes(path):
@@ -82,11 +87,8 @@ def convert(run_dir):
         return None
     part = run.part(classification.PART)
     new = _built(classification.build_maml(preset))
-    try:
-        refuse_old_layout(run_dir, part, new)
+    if not has_old_layout(part, new):
         return None  # bias-free already (or no checkpoint)
-    except ConvBiasRunDirectory:
-        pass
     old = _built(classification.build_maml(preset, conv_bias=True))
     source = Checkpoints(part, model=old, optimizer=old.optimizer)
     iteration = source.restore()
