@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import classification_loss, flat
+from conftest import classification_loss
 from maml_tf import MAML, presets
 from maml_tf.core import functional
 from maml_tf.core.functional import FunctionalModel
