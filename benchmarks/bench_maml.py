@@ -24,12 +24,18 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from maml_tf import MAML  # noqa: E402
-from maml_tf.core import functional, fused_batch_norm, precision  # noqa: E402
+from maml_tf.core import functional, precision  # noqa: E402
 from maml_tf.core.episodes import make as make_episodes  # noqa: E402
 
 
-def build_model(cfg):
-    """Keras twin of the references' networks, same initial values (torch layout -> Keras)."""
+def build_model(cfg, conv_bias=False):
+    """Keras twin of the references' networks, same initial values (torch layout -> Keras).
+
+    Conv workloads: bias-free convs before batch norm, as the library's presets
+    (``networks.conv4``). The references' convs have a (random) bias; under batch statistics it
+    cancels, so the twin computes the same function and the same meta-gradient for every other
+    weight, and the bias's own is zero (``torch_layout_grads`` fills it in). ``conv_bias=True``:
+    the twin with the references' biases (the library's layout before 2026-12-06)."""
     p = C.init_params(cfg)
     if cfg["kind"] == "mlp":
         h = cfg["hidden"]
@@ -43,7 +49,7 @@ def build_model(cfg):
     inputs = keras.Input((cfg["img"], cfg["img"], cfg["in_ch"]))
     h = inputs
     for b in range(4):
-        conv = keras.layers.Conv2D(cfg["hidden"], 3, padding="same", name=f"conv{b}")
+        conv = keras.layers.Conv2D(cfg["hidden"], 3, padding="same", use_bias=conv_bias, name=f"conv{b}")
         bn = keras.layers.BatchNormalization(epsilon=C.BN_EPS, name=f"bn{b}")
         h = keras.layers.MaxPooling2D(2)(keras.layers.ReLU()(bn(conv(h))))
     # torch flattens NCHW; ours is NHWC: the head's input order differs, so permute its rows.
@@ -51,7 +57,8 @@ def build_model(cfg):
     outputs = keras.layers.Dense(cfg["n_way"], name="head")(h)
     model = keras.Model(inputs, outputs)
     for b in range(4):
-        model.get_layer(f"conv{b}").set_weights([p[f"conv{b}.weight"].transpose(2, 3, 1, 0), p[f"conv{b}.bias"]])
+        model.get_layer(f"conv{b}").set_weights([p[f"conv{b}.weight"].transpose(2, 3, 1, 0)]
+                                                + ([p[f"conv{b}.bias"]] if conv_bias else []))
         model.get_layer(f"bn{b}").set_weights([p[f"bn{b}.weight"], p[f"bn{b}.bias"],
                                                 np.zeros_like(p[f"bn{b}.bias"]), np.ones_like(p[f"bn{b}.bias"])])
     model.get_layer("head").set_weights([p["head.weight"].T, p["head.bias"]])
@@ -71,7 +78,19 @@ def torch_layout_grads(model, grads):
         if kind == "kernel":
             g = g.transpose(3, 2, 0, 1) if g.ndim == 4 else g.T
         out[f"{layer}.{name}"] = g
+    for layer in functional.convolutions(model):  # bias-free twin: the dead bias's gradient is zero
+        if not layer.use_bias:
+            out[f"{layer.name}.bias"] = np.zeros(layer.filters, np.float32)
     return out
+
+
+BATCH_NORM_TAGS = {"auto": "", "composite": "-bncomposite", "fused": "-bnfused", "fused-closedform": "-bnclosedform"}
+
+
+def set_batch_norm_op(op, model):
+    """Run BN as ``op`` (``functional.BATCH_NORM_OP``); returns the op it resolves to for ``model``."""
+    functional.BATCH_NORM_OP = op
+    return functional.resolve_batch_norm_op(op, functional.has_biased_conv(model))
 
 
 def to_episodes(batch, kind):
@@ -89,20 +108,22 @@ def main():
                     help="jit_compile of MAML.compile; auto = the library default (XLA for vectorized)")
     ap.add_argument("--precision", choices=("float32", "mixed_bfloat16"), default="float32",
                     help="mixed_bfloat16: the model built under that Keras policy (variant suffix -bf16)")
-    ap.add_argument("--batch-norm-op", choices=("composite", "fused", "fused-closedform"), default="composite",
-                    help="batch statistics through the composite of exact moments (the library default) or "
-                         "the fused BN ops (functional.FUSED_BATCH_NORM, opt-in; variant suffix -bnfused); "
-                         "fused-closedform: fused with the closed-form second derivative (-bnclosedform)")
+    ap.add_argument("--batch-norm-op", choices=tuple(BATCH_NORM_TAGS), default="auto",
+                    help="functional.BATCH_NORM_OP: auto (the library default: fused ops with the closed-form "
+                         "second derivative without conv biases, composite with them), composite (exact moments, "
+                         "variant suffix -bncomposite), fused (TensorFlow's second derivative, -bnfused), "
+                         "fused-closedform (-bnclosedform)")
+    ap.add_argument("--conv-bias", action="store_true",
+                    help="conv twin with the references' conv biases (the layout before 2026-12-06; -convbias)")
     ap.add_argument("--fit", type=int, default=0,
                     help="also time keras fit() with steps_per_execution=N on a task stream (sine)")
     a = ap.parse_args()
     cfg = C.WORKLOADS[a.workload]
-    functional.FUSED_BATCH_NORM = a.batch_norm_op != "composite"
-    fused_batch_norm.CLOSED_FORM_SECOND_ORDER = a.batch_norm_op == "fused-closedform"
     first_order = a.order == 1
     rss_import = C.peak_rss_mb()
     with precision.policy(a.precision):
-        model = build_model(cfg)
+        model = build_model(cfg, a.conv_bias)
+    batch_norm_op = set_batch_norm_op(a.batch_norm_op, model)
     loss = "mse" if cfg["kind"] == "mlp" else keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     maml = MAML(model, inner_lr=cfg["alpha"], inner_steps=cfg["inner_steps"], first_order=first_order,
                 task_parallelism=a.style)
@@ -114,12 +135,13 @@ def main():
     # (float32 accumulation), a process-wide switch with no model change.
     fpmath = os.environ.get("TF_SET_ONEDNN_FPMATH_MODE", "").upper() == "BF16"
     bf16 = ("-bf16" if a.precision == "mixed_bfloat16" else "") + ("-onednnbf16" if fpmath else "")
-    bf16 += {"composite": "", "fused": "-bnfused", "fused-closedform": "-bnclosedform"}[a.batch_norm_op]
+    bf16 += ("-convbias" if a.conv_bias and cfg["kind"] == "conv4" else "") + BATCH_NORM_TAGS[a.batch_norm_op]
     variant = f"{a.style}{'-xla' if xla else ''}{bf16}-{'FO' if first_order else 'SO'}"
     rec = dict(framework="maml-tf", version=f"tf {tf.__version__}", workload=a.workload, variant=variant,
                order=a.order, cfg=cfg, threads=dict(intra=tf.config.threading.get_intra_op_parallelism_threads(),
                                                     affinity=len(os.sched_getaffinity(0))),
-               rss_after_import_mb=rss_import, precision=a.precision, batch_norm_op=a.batch_norm_op,
+               rss_after_import_mb=rss_import, precision=a.precision, batch_norm_op=batch_norm_op,
+               conv_bias=bool(a.conv_bias and cfg["kind"] == "conv4"),
                onednn_fpmath_mode=os.environ.get("TF_SET_ONEDNN_FPMATH_MODE", ""),
                bfloat16_native=list(precision.native_bfloat16()))
     is_sine = cfg["kind"] == "mlp"

@@ -47,6 +47,7 @@ def write_table(jsonl, readme):
     for r in records:
         torch = mb(r["after_import_torch"]) if "after_import_torch" in r else "-"
         bn = r.get("batch_norm_op", "composite")  # runs before the fused ops: composite
+        bn += "" if r.get("conv_bias", True) else ", no conv bias"  # runs before the field: biases
         rows.append(f"| {r['workload']} | {bn} | {r['loop_parallel_tasks']} | {mb(r['after_import_tensorflow'])} | "
                     f"{mb(r['after_trace'])} | {mb(r['after_first_step'])} | {r['end']['VmHWM']} | "
                     f"{r['seconds_per_step']:.2f} | {torch} | {r['load_after']:.1f} |")
@@ -60,9 +61,10 @@ def main():
     ap.add_argument("--workload", choices=("omniglot", "mini"))
     ap.add_argument("--loop-parallel-tasks", type=int, default=2)
     ap.add_argument("--steps", type=int, default=3, help="meta-steps after the first")
-    ap.add_argument("--batch-norm-op", choices=("composite", "fused"), default="composite",
-                    help="batch statistics through the composite of exact moments (the library default) "
-                         "or the fused BN ops (opt-in)")
+    ap.add_argument("--batch-norm-op", choices=("auto", "composite", "fused", "fused-closedform"), default="auto",
+                    help="functional.BATCH_NORM_OP (auto, the library default: fused with the closed form "
+                         "for the bias-free twin, composite with --conv-bias)")
+    ap.add_argument("--conv-bias", action="store_true", help="the twin with conv biases (the layout before 2026-12-06)")
     ap.add_argument("--torch-python", default=None, help="an interpreter with torch: record its import size")
     ap.add_argument("--out", default=None, help="append the record here (JSON lines)")
     a = ap.parse_args()
@@ -71,7 +73,7 @@ def main():
     if not a.workload:
         ap.error("--workload is required (omniglot or mini)")
     record = {"workload": a.workload, "loop_parallel_tasks": a.loop_parallel_tasks, "steps": a.steps,
-              "batch_norm_op": a.batch_norm_op}
+              "conv_bias": a.conv_bias}
     import tensorflow as tf
     record["after_import_tensorflow"] = status_mb()
     import bench_maml as B  # the references' workloads (common.py) and our Keras twins
@@ -79,11 +81,12 @@ def main():
     import numpy as np
 
     from maml_tf import MAML, reporting
-    from maml_tf.core import functional, meta_gradient
+    from maml_tf.core import meta_gradient
     meta_gradient.LOOP_PARALLEL_TASKS = a.loop_parallel_tasks
-    functional.FUSED_BATCH_NORM = a.batch_norm_op == "fused"
     cfg = B.C.WORKLOADS[a.workload]
-    maml = MAML(B.build_model(cfg), inner_lr=cfg["alpha"], inner_steps=cfg["inner_steps"], task_parallelism="loop")
+    model = B.build_model(cfg, a.conv_bias)
+    record["batch_norm_op"] = B.set_batch_norm_op(a.batch_norm_op, model)
+    maml = MAML(model, inner_lr=cfg["alpha"], inner_steps=cfg["inner_steps"], task_parallelism="loop")
     maml.compile(optimizer=keras.optimizers.Adam(cfg["lr"]),
                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     maml.optimizer.build(maml.trainable_variables)

@@ -30,7 +30,7 @@ import tensorflow as tf  # noqa: E402
 from tensorflow.tsl.profiler.protobuf import xplane_pb2  # noqa: E402
 
 from maml_tf import MAML, reporting  # noqa: E402
-from maml_tf.core import functional, fused_batch_norm, meta_gradient  # noqa: E402
+from maml_tf.core import meta_gradient  # noqa: E402
 
 # op type -> kind; types not listed count as "other"
 KINDS = {
@@ -76,8 +76,11 @@ CONTAINERS = ("Process", "Run")  # events spanning a whole call, not ops
 KIND_OF = {t: kind for kind, types in KINDS.items() for t in types}
 
 
-def build(cfg, order, style):
-    maml = MAML(B.build_model(cfg), inner_lr=cfg["alpha"], inner_steps=cfg["inner_steps"],
+def build(cfg, order, style, batch_norm_op="auto", conv_bias=False):
+    """The compiled meta-step, the model's layer names and the BN op it runs."""
+    model = B.build_model(cfg, conv_bias)
+    batch_norm_op = B.set_batch_norm_op(batch_norm_op, model)
+    maml = MAML(model, inner_lr=cfg["alpha"], inner_steps=cfg["inner_steps"],
                 first_order=order == 1, task_parallelism=style)
     maml.compile(optimizer=keras.optimizers.Adam(cfg["lr"]),
                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=False)
@@ -87,7 +90,7 @@ def build(cfg, order, style):
         loss_value, grads = maml.meta_gradients(episodes)
         maml.optimizer.apply(grads, maml.trainable_variables)
         return loss_value
-    return tf.function(step), {layer.name for layer in maml.model.layers}
+    return tf.function(step), {layer.name for layer in maml.model.layers}, batch_norm_op
 
 
 def op_events(logdir):
@@ -148,7 +151,8 @@ def write_table(jsonl, readme):
         kinds = {x["what"]: x["share"] for x in r["by_kind"]}
         share = {g: sum(kinds.get(k, 0) for k in members) for g, members in GROUPS.items()}
         m = r["machine"]
-        rows.append(f"| {r['workload']} {'SO' if r['order'] == 2 else 'FO'} | {r['batch_norm_op']} "
+        bn = r["batch_norm_op"] + ("" if r.get("conv_bias", True) else ", no conv bias")  # earlier runs: biases
+        rows.append(f"| {r['workload']} {'SO' if r['order'] == 2 else 'FO'} | {bn} "
                     f"| {r['wall_s_per_step_traced']:.2f} | {r['op_ms_per_step_summed_over_threads'] / 1000:.2f} | "
                     + " | ".join(f"{share[g]:.2f}" for g in GROUPS) + f" | {1 - sum(share.values()):.2f} | "
                     + f"{r['load_average_before'][0]:.1f} | {m['cpu']}, {m['cores']} cores |")
@@ -164,19 +168,18 @@ def main():
     ap.add_argument("--style", choices=("loop", "unrolled"), default="loop")
     ap.add_argument("--steps", type=int, default=2, help="meta-steps traced (after 2 untraced)")
     ap.add_argument("--loop-parallel-tasks", type=int, default=meta_gradient.LOOP_PARALLEL_TASKS)
-    ap.add_argument("--batch-norm-op", choices=("composite", "fused", "fused-closedform"), default="composite",
-                    help="batch statistics through the composite of exact moments (the library default) "
-                         "or the fused BN op (opt-in)")
+    ap.add_argument("--batch-norm-op", choices=tuple(B.BATCH_NORM_TAGS), default="auto",
+                    help="functional.BATCH_NORM_OP (auto, the library default: fused with the closed form "
+                         "for the bias-free twin, composite with --conv-bias)")
+    ap.add_argument("--conv-bias", action="store_true", help="the twin with conv biases (the layout before 2026-12-06)")
     ap.add_argument("--out", help="append the record to this .jsonl")
     ap.add_argument("--top", type=int, default=15, help="op types listed one by one")
     a = ap.parse_args()
     if a.table:
         return write_table(a.table, a.readme)
     meta_gradient.LOOP_PARALLEL_TASKS = a.loop_parallel_tasks
-    functional.FUSED_BATCH_NORM = a.batch_norm_op != "composite"
-    fused_batch_norm.CLOSED_FORM_SECOND_ORDER = a.batch_norm_op == "fused-closedform"
     cfg = B.C.WORKLOADS[a.workload]
-    step, layers = build(cfg, a.order, a.style)
+    step, layers, batch_norm_op = build(cfg, a.order, a.style, a.batch_norm_op, a.conv_bias)
     batch = B.to_episodes(B.C.sample_batch(cfg, B.C.np.random.default_rng(B.C.SEED_CHECK)), "conv4")
     for _ in range(2):
         float(step(batch))
@@ -209,7 +212,8 @@ def main():
         return [{"what": k, "ms_per_step": round(v / 1e6 / a.steps, 2), "share": round(v / total, 3)}
                 for k, v in counter.most_common(limit)]
     other_types = collections.Counter({t: v for t, v in by_type.items() if t not in KIND_OF})
-    record = {"workload": a.workload, "order": a.order, "style": a.style, "batch_norm_op": a.batch_norm_op,
+    record = {"workload": a.workload, "order": a.order, "style": a.style, "batch_norm_op": batch_norm_op,
+              "conv_bias": a.conv_bias,
               "cfg": cfg,
               "loop_parallel_tasks": a.loop_parallel_tasks, "steps_traced": a.steps,
               "wall_s_per_step_untraced": sorted(untraced), "wall_s_per_step_traced": traced_s,

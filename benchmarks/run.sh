@@ -34,11 +34,12 @@ for o in 2 1; do
   ours maml-tf_mini_loop-$v         900 --workload mini --style loop --order $o --iters 8 --warmup 1
 done
 ours maml-tf_mini_unrolled-SO 900 --workload mini --style unrolled --order 2 --iters 8 --warmup 1
-# The opt-in fused batch norm (functional.FUSED_BATCH_NORM; README "Conv workloads"), beside the
-# default composite: its own lines under the table, not in the headline.
-ours maml-tf_omniglot_loop-bnfused-SO      900 --workload omniglot --style loop --order 2 --iters 8 --warmup 1 --batch-norm-op fused
-ours maml-tf_omniglot_loop-bnclosedform-SO 900 --workload omniglot --style loop --order 2 --iters 8 --warmup 1 --batch-norm-op fused-closedform
-ours maml-tf_mini_loop-bnclosedform-SO     900 --workload mini --style loop --order 2 --iters 8 --warmup 1 --batch-norm-op fused-closedform
+# The rows above run the library default (bias-free convs, fused batch norm with the closed-form
+# second derivative; README "Conv workloads"). Beside it, its own lines under the table: the
+# default before 2026-12-06 (conv biases, composite batch norm) and TensorFlow's second derivative.
+ours maml-tf_omniglot_loop-convbias-SO 900 --workload omniglot --style loop --order 2 --iters 8 --warmup 1 --conv-bias
+ours maml-tf_mini_loop-convbias-SO     900 --workload mini --style loop --order 2 --iters 8 --warmup 1 --conv-bias
+ours maml-tf_omniglot_loop-bnfused-SO  900 --workload omniglot --style loop --order 2 --iters 8 --warmup 1 --batch-norm-op fused
 # mixed_bfloat16 (float32 weights, bfloat16 layers): faster only where the CPU has native
 # bfloat16 (env.txt / each JSON's bfloat16_native). Its meta-gradients depart from float32's by
 # design, so they are kept apart from compare.py's float32 agreement check (grads_bf16/).

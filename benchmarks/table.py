@@ -25,9 +25,12 @@ def load(d):
 
 
 BF16_TAGS = ("-bf16", "-onednnbf16")  # mixed_bfloat16; float32 with TF_SET_ONEDNN_FPMATH_MODE=BF16
-# Opt-in batch-norm ops (bench_maml.py --batch-norm-op), off by default in the library: kept out
-# of the headline, each beside the default run of its variant.
-BATCH_NORM_TAGS = {"-bnfused": "fused batch norm", "-bnclosedform": "fused batch norm, closed-form second derivative"}
+# Batch-norm variants other than the library default (bench_maml.py --batch-norm-op, --conv-bias):
+# kept out of the headline, each beside the default run of its variant. The default since
+# 2026-12-06: bias-free convs, fused BN with the closed-form second derivative.
+BATCH_NORM_TAGS = {"-convbias": "conv biases with composite batch norm (the default before 2026-12-06)",
+                   "-bncomposite": "composite batch norm", "-bnfused": "fused batch norm, TensorFlow's second derivative",
+                   "-bnclosedform": "fused batch norm, closed-form second derivative"}
 
 
 def float32_variant(variant):
@@ -77,8 +80,8 @@ def precision_ratios(recs):
 
 
 def batch_norm_lines(recs):
-    """One line per opt-in batch-norm run: its median beside the default run of its variant and
-    the best reference."""
+    """One line per non-default batch-norm run: its median beside the default run of its variant
+    and the best reference."""
     out = []
     for workload, order in WORKLOADS:
         ours = [r for r in recs if r["framework"] == "maml-tf" and r["workload"] == workload
@@ -89,8 +92,8 @@ def batch_norm_lines(recs):
                 continue
             median = float(np.median([r["timing"]["median_s"] for r in ours if r["variant"] == variant]))
             refs = [r for r in (best(recs, fw, workload, order) for fw in ("jax", "torch")) if r]
-            name = next(BATCH_NORM_TAGS[t] for t in BATCH_NORM_TAGS if t in variant)
-            out.append(f"{name[0].upper()}{name[1:]} (opt-in, off by default), {workload} {order} {variant}: "
+            name = ", ".join(BATCH_NORM_TAGS[t] for t in BATCH_NORM_TAGS if t in variant)
+            out.append(f"{name[0].upper()}{name[1:]} (not the default), {workload} {order} {variant}: "
                        f"{median:.4g} s, {median / float(np.median(plain)):.2f}x the default's "
                        f"{default_variant(variant)}"
                        + (f", {median / min(r['timing']['median_s'] for r in refs):.2f}x the best reference"

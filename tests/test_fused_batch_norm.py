@@ -1,5 +1,5 @@
-"""Batch norm through TensorFlow's fused op (``functional.FUSED_BATCH_NORM``, float32,
-opt-in) computes the same meta-step as the composite of exact moments: meta-gradients of
+"""Batch norm through TensorFlow's fused op (``functional.BATCH_NORM_OP``, float32; the
+default for models without conv biases) computes the same meta-step as the composite of exact moments: meta-gradients of
 first and second order, weights after a training step and BN moving statistics; its second
 order is exact (against float64), where stock Keras BN is not."""
 import contextlib
@@ -55,13 +55,13 @@ def _episodes(dtype, tasks=3, seed=5):
 
 
 @contextlib.contextmanager
-def _fused(on):
-    previous = functional.FUSED_BATCH_NORM
-    functional.FUSED_BATCH_NORM = on
+def _batch_norm_op(op):
+    previous = functional.BATCH_NORM_OP
+    functional.BATCH_NORM_OP = op
     try:
         yield
     finally:
-        functional.FUSED_BATCH_NORM = previous
+        functional.BATCH_NORM_OP = previous
 
 
 def _maml(dtype, first_order=False, batch_norm="transductive", task_parallelism="loop", optimizer="adam"):
@@ -71,8 +71,8 @@ def _maml(dtype, first_order=False, batch_norm="transductive", task_parallelism=
     return maml
 
 
-def _meta_gradient(dtype, fused, xla=False, **kwargs):
-    with _fused(fused), _floatx(dtype):
+def _meta_gradient(dtype, op, xla=False, **kwargs):
+    with _batch_norm_op(op), _floatx(dtype):
         maml = _maml(dtype, **kwargs)
         support, query = _episodes(dtype)
         compute = tf.function(maml.meta_gradients, jit_compile=True) if xla else maml.meta_gradients
@@ -86,7 +86,7 @@ def _relative(a, b):
 
 def test_fused_op_runs_for_float32_only():
     for dtype, expected in (("float32", True), ("float64", False)):
-        with _fused(True), _floatx(dtype):
+        with _batch_norm_op("fused"), _floatx(dtype):
             maml = _maml(dtype)
             support, query = _episodes(dtype)
             graph = tf.function(lambda s, q: maml.meta_gradients({"support": s, "query": q})
@@ -99,27 +99,26 @@ def test_fused_op_runs_for_float32_only():
 @pytest.mark.parametrize("first_order", [False, True])
 @pytest.mark.parametrize("task_parallelism", ["loop", "unrolled", "vectorized"])
 def test_fused_meta_gradient_equals_composite(first_order, task_parallelism):
-    loss_c, composite = _meta_gradient("float32", False, first_order=first_order,
+    loss_c, composite = _meta_gradient("float32", "composite", first_order=first_order,
                                        task_parallelism=task_parallelism)
-    loss_f, fused = _meta_gradient("float32", True, first_order=first_order,
+    loss_f, fused = _meta_gradient("float32", "fused", first_order=first_order,
                                    task_parallelism=task_parallelism)
     assert abs(loss_f - loss_c) < 1e-5 * abs(loss_c)
     assert _relative(fused, composite) < 1e-5
 
 
 @pytest.mark.parametrize("first_order", [False, True])
-def test_closed_form_second_order_meta_gradient_equals_composite(first_order, monkeypatch):
-    monkeypatch.setattr(fused_batch_norm, "CLOSED_FORM_SECOND_ORDER", True)
-    _, composite = _meta_gradient("float32", False, first_order=first_order)
-    _, fused = _meta_gradient("float32", True, first_order=first_order)
+def test_closed_form_second_order_meta_gradient_equals_composite(first_order):
+    _, composite = _meta_gradient("float32", "composite", first_order=first_order)
+    _, fused = _meta_gradient("float32", "fused-closedform", first_order=first_order)
     assert _relative(fused, composite) < 1e-5
 
 
 def test_fused_meta_gradient_equals_composite_under_xla():
     """XLA reorders float32 sums: the composite's own meta-gradient moved by 2.7e-4 (relative)
     between XLA and not in a probe, fused against composite under XLA by 2.8e-5."""
-    _, composite = _meta_gradient("float32", False, xla=True)
-    _, fused = _meta_gradient("float32", True, xla=True)
+    _, composite = _meta_gradient("float32", "composite", xla=True)
+    _, fused = _meta_gradient("float32", "fused", xla=True)
     assert _relative(fused, composite) < 1e-4
 
 
@@ -140,20 +139,20 @@ def _stock_batch_norm(self):
 def test_fused_second_order_is_exact(monkeypatch):
     """float32 fused BN against the exact composite in float64 (finite-difference checked in
     test_meta_gradient.py), far closer than stock Keras BN, which drops second-order terms."""
-    _, exact = _meta_gradient("float64", False)
-    _, fused = _meta_gradient("float32", True)
-    _, fused_first_order = _meta_gradient("float32", True, first_order=True)
+    _, exact = _meta_gradient("float64", "composite")
+    _, fused = _meta_gradient("float32", "fused")
+    _, fused_first_order = _meta_gradient("float32", "fused", first_order=True)
     monkeypatch.setattr(FunctionalModel, "_patched_batch_norm", _stock_batch_norm)
-    _, stock = _meta_gradient("float64", False)
+    _, stock = _meta_gradient("float64", "composite")
     fused_error, stock_error = _relative(fused, exact), _relative(stock, exact)
     assert fused_error < 1e-5, fused_error
     assert stock_error > 20 * fused_error, (stock_error, fused_error)
     assert _relative(fused_first_order, exact) > 1e-2  # the second-order terms are there
 
 
-# First order only: a second-order conv step through the fused ops, compiled by fit, can fail
-# with a graph cycle from a oneDNN fusion (functional.FUSED_BATCH_NORM); the second-order
-# meta-gradients are compared above, outside fit.
+# First order only: a second-order step of this model (convs with a bias) through the fused ops,
+# compiled by fit, can fail with a graph cycle from a oneDNN fusion (functional.BATCH_NORM_OP);
+# the second-order meta-gradients are compared above, outside fit.
 @pytest.mark.parametrize("first_order", [True])
 def test_fused_training_step_equals_composite(first_order):
     """Weights and BN moving statistics after two meta-steps of fit (inductive BN). Plain SGD:
@@ -162,7 +161,7 @@ def test_fused_training_step_equals_composite(first_order):
     support, query = _episodes("float32")
     after = {}
     for fused in (False, True):
-        with _fused(fused):
+        with _batch_norm_op("fused" if fused else "composite"):
             maml = _maml("float32", first_order=first_order, batch_norm="inductive",
                          optimizer=keras.optimizers.SGD(0.5))
             data = tf.data.Dataset.from_tensors({"support": support, "query": query}).repeat()

@@ -1,5 +1,6 @@
 """The committed checkpoints, converted once from the Keras backups and RL ``.npz`` files
-(maml_tf/experiments/legacy.py), hold exactly the old weights, and the converter turns an
+(maml_tf/experiments/legacy.py), hold exactly the old weights (conv4's without the conv
+biases, maml_tf/experiments/conv_bias.py), and the converter turns an
 old-format directory into the committed one. The old files come from git history."""
 import filecmp
 import os
@@ -11,7 +12,7 @@ import pytest
 from test_checkpoints import directory_tree
 
 from maml_tf import presets
-from maml_tf.experiments import classification, legacy, rl
+from maml_tf.experiments import classification, conv_bias, legacy, rl
 from maml_tf.experiments.runs import LegacyRunDirectory, RunDirectory
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -47,14 +48,17 @@ def test_the_converted_omniglot_20way_checkpoint_holds_the_old_weights(tmp_path)
     committed = "checkpoints/table1_omniglot/paper/20way1shot"
     run_dir = _copy(committed, tmp_path)
     preset = presets.classification(presets.OMNIGLOT, "20way1shot")
-    old = classification.build_maml(preset)
+    old = classification.build_maml(preset, conv_bias=True)
     old.optimizer.build(old.trainable_variables)
     old.load_weights(_old(f"{committed}/backup/latest.weights.h5", tmp_path / "old" / "latest.weights.h5"))
     loaded = classification.load_latest(preset, str(run_dir))
     assert classification.completed_iterations(str(run_dir)) == 60_000
     assert int(loaded.optimizer.iterations.numpy()) == 60_000  # Adam's step, for its bias correction
-    for a, b in zip(_variables(old), _variables(loaded)):
-        np.testing.assert_array_equal(a, b)
+    want = conv_bias.without_conv_biases(old)
+    got = {key: np.asarray(v) for key, v in conv_bias.state(loaded).items()}
+    assert set(got) <= set(want) and len(got) == len(_variables(loaded))
+    for key, value in got.items():
+        np.testing.assert_array_equal(value, want[key], err_msg=key)
     assert directory_tree(run_dir) == directory_tree(os.path.join(ROOT, committed))  # reading wrote nothing
 
 

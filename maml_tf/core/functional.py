@@ -4,8 +4,9 @@ MAML adapts weights functionally so that the outer gradient can flow through the
 inner updates (Finn et al. 2017, Algorithm 1). Keras 3's ``stateless_call`` does the
 substitution for Sequential, functional and subclassed models alike; this module adds
 the two batch-normalisation fixes a meta-learner needs, and runs BN with batch statistics
-through TensorFlow's fused ops where they apply (:mod:`fused_batch_norm`: BN was about half
-of a conv meta-step's op time as a composite, benchmarks/README.md).
+through TensorFlow's fused ops where they apply and are safe (:data:`BATCH_NORM_OP`,
+:mod:`fused_batch_norm`: BN was about half of a conv meta-step's op time as a composite,
+benchmarks/README.md).
 """
 import contextlib
 import functools
@@ -17,13 +18,39 @@ import tensorflow as tf
 from maml_tf.core import fused_batch_norm, keras_internals
 
 BATCH_NORM_MODES = ("transductive", "inductive")
-# Batch statistics through the fused BN ops (read when a step is traced); False: Keras' BN
-# with _exact_moments, which float64 and the other cases _fused_batch_statistics declines take.
-# Off by default: with the fused ops, a second-order conv step compiled by fit (no XLA) fails
-# in some processes with "N nodes in a cycle" (3 of 9 processes against 0 of 9 composite,
-# 2026-12-05): oneDNN's layout pass fuses a conv bias's BiasAddGrad with the outer tape's
-# Conv2DBackpropFilter instead of the inner one (see fused_batch_norm.CLOSED_FORM_SECOND_ORDER).
-FUSED_BATCH_NORM = False
+# How BN with batch statistics runs (read when a step is traced; benchmarks switch it):
+# "composite": Keras' BN with _exact_moments; "fused": TensorFlow's fused ops and its rule for
+# the second derivative; "fused-closedform": the fused ops with fused_batch_norm's closed form
+# (about 0.5x the composite's meta-step time, benchmarks/README.md); "auto" (default):
+# fused-closedform for models without a biased conv layer, composite otherwise. A second-order
+# conv step through the fused ops, compiled by fit without XLA, failed with "N nodes in a cycle"
+# in some processes when convs had a bias (oneDNN's layout pass fused a conv bias's BiasAddGrad
+# with the outer tape's Conv2DBackpropFilter; benchmarks/cycle_check.py), never without one.
+# float64 and the cases _fused_batch_statistics declines take the composite in every mode.
+BATCH_NORM_OPS = ("auto", "composite", "fused", "fused-closedform")
+BATCH_NORM_OP = "auto"
+CONV_LAYERS = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D,
+               keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D)
+
+
+def convolutions(model):
+    """The convolution layers nested in ``model``."""
+    return [layer for layer in keras_internals.all_layers(model) if isinstance(layer, CONV_LAYERS)]
+
+
+def has_biased_conv(model):
+    """Whether any convolution of ``model`` has a bias (then "auto" keeps BN composite)."""
+    return any(layer.use_bias for layer in convolutions(model))
+
+
+def resolve_batch_norm_op(op, biased_conv):
+    """The BN op ``op`` (one of :data:`BATCH_NORM_OPS`) names for a model with or without a
+    biased conv layer."""
+    if op not in BATCH_NORM_OPS:
+        raise ValueError(f"functional.BATCH_NORM_OP must be one of {BATCH_NORM_OPS}, got {op!r}.")
+    if op == "auto":
+        return "composite" if biased_conv else "fused-closedform"
+    return op
 
 
 def _exact_moments(layer, inputs, mask):
@@ -42,7 +69,7 @@ def _exact_moments(layer, inputs, mask):
     return tf.squeeze(mean, axes), tf.squeeze(variance, axes)
 
 
-def _fused_batch_statistics(layer, inputs):
+def _fused_batch_statistics(layer, inputs, closed_form):
     """BN with the batch's statistics through the fused ops (:mod:`fused_batch_norm`, exact to
     second order), or None where they do not apply (not 4-D NHWC float32/half, sync, renorm,
     a frozen layer)."""
@@ -53,7 +80,7 @@ def _fused_batch_statistics(layer, inputs):
     channels = x.shape[-1]
     gamma = tf.cast(layer.gamma, tf.float32) if layer.scale else tf.ones([channels])
     beta = tf.cast(layer.beta, tf.float32) if layer.center else tf.zeros([channels])
-    y, mean, variance = fused_batch_norm.batch_statistics(x, gamma, beta, layer.epsilon)
+    y, mean, variance = fused_batch_norm.batch_statistics(x, gamma, beta, layer.epsilon, closed_form)
     momentum = layer.momentum
     layer.moving_mean.assign(tf.cast(layer.moving_mean, tf.float32) * momentum + mean * (1.0 - momentum))
     layer.moving_variance.assign(
@@ -61,12 +88,15 @@ def _fused_batch_statistics(layer, inputs):
     return tf.cast(y, layer.compute_dtype)
 
 
-def _batch_norm_call(layer, inputs, training=None, mask=None, always_batch_statistics=False):
-    """BN call of a meta-learner: the fused op whenever batch statistics apply (see
-    :func:`_fused_batch_statistics`), Keras' call with exact moments otherwise."""
+def _batch_norm_call(layer, inputs, training=None, mask=None, always_batch_statistics=False,
+                     biased_conv=True):
+    """BN call of a meta-learner: with batch statistics, the fused ops where :data:`BATCH_NORM_OP`
+    picks them and they apply (see :func:`_fused_batch_statistics`), else Keras' call with exact
+    moments."""
     training = training or always_batch_statistics
-    if training and mask is None and FUSED_BATCH_NORM:
-        out = _fused_batch_statistics(layer, inputs)
+    op = resolve_batch_norm_op(BATCH_NORM_OP, biased_conv)
+    if training and mask is None and op != "composite":
+        out = _fused_batch_statistics(layer, inputs, closed_form=op == "fused-closedform")
         if out is not None:
             return out
     return type(layer).call(layer, inputs, training=training, mask=mask)
@@ -90,6 +120,10 @@ class FunctionalModel:
             at training and test time, moving averages unused) or ``"inductive"``
             (Keras' standard behaviour: batch statistics when ``training=True``,
             moving averages otherwise).
+
+    Batch statistics run through TensorFlow's fused BN ops when no convolution of the model
+    has a bias (:data:`BATCH_NORM_OP` "auto"): give convs followed by BN ``use_bias=False``
+    (BN removes a bias anyway) for the fast path.
     """
 
     def __init__(self, model, batch_norm="transductive"):
@@ -111,6 +145,7 @@ class FunctionalModel:
             layer for layer in keras_internals.all_layers(model)
             if isinstance(layer, keras.layers.BatchNormalization)
         ]
+        self.biased_conv = has_biased_conv(model)  # checked once: "auto" BN op (BATCH_NORM_OP)
 
     @property
     def has_batch_norm(self):
@@ -124,7 +159,7 @@ class FunctionalModel:
             for layer in self._batch_norm_layers:
                 keras_internals.override_batch_norm_moments(layer, _exact_moments)
                 layer.__dict__["call"] = types.MethodType(
-                    functools.partial(_batch_norm_call,
+                    functools.partial(_batch_norm_call, biased_conv=self.biased_conv,
                                       always_batch_statistics=self.batch_norm == "transductive"), layer)
                 patched.append(layer)
             yield

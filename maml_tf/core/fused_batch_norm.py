@@ -4,32 +4,26 @@ The forward pass and its gradient are ``FusedBatchNormV3`` and ``FusedBatchNormG
 (oneDNN kernels on CPU). Second-order MAML differentiates the inner gradient once more
 (Finn et al. 2017, Section 2.2): TensorFlow's registered rule re-runs the BN gradient as a
 composite under a tape; :func:`_second_order` does it in closed form with about half the work
-(opt-in, :data:`CLOSED_FORM_SECOND_ORDER`). Third derivatives are not provided.
+(``closed_form=True``, 0.67 of the time of TensorFlow's rule on the MiniImagenet SO step,
+benchmarks/README.md). Third derivatives are not provided.
 """
 import tensorflow as tf
 
 _AXES = [0, 1, 2]  # NHWC: statistics over batch and space, per channel
-# True: the closed form :func:`_second_order` for BN's second derivative (0.67 of the time of
-# TensorFlow's rule on the MiniImagenet SO step, benchmarks/README.md). The "N nodes in a cycle"
-# that kept it off (fit on tests/test_export.py's classifier) is not its doing: TensorFlow's rule
-# failed the same way in 4 of 8 processes. oneDNN's layout pass fuses a conv bias's BiasAddGrad
-# with *any* Conv2DBackpropFilter reading the same gradient tensor, the first in a per-process
-# hash order; in second-order MAML that can be the outer tape's filter gradient, which depends on
-# the inner update that reads the bias gradient, hence a cycle (none without conv biases).
-CLOSED_FORM_SECOND_ORDER = False
 
 
-def batch_statistics(x, gamma, beta, epsilon):
+def batch_statistics(x, gamma, beta, epsilon, closed_form=True):
     """``(y, mean, variance)`` of BN on float32 NHWC ``x`` with its own batch statistics;
     ``variance`` is the biased one (the op's is Bessel-corrected). Gradients flow to ``x``,
     ``gamma`` and ``beta`` through ``y``; ``mean`` and ``variance`` (for moving averages)
-    are constants.
+    are constants. ``closed_form``: the second derivative by :func:`_second_order`, else by
+    TensorFlow's registered rule.
 
     TensorFlow's own rule for the second derivative is exact for this use too: it
     differentiates a composite of the BN gradient once, and its ``stop_gradient(mean)`` in
     the variance changes no first derivative.
     """
-    if not CLOSED_FORM_SECOND_ORDER:
+    if not closed_form:
         y, mean, variance, _, _, _ = tf.raw_ops.FusedBatchNormV3(
             x=x, scale=gamma, offset=beta, mean=tf.constant([], x.dtype), variance=tf.constant([], x.dtype),
             epsilon=epsilon, exponential_avg_factor=1.0, data_format="NHWC", is_training=True)

@@ -15,14 +15,11 @@ loss before differentiation, so the gradients come out scaled by the same factor
 """
 import collections
 
-import keras
 import tensorflow as tf
 
-from maml_tf.core import keras_internals
+from maml_tf.core import functional
 
 TASK_PARALLELISM = ("auto", "vectorized", "loop", "unrolled")
-_CONV_LAYERS = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D,
-                keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D)
 
 MetaStep = collections.namedtuple("MetaStep", "loss accuracy predictions grads state")
 # Tasks the loop engine runs at once (read when a step is traced). Each task in flight holds
@@ -36,8 +33,7 @@ def resolve(task_parallelism, model):
     convolutions, loop otherwise (measured fastest on CPU, benchmarks/README.md)."""
     if task_parallelism != "auto":
         return task_parallelism
-    has_conv = any(isinstance(l, _CONV_LAYERS) for l in keras_internals.all_layers(model))
-    return "loop" if has_conv else "vectorized"
+    return "loop" if functional.convolutions(model) else "vectorized"
 
 
 def _scaled(loss, scale_loss):

@@ -43,13 +43,15 @@ def tasks(preset, split, data_dir=None):
     return FewShotTasks(load_split(preset, split, data_dir), preset.ways, preset.shots, preset.query_shots, rotate=preset.rotate)
 
 
-def build_model(preset):
-    """The preset's network, built under its ``precision`` (the global policy restored after)."""
+def build_model(preset, conv_bias=False):
+    """The preset's network, built under its ``precision`` (the global policy restored after).
+    ``conv_bias=True``: conv4 with the biases before BN that runs before 2026-12-06 have
+    (:mod:`maml_tf.experiments.conv_bias` converts them)."""
     with precision.policy(preset.precision):
-        return _network(preset)
+        return _network(preset, conv_bias)
 
 
-def _network(preset):
+def _network(preset, conv_bias=False):
     shape = (preset.image_size, preset.image_size, preset.channels)
     scale = not preset.authors_layers
     if preset.network == "fc":
@@ -60,11 +62,11 @@ def _network(preset):
     head = (keras.initializers.RandomNormal(stddev=1.0) if preset.authors_layers and preset.downsample == "stride"
             else "glorot_uniform")
     return conv4(preset.ways, input_shape=shape, filters=preset.filters, downsample=preset.downsample,
-                 batch_norm_scale=scale, head_initializer=head, activation=preset.activation)
+                 batch_norm_scale=scale, head_initializer=head, activation=preset.activation, conv_bias=conv_bias)
 
 
-def build_maml(preset):
-    maml = MAML(build_model(preset), inner_lr=preset.inner_lr, inner_steps=preset.inner_steps,
+def build_maml(preset, conv_bias=False):
+    maml = MAML(build_model(preset, conv_bias), inner_lr=preset.inner_lr, inner_steps=preset.inner_steps,
                 eval_inner_steps=preset.eval_inner_steps, first_order=preset.first_order,
                 adapt=preset.adapt, batch_norm=preset.batch_norm,
                 loss_reduction=preset.loss_reduction, task_parallelism=preset.task_parallelism)

@@ -4,7 +4,8 @@ Old formats (classification and RL): Keras ``BackupAndRestore`` backups
 (``backup/latest.weights.h5`` with ``training_metadata.json``), a finished run's
 ``final.weights.h5`` (with ``final.iterations.json``), RL ``<method>.npz``, and the records
 ``preset.json`` / ``config.json``. Each part's furthest weights become its one tf.train
-checkpoint, checked to hold exactly the old values before the old files are deleted::
+checkpoint, checked to hold exactly the old values before the old files are deleted; conv4 runs
+then lose their conv biases (:mod:`maml_tf.experiments.conv_bias`, the format since 2026-12-06)::
 
     python -m maml_tf.experiments.legacy checkpoints/table1_omniglot/paper/5way1shot
 """
@@ -18,7 +19,7 @@ import sys
 import numpy as np
 
 from maml_tf import presets, reporting
-from maml_tf.experiments import runs
+from maml_tf.experiments import conv_bias, runs
 from maml_tf.experiments.checkpoints import Checkpoints
 
 OLD_RECORDS = ("preset.json", "config.json")
@@ -37,6 +38,8 @@ def convert(run_dir):
     for name in OLD_RECORDS + ("backup",):
         path = os.path.join(run_dir, name)
         shutil.rmtree(path) if os.path.isdir(path) else os.path.exists(path) and os.remove(path)
+    if done and hasattr(preset, "dataset"):
+        conv_bias.convert(run_dir)
     return done
 
 
@@ -96,7 +99,7 @@ def _convert_classification(run_dir, preset):
     part = run.part(classification.PART)
     Checkpoints(part, model=old, optimizer=old.optimizer).save(
         iteration, seconds=_seconds(run, classification.PART, iteration), last=True)
-    fresh = classification.build_maml(preset)
+    fresh = classification.build_maml(preset, conv_bias=True)
     fresh.optimizer.build(fresh.trainable_variables)
     assert Checkpoints(part, model=fresh, optimizer=fresh.optimizer).restore() == iteration
     _assert_equal(_state(old), _state(fresh), f"{run_dir} converted")
@@ -129,7 +132,7 @@ def _keras_sources(run_dir, preset):
 
 def _read_keras(preset, path):
     from maml_tf.experiments import classification
-    maml = classification.build_maml(preset)
+    maml = classification.build_maml(preset, conv_bias=True)  # Keras backups predate bias-free conv4
     maml.optimizer.build(maml.trainable_variables)
     maml.load_weights(path)
     return maml

@@ -100,8 +100,11 @@ class RunDirectory:
         return os.path.join(self.path, name)
 
     def checkpoints(self, part, **objects):
-        """Part ``part``'s :class:`~maml_tf.experiments.checkpoints.Checkpoints` of ``objects``."""
+        """Part ``part``'s :class:`~maml_tf.experiments.checkpoints.Checkpoints` of ``objects``;
+        refuses checkpoints of an older format or of conv4 with conv biases (naming the converter)."""
+        from maml_tf.experiments import conv_bias
         self._refuse_legacy()
+        conv_bias.refuse_old_layout(self.path, self.part(part), objects.get("model"))
         return Checkpoints(self.part(part), **objects)
 
     def has_checkpoint(self, part):

@@ -25,7 +25,7 @@ def mlp(input_dim=1, output_dim=1, hidden=(40, 40), activation="relu", kernel_in
 
 def conv4(num_classes, input_shape=(28, 28, 1), filters=64, downsample="stride",
           batch_norm=True, batch_norm_scale=True, head_initializer="glorot_uniform", activation="relu",
-          name="conv4"):
+          conv_bias=False, name="conv4"):
     """Four 3x3 conv blocks + linear head (Section 5.2).
 
     ``downsample="stride"``: stride-2 convolutions and a spatial mean before the head
@@ -34,6 +34,12 @@ def conv4(num_classes, input_shape=(28, 28, 1), filters=64, downsample="stride",
     leaves batch norm with an offset only, as ``tf.contrib.layers.batch_norm`` (the
     authors' code) by default; ``head_initializer`` is any Keras initializer; ``activation``
     any Keras activation name (the paper: ReLU).
+
+    ``conv_bias=False`` (default): no conv bias where batch norm follows. Such a bias is a dead
+    parameter: BN subtracts the per-channel batch mean, so it cancels exactly and its gradient is
+    zero; the Section 5.2 network is otherwise unchanged (the authors' code has the bias; ``True``
+    builds that layout, which older checkpoints have). Without it, batch norm runs through the
+    fused ops by default (:mod:`maml_tf.core.functional`). Without batch norm convs keep a bias.
     """
     if downsample not in ("stride", "maxpool"):
         raise ValueError(f"downsample must be 'stride' or 'maxpool', got {downsample!r}.")
@@ -41,7 +47,8 @@ def conv4(num_classes, input_shape=(28, 28, 1), filters=64, downsample="stride",
     h = inputs
     for i in range(4):
         strides = 2 if downsample == "stride" else 1
-        h = keras.layers.Conv2D(filters, 3, strides=strides, padding="same", name=f"conv_{i}")(h)
+        h = keras.layers.Conv2D(filters, 3, strides=strides, padding="same",
+                                use_bias=conv_bias or not batch_norm, name=f"conv_{i}")(h)
         if batch_norm:
             h = keras.layers.BatchNormalization(scale=batch_norm_scale, name=f"bn_{i}")(h)
         h = _activation(activation, i)(h)
