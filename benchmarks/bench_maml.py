@@ -35,7 +35,7 @@ def build_model(cfg, conv_bias=False):
     (``networks.conv4``). The references' convs have a (random) bias; under batch statistics it
     cancels, so the twin computes the same function and the same meta-gradient for every other
     weight, and the bias's own is zero (``torch_layout_grads`` fills it in). ``conv_bias=True``:
-    the twin with the references' biases (the library's layout before 2026-12-06)."""
+    the twin with the references' biases (the library's layout until 2026-12-05)."""
     p = C.init_params(cfg)
     if cfg["kind"] == "mlp":
         h = cfg["hidden"]
@@ -114,7 +114,7 @@ def main():
                          "variant suffix -bncomposite), fused (TensorFlow's second derivative, -bnfused), "
                          "fused-closedform (-bnclosedform)")
     ap.add_argument("--conv-bias", action="store_true",
-                    help="conv twin with the references' conv biases (the layout before 2026-12-06; -convbias)")
+                    help="conv twin with the references' conv biases (the layout until 2026-12-05; -convbias)")
     ap.add_argument("--fit", type=int, default=0,
                     help="also time keras fit() with steps_per_execution=N on a task stream (sine)")
     a = ap.parse_args()

@@ -64,7 +64,7 @@ def main():
     ap.add_argument("--batch-norm-op", choices=("auto", "composite", "fused", "fused-closedform"), default="auto",
                     help="functional.BATCH_NORM_OP (auto, the library default: fused with the closed form "
                          "for the bias-free twin, composite with --conv-bias)")
-    ap.add_argument("--conv-bias", action="store_true", help="the twin with conv biases (the layout before 2026-12-06)")
+    ap.add_argument("--conv-bias", action="store_true", help="the twin with conv biases (the layout until 2026-12-05)")
     ap.add_argument("--torch-python", default=None, help="an interpreter with torch: record its import size")
     ap.add_argument("--out", default=None, help="append the record here (JSON lines)")
     a = ap.parse_args()

@@ -171,7 +171,7 @@ def main():
     ap.add_argument("--batch-norm-op", choices=tuple(B.BATCH_NORM_TAGS), default="auto",
                     help="functional.BATCH_NORM_OP (auto, the library default: fused with the closed form "
                          "for the bias-free twin, composite with --conv-bias)")
-    ap.add_argument("--conv-bias", action="store_true", help="the twin with conv biases (the layout before 2026-12-06)")
+    ap.add_argument("--conv-bias", action="store_true", help="the twin with conv biases (the layout until 2026-12-05)")
     ap.add_argument("--out", help="append the record to this .jsonl")
     ap.add_argument("--top", type=int, default=15, help="op types listed one by one")
     a = ap.parse_args()

@@ -27,8 +27,8 @@ def load(d):
 BF16_TAGS = ("-bf16", "-onednnbf16")  # mixed_bfloat16; float32 with TF_SET_ONEDNN_FPMATH_MODE=BF16
 # Batch-norm variants other than the library default (bench_maml.py --batch-norm-op, --conv-bias):
 # kept out of the headline, each beside the default run of its variant. The default since
-# 2026-12-06: bias-free convs, fused BN with the closed-form second derivative.
-BATCH_NORM_TAGS = {"-convbias": "conv biases with composite batch norm (the default before 2026-12-06)",
+# 2026-12-05: bias-free convs, fused BN with the closed-form second derivative.
+BATCH_NORM_TAGS = {"-convbias": "conv biases with composite batch norm (the default until 2026-12-05)",
                    "-bncomposite": "composite batch norm", "-bnfused": "fused batch norm, TensorFlow's second derivative",
                    "-bnclosedform": "fused batch norm, closed-form second derivative"}
 

@@ -45,7 +45,7 @@ def tasks(preset, split, data_dir=None):
 
 def build_model(preset, conv_bias=False):
     """The preset's network, built under its ``precision`` (the global policy restored after).
-    ``conv_bias=True``: conv4 with the biases before BN that runs before 2026-12-06 have
+    ``conv_bias=True``: conv4 with the biases before BN that runs until 2026-12-05 have
     (:mod:`maml_tf.experiments.conv_bias` converts them)."""
     with precision.policy(preset.precision):
         return _network(preset, conv_bias)

@@ -1,6 +1,6 @@
 """Convert a classification run directory's conv4 checkpoints to bias-free convs, once.
 
-conv4 had a bias in each conv before batch norm until 2026-12-06 (the authors' layout). With
+conv4 had a bias in each conv before batch norm until 2026-12-05 (the authors' layout). With
 batch statistics the bias cancels exactly (BN subtracts the batch mean), so it is a dead
 parameter; without it batch norm runs through the fused ops (``functional.BATCH_NORM_OP``).
 The converter drops the conv biases and their Adam slots and subtracts each bias from the
@@ -34,7 +34,7 @@ def refuse_old_layout(run_dir, part_dir, model):
     if has_old_layout(part_dir, model):
         raise ConvBiasRunDirectory(
             f"{run_dir} holds checkpoints of conv4 with conv biases before batch norm (dropped "
-            f"2026-12-06: a dead parameter under batch statistics): convert it once with "
+            f"2026-12-05: a dead parameter under batch statistics): convert it once with "
             f"`{COMMAND} {run_dir}`.")
 
 

@@ -5,7 +5,7 @@ Old formats (classification and RL): Keras ``BackupAndRestore`` backups
 ``final.weights.h5`` (with ``final.iterations.json``), RL ``<method>.npz``, and the records
 ``preset.json`` / ``config.json``. Each part's furthest weights become its one tf.train
 checkpoint, checked to hold exactly the old values before the old files are deleted; conv4 runs
-then lose their conv biases (:mod:`maml_tf.experiments.conv_bias`, the format since 2026-12-06)::
+then lose their conv biases (:mod:`maml_tf.experiments.conv_bias`, the format since the end of 2026-12-05)::
 
     python -m maml_tf.experiments.legacy checkpoints/table1_omniglot/paper/5way1shot
 """
