@@ -55,49 +55,46 @@ def best(recs, framework, workload, order):
     return min(rows, key=lambda r: r["timing"]["median_s"]) if rows else None
 
 
-def precision_ratios(recs):
-    """Per workload with a bfloat16 row (mixed_bfloat16 or oneDNN's bf16 math mode): its median
-    beside float32's of the same variant (the median of the rounds' medians)."""
+def tagged_beside_base(recs, tagged, base):
+    """For each of our variants with ``tagged(variant)`` true, per workload: ``(workload, order,
+    variant, runs, median, base median, best-reference median or None)``, the base being the runs
+    of ``base(variant)`` (medians of the rounds' medians); variants without a base run are left out."""
     out = []
     for workload, order in WORKLOADS:
         ours = [r for r in recs if r["framework"] == "maml-tf" and r["workload"] == workload
                 and r["variant"].endswith(order)]
-        for variant in sorted({r["variant"] for r in ours if float32_variant(r["variant"]) != r["variant"]
-                               and default_variant(r["variant"]) == r["variant"]}):
-            mixed = [r["timing"]["median_s"] for r in ours if r["variant"] == variant]
-            plain = [r["timing"]["median_s"] for r in ours if r["variant"] == float32_variant(variant)]
+        for variant in sorted({r["variant"] for r in ours if tagged(r["variant"])}):
+            runs = [r for r in ours if r["variant"] == variant]
+            plain = [r["timing"]["median_s"] for r in ours if r["variant"] == base(variant)]
             if not plain:
                 continue
             refs = [r for r in (best(recs, fw, workload, order) for fw in ("jax", "torch")) if r]
-            bf16, f32 = float(np.median(mixed)), float(np.median(plain))
-            native = next(r for r in ours if r["variant"] == variant).get("bfloat16_native")
-            out.append({"workload": workload, "order": order, "variant": variant,
-                        "float32_variant": float32_variant(variant), "rounds": len(mixed),
-                        "bf16_median_s": bf16, "float32_median_s": f32, "bf16_over_float32": bf16 / f32,
-                        "bf16_over_best_reference": (bf16 / min(r["timing"]["median_s"] for r in refs)) if refs else None,
-                        "bfloat16_native": native})
+            out.append((workload, order, variant, runs, float(np.median([r["timing"]["median_s"] for r in runs])),
+                        float(np.median(plain)), min(r["timing"]["median_s"] for r in refs) if refs else None))
     return out
+
+
+def precision_ratios(recs):
+    """Per workload with a bfloat16 row (mixed_bfloat16 or oneDNN's bf16 math mode): its median
+    beside float32's of the same variant (the median of the rounds' medians)."""
+    rows = tagged_beside_base(recs, lambda v: float32_variant(v) != v and default_variant(v) == v, float32_variant)
+    return [{"workload": workload, "order": order, "variant": variant, "float32_variant": float32_variant(variant),
+             "rounds": len(runs), "bf16_median_s": bf16, "float32_median_s": f32, "bf16_over_float32": bf16 / f32,
+             "bf16_over_best_reference": bf16 / ref if ref else None,
+             "bfloat16_native": runs[0].get("bfloat16_native")}
+            for workload, order, variant, runs, bf16, f32, ref in rows]
 
 
 def batch_norm_lines(recs):
     """One line per non-default batch-norm run: its median beside the default run of its variant
     and the best reference."""
     out = []
-    for workload, order in WORKLOADS:
-        ours = [r for r in recs if r["framework"] == "maml-tf" and r["workload"] == workload
-                and r["variant"].endswith(order)]
-        for variant in sorted({r["variant"] for r in ours if default_variant(r["variant"]) != r["variant"]}):
-            plain = [r["timing"]["median_s"] for r in ours if r["variant"] == default_variant(variant)]
-            if not plain:
-                continue
-            median = float(np.median([r["timing"]["median_s"] for r in ours if r["variant"] == variant]))
-            refs = [r for r in (best(recs, fw, workload, order) for fw in ("jax", "torch")) if r]
-            name = ", ".join(BATCH_NORM_TAGS[t] for t in BATCH_NORM_TAGS if t in variant)
-            out.append(f"{name[0].upper()}{name[1:]} (not the default), {workload} {order} {variant}: "
-                       f"{median:.4g} s, {median / float(np.median(plain)):.2f}x the default's "
-                       f"{default_variant(variant)}"
-                       + (f", {median / min(r['timing']['median_s'] for r in refs):.2f}x the best reference"
-                          if refs else "") + ".")
+    for workload, order, variant, _, median, plain, ref in tagged_beside_base(
+            recs, lambda v: default_variant(v) != v, default_variant):
+        name = ", ".join(BATCH_NORM_TAGS[t] for t in BATCH_NORM_TAGS if t in variant)
+        out.append(f"{name[0].upper()}{name[1:]} (not the default), {workload} {order} {variant}: "
+                   f"{median:.4g} s, {median / plain:.2f}x the default's {default_variant(variant)}"
+                   + (f", {median / ref:.2f}x the best reference" if ref else "") + ".")
     return out
 
 
@@ -131,8 +128,7 @@ def summary(d):
                      f"{row['bf16_over_float32']:.2f}x float32's {row['float32_variant']}"
                      + (f", {row['bf16_over_best_reference']:.2f}x the best reference"
                         if row["bf16_over_best_reference"] else "") + ".")
-    for line in batch_norm_lines(recs):
-        lines.append(line)
+    lines.extend(batch_norm_lines(recs))
     so = {w: best(recs, "maml-tf", w, "SO") for w in ("omniglot", "mini")}
     fo = {w: best(recs, "maml-tf", w, "FO") for w in ("omniglot", "mini")}
     for w in so:
