@@ -121,6 +121,10 @@ class ClassificationPreset:
     # kernels from a normal truncated at 2 std 0.01. False: Keras' defaults (BN scale
     # and offset, Glorot-uniform kernels); the paper says neither.
     authors_layers: bool = False
+    # The authors' Omniglot images: nearest-neighbour 28x28, binary (their resize_images.py
+    # asked PIL for LANCZOS, which PIL ignores for the 1-bit PNGs; datasets.omniglot).
+    # False: antialiased lanczos3. MiniImagenet's images are the same either way.
+    authors_images: bool = False
     eval_tasks: int = 600
     validation_tasks: int = 200       # fixed tasks scored during training (curve)
     steps_per_epoch: int = 500        # checkpoint / validation interval in iterations
@@ -174,18 +178,22 @@ OMNIGLOT = {p.setting: p for p in (
     _omniglot(5, 1, first_order=True))}
 MINI_IMAGENET = {p.setting: p for p in (_mini(1), _mini(5), _mini(1, True), _mini(5, True))}
 
+# The authors' code (cbfinn/maml), where it departs from the paper's text: its
+# cross-entropy is summed over a task's examples and divided by K (``xent`` / K under
+# tf.gradients), so alpha acts on N times the mean loss's gradient (2.0 on the mean
+# for both 5-way 0.4 and 20-way 0.1); batch norm (offset only) is meta-learned but
+# not adapted in the inner loop; its layers' initialisation (``authors_layers``);
+# Omniglot is tested after 10 steps.
+_CODE = {"loss_reduction": "sum_over_shots", "adapt": "no_batch_norm", "authors_layers": True,
+         "eval_inner_steps": 10}
 # Smaller budgets of the same settings: only the budget changes, never the method;
-# "code" is the one exception, named for what it is.
+# "code" and "authors" are the exceptions, named for what they are.
 BUDGETS = {
     "paper": {},
-    # The authors' code (cbfinn/maml), where it departs from the paper's text: its
-    # cross-entropy is summed over a task's examples and divided by K (``xent`` / K under
-    # tf.gradients), so alpha acts on N times the mean loss's gradient (2.0 on the mean
-    # for both 5-way 0.4 and 20-way 0.1); batch norm (offset only) is meta-learned but
-    # not adapted in the inner loop; its layers' initialisation (``authors_layers``);
-    # Omniglot is tested after 10 steps.
-    "code": {"loss_reduction": "sum_over_shots", "adapt": "no_batch_norm", "authors_layers": True,
-             "eval_inner_steps": 10},
+    "code": _CODE,
+    # The code preset on the authors' Omniglot images (``authors_images``). Not in it: their
+    # training stream cycles one fixed pool of 200,000 tasks (docs/reproduction.md).
+    "authors": {**_CODE, "authors_images": True},
     "quick": {"iterations": 2_000, "eval_tasks": 200, "validation_tasks": 50, "steps_per_epoch": 250},
     "smoke": {"iterations": 20, "eval_tasks": 8, "validation_tasks": 4, "steps_per_epoch": 10,
               "meta_batch_size": 2, "curve_steps": 3},

@@ -345,3 +345,49 @@ def test_cli_prepare_offline_is_one_line(monkeypatch, tmp_path):
     assert out.stdout == "" and len(lines) == 2, out.stderr
     assert lines[0] == "omniglot: downloading through TFDS (offline: --from DIR)"
     assert lines[1].startswith("Error: Could not download Omniglot (ConnectionError)") and "--from DIR" in lines[1]
+
+
+# ----------------------------------------------------------------------------- the authors' images
+@pytest.mark.parametrize("size", [28, 14, 84, 105])
+def test_nearest_rows_are_pils_resize_of_a_1bit_image(size):
+    """What cbfinn/maml's resize_images.py does, `Image.resize(..., LANCZOS)` on a 1-bit PNG,
+    is PIL's nearest-neighbour sampling at the rows and columns we take."""
+    from PIL import Image
+
+    pixels = np.random.default_rng(size).random((105, 105)) < 0.3
+    theirs = np.asarray(Image.fromarray(pixels).convert("1").resize((size, size), resample=Image.LANCZOS))
+    rows = omniglot.nearest_rows(105, size)
+    np.testing.assert_array_equal(pixels[rows][:, rows], theirs)
+
+
+def test_nearest_images_are_the_authors_binary_ones(fake, prepared):
+    """`resize="nearest"`: for every character, the 20 drawings as the authors' pipeline
+    makes them from the PNGs (PIL resize as resize_images.py, then 1 - x as
+    data_generator.py), binary; cached apart from the antialiased array."""
+    import zipfile
+    from io import BytesIO
+
+    from PIL import Image
+
+    data_dir, antialiased = prepared
+    images = omniglot.load_characters(data_dir, resize="nearest")
+    assert images.shape == antialiased.shape and images.dtype == np.uint8
+    assert set(np.unique(images)) == {0, 255}
+    assert len(np.unique(antialiased)) > 2  # the default has grey edges
+    assert omniglot._cache_path(data_dir, 28, "nearest") != omniglot._cache_path(data_dir, 28)
+    assert os.path.isfile(omniglot._cache_path(data_dir, 28, "nearest"))
+    theirs = {}
+    for name in ("images_background.zip", "images_evaluation.zip"):
+        with zipfile.ZipFile(os.path.join(fake["source"], name)) as z:
+            for member in (n for n in z.namelist() if n.endswith(".png")):
+                image = Image.open(BytesIO(z.read(member))).resize((28, 28), resample=Image.LANCZOS)
+                inverted = (1 - np.asarray(image, np.uint8)) * 255
+                character = int(os.path.basename(member)[:4]) - 1
+                theirs.setdefault(character, []).append(inverted[..., None].tobytes())
+    for c in range(len(images)):
+        assert sorted(d.tobytes() for d in images[c]) == sorted(theirs[c]), c
+
+
+def test_an_unknown_resize_is_refused_before_any_decoding(tmp_path):
+    with pytest.raises(ValueError, match="resize must be one of lanczos3, nearest, got 'bicubic'"):
+        omniglot.load_characters(str(tmp_path), resize="bicubic")

@@ -31,7 +31,8 @@ def load_split(preset, split, data_dir=None):
     """uint8 ``[classes, examples, H, W, C]`` of one split of the preset's dataset."""
     if preset.dataset == "omniglot":
         from maml_tf.datasets import omniglot
-        return omniglot.load(split, data_dir, size=preset.image_size)
+        return omniglot.load(split, data_dir, size=preset.image_size,
+                             resize="nearest" if preset.authors_images else "lanczos3")
     if preset.dataset == "mini_imagenet":
         from maml_tf.datasets import mini_imagenet
         return mini_imagenet.load(split, data_dir)[0]
