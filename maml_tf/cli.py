@@ -20,8 +20,8 @@ from maml_tf.presets import PRECISIONS
 
 DATASETS = ("omniglot", "mini_imagenet")
 PRESETS_HELP = ("Budget and method (maml_tf/presets.py): paper | code (the authors' code's settings) | quick | "
-                "smoke; RL also has its own budgets (navigation, cheetah-dir: authors, the authors' test or "
-                "environment too).")
+                "smoke; authors: the code's settings on the authors' data too (Omniglot images), test "
+                "(navigation) or environment (cheetah-dir).")
 
 
 @click.group()
