@@ -163,3 +163,61 @@ def test_an_older_row_keeps_the_machine_of_its_page_when_a_new_row_joins(results
     assert doc["rows"][0]["machine"] == doc["machine"] and [row["machine"] for row in doc["rows"][1:]] == others
     doc["machine"] = {"cpu": "the next evaluation's"}
     assert tables.trained_on(doc["rows"][0], doc) != "the next evaluation's"
+
+
+def _direction_doc(results):
+    """A hand-made direction-task page: the committed half-cheetah direction page cut to four
+    test tasks (two forward, two backward), two methods, the movement diagnostics added."""
+    from maml_tf.experiments import rl
+    doc = copy.deepcopy(schema.load(os.path.join(results, "fig5_cheetah_dir", "metrics.json")))
+    tasks = [{"direction": d} for d in (1.0, 1.0, -1.0, -1.0)]
+    per_task = {"maml": [[-5.0, 150.0, 160.0, 170.0], [-6.0, 50.0, 60.0, 70.0],
+                         [-7.0, 99.0, 120.0, 130.0], [-8.0, 101.0, 110.0, 140.0]],
+                "oracle": [[400.0, 10.0, 20.0, 30.0], [420.0, 20.0, 30.0, 40.0],
+                           [500.0, 200.0, 210.0, 220.0], [520.0, 300.0, 310.0, 320.0]]}
+    moved = {"displacement": [[0.5, 2.0, 2.1, 2.2], [0.3, 1.0, 1.1, 1.2], [0.2, -2.0, -2.5, -3.0],
+                              [-0.2, -1.0, -1.5, -2.0]],
+             "distance": [[0.5, 2.0, 2.1, 2.2], [0.3, 1.0, 1.1, 1.2], [0.4, 2.0, 2.5, 3.0], [0.2, 1.0, 1.5, 2.0]],
+             "forward": [[1.0, 1.0, 1.0, 1.0], [0.5, 1.0, 1.0, 1.0], [0.5, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]]}
+    rows = [r for r in doc["rows"] if r["method"] in per_task]
+    for r in rows:
+        r["metric"]["per_task"] = per_task[r["method"]]
+        r["per_direction"] = rl.per_direction(tasks, per_task[r["method"]])
+        r["movement"] = rl.movement(tasks, moved)
+        r["curve"]["pre_update_points"] = [[i, -50.0 + i, None] for i in range(1, 30)]
+    return {**doc, "rows": rows, "test_directions": [t["direction"] for t in tasks]}
+
+
+def test_a_direction_page_shows_returns_and_movement_per_direction_and_its_training_curve(tmp_path, results):
+    doc = _direction_doc(results)
+    text = render.write(doc, tmp_path)
+    assert "| maml | forward | 2 | -5.5 | 100.0 | 110.0 | 120.0 |" in text  # per-direction returns
+    assert "| maml | backward | 2 | -7.5 | 100.0 | 115.0 | 135.0 |" in text
+    # 50 and 99 are below 100, 101 and 150 are not; the oracle's forward tasks are the two below it.
+    assert ("Test tasks with a return below 100 after 1 step: maml 2 of 4 (forward 1 of 2, backward 1 of 2); "
+            "oracle 2 of 4 (forward 2 of 2, backward 0 of 2).") in text
+    assert ("Pre-update policy (0 steps): maml moves +0.20 m per episode on average (|displacement| 0.35 m, "
+            "50% of episodes forward)") in text
+    assert "| maml | forward | 2 | +0.40 / 0.40 / 75% | +1.50 / 1.50 / 100% |" in text
+    assert "| maml | backward | 2 | +0.00 / 0.30 / 25% | -1.50 / 1.50 / 0% |" in text
+    assert "[training_curve.png](training_curve.png)" in text
+    assert plots.names(doc) == ["fig5_returns.png", "training_curve.png"]
+    for png in plots.names(doc):
+        assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
+    assert schema.load(tmp_path / "metrics.json") == json.loads(json.dumps(doc))
+
+
+@pytest.mark.parametrize("name", ["fig5_cheetah_dir_code", "fig5_ant_dir_quick"])
+def test_a_direction_page_written_before_the_movement_renders_as_it_did(name, tmp_path, results):
+    """Pages meta-tested before rows kept their movement (no per_direction, movement,
+    test_directions or pre-update curve): the same table.md, and only the returns PNG."""
+    doc = schema.load(os.path.join(results, name, "metrics.json"))
+    assert not any(k in r for r in doc["rows"] for k in ("movement", "per_direction"))
+    text = render.write(doc, tmp_path)
+    assert text == open(os.path.join(results, name, "table.md")).read()
+    assert sorted(os.listdir(tmp_path)) == ["fig5_returns.png", "metrics.json", "table.md"]
+    stripped = _direction_doc(results)  # today's rows without the new fields render too
+    for r in stripped["rows"]:
+        del r["movement"], r["per_direction"], r["curve"]["pre_update_points"]
+    text = render.write({k: v for k, v in stripped.items() if k != "test_directions"}, tmp_path / "stripped")
+    assert "Movement" not in text and "below 100" not in text and "training_curve" not in text

@@ -111,6 +111,7 @@ def test_meta_test_tasks_are_fixed_and_results_have_one_row_per_task():
     result = rl.meta_test(SMOKE, rl.build(SMOKE, "random"), tasks, SMOKE.step_sizes("random"))
     assert np.shape(result["per_task"]) == (SMOKE.eval_tasks, SMOKE.eval_inner_steps + 1)
     assert len(result["mean"]) == len(result["ci95"]) == SMOKE.eval_inner_steps + 1
+    assert "movement" not in result  # navigation: no robot to measure
 
 
 def test_the_fixed_test_tasks_do_not_change():
@@ -228,6 +229,42 @@ def test_authors_test_tasks_and_per_direction_returns():
     assert rl.per_direction([{"goal": (0, 0)}], [[1.0]]) is None
 
 
+def test_episode_totals_split_restarting_rows_and_movement_splits_by_direction():
+    from maml_tf.rl.learner import episode_totals
+    # One task, two rows of 6 steps: episodes end at steps 1 and 4 of row 0 (step 5 unfinished:
+    # not valid), and at the last step of row 1 (one whole episode).
+    values = np.array([[[1.0, 2.0, 4.0, 8.0, 16.0, 32.0], [-1.0, -1.0, -1.0, -1.0, -1.0, -1.0]]])
+    valid = np.array([[[1, 1, 1, 1, 1, 0], [1, 1, 1, 1, 1, 1]]], float)
+    ends = np.array([[[0, 1, 0, 0, 1, 0], [0, 0, 0, 0, 0, 1]]], float)
+    (totals,) = episode_totals(values, valid, ends)
+    np.testing.assert_array_equal(totals, [3.0, 28.0, -6.0])
+    tasks = [{"direction": d} for d in (1.0, -1.0, 1.0)]
+    moved = {"displacement": [[1.0, 4.0], [2.0, -6.0], [-3.0, 8.0]], "distance": [[1.0, 4.0], [2.0, 6.0], [3.0, 8.0]],
+             "forward": [[1.0, 1.0], [0.5, 0.0], [0.0, 1.0]]}
+    split = rl.movement(tasks, moved)
+    assert split["all"] == {"tasks": 3, "displacement": [0.0, 2.0], "distance": [2.0, 6.0], "forward": [0.5, 2 / 3]}
+    assert split["forward"] == {"tasks": 2, "displacement": [-1.0, 6.0], "distance": [2.0, 6.0], "forward": [0.5, 1.0]}
+    assert split["backward"] == {"tasks": 1, "displacement": [2.0, -6.0], "distance": [2.0, 6.0],
+                                 "forward": [0.5, 0.0]}
+    assert list(rl.movement([{"velocity": 1.0}], {"displacement": [[1.0]]})) == ["all"]
+
+
+def test_measuring_the_movement_leaves_the_meta_test_returns_as_they_were():
+    """The displacement comes from the episodes the returns are scored on, and measuring it
+    changes none of them (same seeds, same returns to the bit)."""
+    preset = dataclasses.replace(presets.get(presets.LOCOMOTION["cheetah-dir"], "smoke"), eval_tasks=2,
+                                 eval_episodes_per_task=2, eval_inner_steps=1, hidden=(8,))
+    learner, tasks = rl.build(preset, "random"), rl.test_tasks(preset)
+    result = rl.meta_test(preset, learner, tasks, preset.step_sizes("random"))
+    plain = learner.meta_test(tasks, steps=1, episodes_per_task=2, step_sizes=preset.step_sizes("random"),
+                              seed=preset.seed, sampling=preset.eval_sampling)
+    np.testing.assert_array_equal(result["per_task"], plain)
+    moved = result["movement"]["all"]
+    assert moved["tasks"] == 2 and all(len(moved[k]) == 2 for k in ("displacement", "distance", "forward"))
+    assert all(d >= abs(s) - 1e-12 for d, s in zip(moved["distance"], moved["displacement"]))
+    assert set(result["movement"]) == {"all", "forward", "backward"}
+
+
 @pytest.mark.slow
 def test_a_two_iteration_run_of_the_cheetah_authors_preset_writes_its_run_directory(tmp_path):
     """The authors preset at a smoke-sized batch: MAML's policy sees rllab's 20 numbers, the
@@ -251,6 +288,8 @@ def test_a_two_iteration_run_of_the_cheetah_authors_preset_writes_its_run_direct
     assert "observation rllab (20 numbers), velocity com, reset noise rllab" in doc["environment"]
     page = tables.markdown(doc)
     assert "Per direction" in page and "the test tasks are the authors' test script's" in page
+    assert row["movement"]["backward"]["tasks"] == 2 and doc["test_directions"] == [-1.0, 1.0, -1.0]
+    assert "Pre-update policy (0 steps): maml moves" in page
 
 
 def test_scoring_a_finished_run_with_another_meta_test_leaves_its_record(tmp_path):

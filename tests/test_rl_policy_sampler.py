@@ -81,6 +81,35 @@ def test_mujoco_rollouts_are_a_function_of_the_seed():
     assert not np.array_equal(a["observations"][:, :, 0], c["observations"][:, :, 0])
 
 
+def test_a_robots_displacement_is_its_own_x_difference_over_the_episode():
+    """A constant action per task: each episode's summed displacement equals gymnasium's own
+    x_position after the same 200 actions minus x at the start; the policy still sees 17
+    numbers (x left out) and the returns are untouched (reward = d * dx / dt - cost)."""
+    from maml_tf.rl.learner import movement
+    env = envs.make("cheetah-dir", batch_size=2)
+    sampler = Sampler(env, gaussian_mlp_policy(17, 6, hidden=(8,)))
+    tasks, means = [{"direction": 1.0}, {"direction": -1.0}], [[0.6, -0.4, 0.2, 0.5, -0.3, 0.1], [-0.5] * 6]
+    samples = sampler.sample(tasks, seed=3, weights=_constant_policy_weights(sampler.model, means))
+    assert samples["observations"].shape == (2, 1, 200, 17) and samples["displacements"].shape == (2, 1, 200)
+    direct = envs.make("cheetah-dir")  # gymnasium's robot at our dt; the members' start noise, drawn alike
+    direct.seed(3)
+    for i, (task, action, (qpos_noise, qvel_noise)) in enumerate(zip(tasks, means, direct.draw_reset_noise(2))):
+        robot = direct.robot
+        robot.set_state(robot.init_qpos + qpos_noise, robot.init_qvel + qvel_noise)
+        start = robot.data.qpos[0]
+        for _ in range(200):
+            info = robot.step(np.array(action, np.float32))[-1]
+        np.testing.assert_allclose(samples["displacements"][i].sum(), info["x_position"] - start, rtol=1e-9)
+        np.testing.assert_allclose(samples["rewards"][i, 0],
+                                   task["direction"] * samples["displacements"][i, 0] / env.dt
+                                   - 0.05 * np.sum(np.square(action)), rtol=1e-5, atol=1e-5)
+    moved = movement(samples)
+    np.testing.assert_allclose(moved["displacement"], samples["displacements"].sum(axis=(1, 2)))
+    np.testing.assert_allclose(moved["distance"], np.abs(moved["displacement"]))
+    np.testing.assert_array_equal(moved["forward"], moved["displacement"] > 0)
+    assert movement({k: v for k, v in samples.items() if k != "displacements"}) is None  # navigation's
+
+
 def test_sampler_uses_each_tasks_own_weights():
     sampler = Sampler(envs.make("navigation", batch_size=4), gaussian_mlp_policy(2, 2, hidden=(8,)))
     tasks = sampler.env.sample_tasks(2, seed=0)

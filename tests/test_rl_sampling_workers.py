@@ -40,7 +40,8 @@ def test_two_workers_sample_exactly_what_one_process_does(ant_workers):
     for seed in (3, 4):
         expected = Sampler(one, model).sample(tasks, seed)
         got = Sampler(ant_workers, model).sample(tasks, seed)
-        for key in ("observations", "actions", "rewards", "valid", "ends", "timesteps", "final_observations"):
+        for key in ("observations", "actions", "rewards", "valid", "ends", "timesteps", "final_observations",
+                    "displacements"):
             np.testing.assert_array_equal(got[key], expected[key], err_msg=key)
     # The comparison covered restarts within rows (noise drawn mid-row, members of both workers).
     restarts = expected["ends"].sum(axis=-1) - 1

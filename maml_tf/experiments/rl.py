@@ -140,14 +140,15 @@ def _log(path, stats):
         writer.writerow(row)
 
 
-def training_curve(checkpoint_dir, method):
-    """``[[iteration, return], ...]`` from the training log (post-update return for
-    MAML); a resumed run's iterations appear once, the latest record winning."""
+def training_curve(checkpoint_dir, method, column="return"):
+    """``[[iteration, value], ...]`` of a column of the training log: ``return`` (post-update
+    for MAML) or ``pre_update_return`` (MAML's only; empty for the others); a resumed run's
+    iterations appear once, the latest record winning."""
     path = log_path(checkpoint_dir, method)
     if not os.path.exists(path):
         return []
     with open(path, newline="") as f:
-        curve = {int(r["iteration"]): float(r["return"]) for r in csv.DictReader(f)}
+        curve = {int(r["iteration"]): float(r[column]) for r in csv.DictReader(f) if r.get(column)}
     return [[k, curve[k]] for k in sorted(curve)]
 
 
@@ -170,24 +171,45 @@ def validation_tasks(preset):
 def meta_test(preset, learner, tasks, step_sizes):
     """Per-task mean return after 0..``eval_inner_steps`` steps of ``step_sizes``
     (``preset.step_sizes(method)``), ``[tasks, steps + 1]``, with its mean and 95% CI
-    over tasks."""
-    per_task = learner.meta_test(tasks, steps=preset.eval_inner_steps,
-                                 episodes_per_task=preset.eval_episodes_per_task,
-                                 step_sizes=step_sizes, seed=preset.seed, sampling=preset.eval_sampling)
+    over tasks; for a robot also its ``movement`` in the same episodes (:func:`movement`)."""
+    per_task, moved = learner.meta_test(tasks, steps=preset.eval_inner_steps,
+                                        episodes_per_task=preset.eval_episodes_per_task, step_sizes=step_sizes,
+                                        seed=preset.seed, sampling=preset.eval_sampling, with_movement=True)
     mean, ci = mean_ci95(per_task)
-    return {"mean": mean.tolist(), "ci95": ci.tolist(), "per_task": per_task.tolist()}
+    result = {"mean": mean.tolist(), "ci95": ci.tolist(), "per_task": per_task.tolist()}
+    return {**result, "movement": movement(tasks, moved)} if moved is not None else result
+
+
+def _directions(tasks):
+    """The forward (direction +1) and backward (-1) test tasks as boolean masks; None for
+    tasks without a direction."""
+    if not tasks or "direction" not in tasks[0]:
+        return None
+    directions = np.array([t["direction"] for t in tasks])
+    return {"forward": directions == 1.0, "backward": directions == -1.0}
 
 
 def per_direction(tasks, per_task):
     """Mean return after 0..k steps over the forward (direction +1) and the backward (-1)
     test tasks, ``{"forward": {"tasks": n, "mean": [...]}, "backward": ...}``; None for
     tasks without a direction."""
-    if not tasks or "direction" not in tasks[0]:
+    groups, per_task = _directions(tasks), np.asarray(per_task)
+    if groups is None:
         return None
-    directions, per_task = np.array([t["direction"] for t in tasks]), np.asarray(per_task)
-    return {name: {"tasks": int(np.sum(directions == d)),
-                   "mean": per_task[directions == d].mean(axis=0).tolist() if np.any(directions == d) else None}
-            for name, d in (("forward", 1.0), ("backward", -1.0))}
+    return {name: {"tasks": int(np.sum(mask)), "mean": per_task[mask].mean(axis=0).tolist() if mask.any() else None}
+            for name, mask in groups.items()}
+
+
+def movement(tasks, moved):
+    """The robot's movement after 0..k steps, averaged over the test tasks (``moved``: per
+    task, as :meth:`PolicyLearner.meta_test` measures it with ``with_movement``), over all
+    tasks and, for direction tasks, per direction: ``{"all": {"tasks": n, "displacement":
+    [...], "distance": [...], "forward": [...]}, "forward": ..., "backward": ...}``."""
+    groups = {"all": np.ones(len(tasks), bool), **(_directions(tasks) or {})}
+    return {name: {"tasks": int(np.sum(mask)),
+                   **{key: np.asarray(values)[mask].mean(axis=0).tolist() if mask.any() else None
+                      for key, values in moved.items()}}
+            for name, mask in groups.items()}
 
 
 def paths(preset, learner, tasks, step_sizes, seed=0):
@@ -287,13 +309,18 @@ class RLExperiment(base.Experiment):
                 learner.iteration if trained else None, learner.env_steps, round(learner.seconds, 1),
                 training_curve(self.run_dir, method) if trained else (),
                 reporting.training_history(self.run_dir, method) if trained else None,
-                **({"per_direction": directions} if directions else {})))
+                pre_update_curve=training_curve(self.run_dir, method, "pre_update_return") if trained else (),
+                **({"per_direction": directions} if directions else {}),
+                **({"movement": result["movement"]} if "movement" in result else {})))
         self.eval_seconds = round(time.time() - started, 1)
+        self.test_directions = [t["direction"] for t in tasks] if "direction" in tasks[0] else None
         return rows
 
     def shared(self):
         from maml_tf.report import records
         return {"environment": environment_note(self.preset.env, self.preset.env_options),
                 "eval_seconds": getattr(self, "eval_seconds", None),
+                # Direction tasks: each test task's direction, in the order of the rows' per_task.
+                **({"test_directions": self.test_directions} if getattr(self, "test_directions", None) else {}),
                 "paper_budget": {k: getattr(self.paper_preset, k) for k in records.RL_BUDGET_FIELDS}}
 

@@ -5,6 +5,7 @@ import os
 import numpy as np
 
 COLORS = {"maml": "tab:blue", "pretrained": "tab:orange", "random": "tab:gray", "oracle": "tab:green"}
+TRAINING_CURVE = "training_curve.png"
 
 
 def _pyplot():
@@ -28,7 +29,9 @@ def names(doc):
         return ["fig3_curves.png"]
     if "step_size_search" in doc:
         return ["step_sizes.png"]
-    return [f"{doc['experiment'].split('_')[0]}_returns.png"]
+    # Pages written with the movement diagnostics (robots) also get their training curves alone.
+    diagnostics = any(r.get("movement") for r in doc["rows"]) and any(r["curve"] for r in doc["rows"])
+    return [f"{doc['experiment'].split('_')[0]}_returns.png"] + ([TRAINING_CURVE] if diagnostics else [])
 
 
 def write(doc, out):
@@ -36,7 +39,10 @@ def write(doc, out):
     draw = {"classification": accuracy, "regression": sinusoid_curves}.get(doc["kind"])
     if draw is None:
         draw = step_size_grid if "step_size_search" in doc else returns
-    draw(doc, os.path.join(out, names(doc)[0]))
+    first, *more = names(doc)
+    draw(doc, os.path.join(out, first))
+    if TRAINING_CURVE in more:
+        training_curves(doc, os.path.join(out, TRAINING_CURVE))
 
 
 def _band(ax, x, mean, ci, fmt, color=None, **kwargs):
@@ -122,6 +128,29 @@ def returns(doc, path):
              title=f"{RL_TITLES[doc['rows'][0]['setting']]} (± 95% CI over {doc['rows'][0]['metric']['tasks']} tasks)")
     right.set(xlabel="training iteration", ylabel="mean return of the iteration's trajectories", title="Training")
     _finish(fig, (left, right), path)
+
+
+def training_curves(doc, path, window=10):
+    """Every trained method's training return per iteration (MAML's post-update, its
+    pre-update dashed), thin, with its mean over ``window`` iterations on top."""
+    from maml_tf.report.tables import RL_TITLES
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    for r in doc["rows"]:
+        curve = r["curve"] or {}
+        for key, style, label in (("points", "-", "post-update" if r["method"] == "maml" else "training"),
+                                  ("pre_update_points", "--", "pre-update")):
+            if curve.get(key):
+                it, ret, _ = np.array(curve[key], dtype=float).T
+                color = COLORS[r["method"]]
+                ax.plot(it, ret, style, color=color, lw=0.6, alpha=0.35)
+                smooth = np.convolve(ret, np.ones(window) / window, mode="valid") if len(ret) >= window else ret
+                ax.plot(it[len(it) - len(smooth):], smooth, style, color=color, lw=1.6,
+                        label=f"{r['method']} ({label})")
+    ax.set(xlabel="training iteration", ylabel="mean return of the iteration's trajectories",
+           title=f"{RL_TITLES[doc['rows'][0]['setting']]}: training (bold: mean of {window} iterations)")
+    _finish(fig, (ax,), path)
 
 
 def grid_key(first, later):

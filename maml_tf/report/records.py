@@ -65,10 +65,11 @@ def sinusoid(experiment, preset, stats, seconds=None, diverged_above=None, itera
 
 
 def rl(experiment, preset, paper_preset, method, result, step_sizes, iterations=None, env_steps=None,
-       seconds=None, curve=(), training_history=None, summary=True, **extra):
+       seconds=None, curve=(), training_history=None, summary=True, pre_update_curve=(), **extra):
     """A Figure 4 / 5 row of ``method`` from ``rl.meta_test``'s ``result`` with ``step_sizes``
     at test; ``iterations`` None for the untrained random initialisation; ``env_steps`` and
-    ``seconds`` of training, when the row's run trained."""
+    ``seconds`` of training, when the row's run trained; ``pre_update_curve``: MAML's
+    pre-update training return per iteration, kept in the curve as ``pre_update_points``."""
     fields = RL_EVAL_FIELDS if iterations is None else RL_BUDGET_FIELDS
     smaller = [k for k in fields if getattr(preset, k) < getattr(paper_preset, k)]
     headline = 0 if method == "oracle" else preset.eval_inner_steps  # Section 5.3: the oracle is not fine-tuned
@@ -80,5 +81,7 @@ def rl(experiment, preset, paper_preset, method, result, step_sizes, iterations=
         schema.metric("rl", result["mean"], result["ci95"], preset.eval_tasks, headline, **optional),
         paper.rl_returns(preset.env, method), training_history=training_history,
         curve={"name": "post-update training return" if method == "maml" else "training return",
-               "unit": "", "points": [[int(i), r, None] for i, r in curve]} if iterations is not None else None,
+               "unit": "", "points": [[int(i), r, None] for i, r in curve],
+               **({"pre_update_points": [[int(i), r, None] for i, r in pre_update_curve]} if pre_update_curve else {})}
+        if iterations is not None else None,
         settings=settings(preset), summary=summary, test_step_sizes=list(step_sizes), **extra)

@@ -7,6 +7,10 @@ paper's; the metric after 0, 1, 2, ... inner steps with 95% CIs; the paper's num
 seen during training. A results file (:func:`document`) is ``{"schema_version",
 "experiment", "kind", "rows": [records], ...shared fields}``; :func:`load` refuses a
 file of another version with a message saying what to do.
+
+Optional fields, which files written before them lack and still render without: an RL row's
+``per_direction`` (direction tasks), ``movement`` (robots: displacement per episode) and its
+curve's ``pre_update_points`` (MAML); an RL file's ``test_directions``.
 """
 import json
 

@@ -256,7 +256,7 @@ def rl(doc):
             iterations = f"**{iterations}, {status}**"
         lines.append(f"| {r['method']} | " + " | ".join(cells) + f" | {paper_values(r)}"
                      + (f" ({note})" if note else "") + f" | {iterations} | {r['budget']['env_steps']:,} |")
-    lines += per_direction(rows, steps)
+    lines += per_direction(rows, steps) + low_returns(doc) + movement(rows, steps) + training_curve_link(doc)
     recorded = [r for r in rows if r["training_history"] is not None]
     if recorded:  # results written before the history was kept have none
         lines += ["", "Training runs behind each checkpoint (the command above evaluated them all):"]
@@ -279,6 +279,63 @@ def per_direction(rows, steps):
             cells = ["—"] * steps if part["mean"] is None else [f"{v:.1f}" for v in part["mean"]]
             lines.append(f"| {r['method']} | {name} | {part['tasks']} | " + " | ".join(cells) + " |")
     return lines
+
+
+# A direction task's return after one step below this counts as not adapted: the paper's MAML
+# averages 293 (half-cheetah), a policy standing still about 0 (the control cost only).
+LOW_RETURN = 100
+
+
+def low_returns(doc):
+    """Direction tasks: how many test tasks each method leaves below ``LOW_RETURN`` after one
+    step, per direction (pages written with the movement diagnostics, see :func:`movement`)."""
+    rows, directions = doc["rows"], doc.get("test_directions")
+    if not directions or not any(r.get("movement") for r in rows) or len(rows[0]["metric"]["mean"]) < 2:
+        return []
+    parts = []
+    for r in rows:
+        after_one = [task[1] for task in r["metric"]["per_task"]]
+        split = ", ".join(f"{name} {sum(v < LOW_RETURN for v, d in zip(after_one, directions) if d == sign)} "
+                          f"of {directions.count(sign)}" for name, sign in (("forward", 1.0), ("backward", -1.0)))
+        parts.append(f"{r['method']} {sum(v < LOW_RETURN for v in after_one)} of {len(after_one)} ({split})")
+    return ["", f"Test tasks with a return below {LOW_RETURN} after 1 step: " + "; ".join(parts) + "."]
+
+
+def movement(rows, steps):
+    """The robot's signed forward displacement per episode (x at its end minus x at its
+    start; the observation leaves x out), per method and step: pre-update lines, then a
+    table over all test tasks and per direction. Results written before rows kept it: none."""
+    kept = [r for r in rows if r.get("movement")]
+    if not kept:
+        return []
+
+    def cells(part):
+        return [f"{part['displacement'][k]:+.2f} / {part['distance'][k]:.2f} / {100 * part['forward'][k]:.0f}%"
+                if part["displacement"] is not None else "—" for k in range(steps)]
+
+    lines = ["", "Pre-update policy (0 steps): " + "; ".join(
+        f"{r['method']} moves {r['movement']['all']['displacement'][0]:+.2f} m per episode on average "
+        f"(|displacement| {r['movement']['all']['distance'][0]:.2f} m, "
+        f"{100 * r['movement']['all']['forward'][0]:.0f}% of episodes forward)" for r in kept) + ".",
+        "", "Movement per episode: signed forward displacement (m; x at the episode's end minus x at its "
+        "start) / its absolute value / episodes moving forward, each task's episode mean averaged over the "
+        "test tasks; after adaptation a direction task's robot should move along its direction:", "",
+        "| method | direction | tasks | " + " | ".join(f"{k} step{'s' if k != 1 else ''}" for k in range(steps)) + " |",
+        "|---|---|---|" + "---|" * steps]
+    for r in kept:
+        for name, part in r["movement"].items():
+            lines.append(f"| {r['method']} | {name} | {part['tasks']} | " + " | ".join(cells(part)) + " |")
+    return lines
+
+
+def training_curve_link(doc):
+    """The link to the training-curve PNG, on the pages :func:`maml_tf.report.plots.names` draws it for."""
+    from maml_tf.report import plots
+
+    if plots.TRAINING_CURVE not in plots.names(doc):
+        return []
+    return ["", f"Training curves, return per iteration (MAML: post-update, dashed pre-update; the baselines: "
+            f"their training return): [{plots.TRAINING_CURVE}]({plots.TRAINING_CURVE})"]
 
 
 # ----------------------------------------------------------------------------- Figure 4, step sizes

@@ -172,6 +172,12 @@ class PolicyLearner:
         adapted weights stacked ``[tasks, *shape]`` and the mean return per task of the
         trajectories each step was computed from, ``[tasks, steps]``.
         """
+        weights, returns = self._adapt(tasks, steps, step_sizes, episodes_per_task, seed, start, sampling,
+                                       mean_returns)
+        return weights, np.stack(returns, axis=1) if returns else np.zeros((len(tasks), 0))
+
+    def _adapt(self, tasks, steps, step_sizes, episodes_per_task, seed, start, sampling, summarize):
+        """:meth:`adapt`, returning ``[summarize(samples) for each step's samples]``."""
         if step_sizes is None:
             step_sizes = (self.inner_lr, self.inner_lr / 2)
         elif len(step_sizes) == 0:
@@ -179,22 +185,33 @@ class PolicyLearner:
                              "is repeated), or None for inner_lr, then half of it.")
         weights = self._meta_weights(len(tasks)) if start is None else self._stacked(start, len(tasks))
         seeds = np.random.SeedSequence([self.seed, seed, 1]).generate_state(max(int(steps), 1))
-        returns = []
+        summaries = []
         for k in range(int(steps)):
             samples = self.sample(tasks, int(seeds[k]), weights, episodes_per_task, sampling)
-            returns.append(mean_returns(samples))
+            summaries.append(summarize(samples))
             # A tensor, so that the compiled step is traced once for every step size.
             lr = tf.constant(step_sizes[min(k, len(step_sizes) - 1)], weights[0].dtype)
             weights = self._adapt_tasks(weights, *self.process(samples), lr)
-        return weights, np.stack(returns, axis=1) if returns else np.zeros((len(tasks), 0))
+        return weights, summaries
 
-    def meta_test(self, tasks, steps=3, episodes_per_task=20, step_sizes=None, seed=0, sampling=None):
+    def meta_test(self, tasks, steps=3, episodes_per_task=20, step_sizes=None, seed=0, sampling=None,
+                  with_movement=False):
         """Mean return per task after 0, 1, .., ``steps`` adaptation steps of ``step_sizes``
-        (see :meth:`adapt`; ``sampling`` too): ``[tasks, steps + 1]``."""
-        weights, returns = self.adapt(tasks, steps, step_sizes, episodes_per_task, seed, sampling=sampling)
+        (see :meth:`adapt`; ``sampling`` too): ``[tasks, steps + 1]``.
+
+        ``with_movement``: also return the robot's movement in the same episodes,
+        ``{"displacement", "distance", "forward"}`` each ``[tasks, steps + 1]`` (see
+        :func:`movement`), or None for an environment without a position (navigation)."""
+        summarize = (lambda samples: (mean_returns(samples), movement(samples))) if with_movement else mean_returns
+        weights, summaries = self._adapt(tasks, steps, step_sizes, episodes_per_task, seed, None, sampling,
+                                         summarize)
         final_seed = np.random.SeedSequence([self.seed, seed, 2]).generate_state(1)[0]
-        final = self.sample(tasks, int(final_seed), weights, episodes_per_task, sampling)
-        return np.concatenate([returns, mean_returns(final)[:, None]], axis=1)
+        summaries.append(summarize(self.sample(tasks, int(final_seed), weights, episodes_per_task, sampling)))
+        if not with_movement:
+            return np.stack(summaries, axis=1)
+        returns, moves = zip(*summaries)
+        moved = None if moves[0] is None else {k: np.stack([m[k] for m in moves], axis=1) for k in moves[0]}
+        return np.stack(returns, axis=1), moved
 
     def inner_loss(self, weights, observations, actions, advantages, valid):
         """Vanilla policy gradient (REINFORCE) loss ``-mean(log pi(a|s) A)`` over the
@@ -383,6 +400,33 @@ def mean_returns(samples):
     """Undiscounted return per task, averaged over its complete episodes: ``[tasks]``."""
     total = (samples["rewards"] * samples["valid"]).sum(axis=(1, 2))
     return total / samples["ends"].sum(axis=(1, 2))
+
+
+def episode_totals(values, valid, ends):
+    """The sum of ``values`` ``[tasks, rows, T]`` over each complete episode (``valid``,
+    ``ends`` as the sampler gives them; a row may hold several): per task, an array of its
+    episodes' totals in row order."""
+    tasks, rows, steps = values.shape
+    episode = np.cumsum(ends, axis=-1) - ends  # the step's episode number within its row
+    ids = (np.arange(rows)[:, None] * steps + episode).astype(int)  # [tasks, rows, T], unique per task
+    totals = []
+    for task_values, task_ids, task_valid, task_ends in zip(values, ids, valid > 0, ends > 0):
+        sums = np.bincount(task_ids[task_valid], weights=task_values[task_valid], minlength=rows * steps)
+        totals.append(sums[task_ids[task_ends]])
+    return totals
+
+
+def movement(samples):
+    """Per task, over its complete episodes, the robot's signed forward displacement (x at
+    the episode's end minus x at its start): the mean ``displacement``, the mean
+    ``distance`` (its absolute value) and the fraction moving ``forward`` (displacement > 0),
+    ``[tasks]`` each; None for samples without ``displacements`` (navigation)."""
+    if "displacements" not in samples:
+        return None
+    totals = episode_totals(samples["displacements"], samples["valid"], samples["ends"])
+    return {"displacement": np.array([t.mean() for t in totals]),
+            "distance": np.array([np.abs(t).mean() for t in totals]),
+            "forward": np.array([(t > 0).mean() for t in totals])}
 
 
 def env_steps(samples):

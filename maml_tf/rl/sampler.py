@@ -88,11 +88,13 @@ class Sampler:
         self.horizon = env.horizon
         self.complete = env.restart_on_termination and env.row_steps > env.horizon
         self.policy = PerTaskGaussianPolicy(model, env.time_step_spec(), env.action_spec())
-        self._steps = []
-        self.driver = py_driver.PyDriver(env, self.policy, observers=[self._steps.append],
+        self._steps, self._displacements = [], []
+        observers = [self._steps.append]
+        if hasattr(env, "displacement"):  # a robot: its x displacement per step (not observed)
+            observers.append(lambda _: self._displacements.append(np.array(env.displacement, np.float64)))
+        self.driver = py_driver.PyDriver(env, self.policy, observers=observers,
                                          max_steps=self.horizon * env.batch_size)
-        self._one_step = py_driver.PyDriver(env, self.policy, observers=[self._steps.append],
-                                            max_steps=env.batch_size)
+        self._one_step = py_driver.PyDriver(env, self.policy, observers=observers, max_steps=env.batch_size)
 
     def sample(self, tasks, seed, weights=None):
         """Run ``episodes_per_task = batch_size / len(tasks)`` trajectories per task.
@@ -113,6 +115,8 @@ class Sampler:
         discarded unfinished paths), or, with rows longer than the horizon, the episodes
         that start within it, each complete (T is then the row length ``row_steps``, the
         steps after all of them ended not valid: reward 0, the last observation repeated).
+        A robot's environment (one with ``displacement``) adds ``displacements``, its forward
+        (x) displacement in each step, which the policy does not observe (see :func:`maml_tf.rl.learner.movement`).
         """
         num_tasks = len(tasks)
         members = self.env.batch_size
@@ -125,6 +129,7 @@ class Sampler:
         self.env.seed(seed)  # the start states' noise, like the actions', follows the seed
         self.policy.set_weights(weights, seed)
         self._steps.clear()
+        self._displacements.clear()
         final, _ = self.driver.run(self.env.reset())
         if self.complete:  # run on until every episode started within the budget has ended
             while (len(self._steps) < self.env.row_steps
@@ -144,6 +149,8 @@ class Sampler:
                 gather("discount"))
         samples = {"observations": gather("observation"), "actions": gather("action"),
                    "rewards": gather("reward"), **episode}
+        if self._displacements:
+            samples["displacements"] = per_task(np.stack(self._displacements, axis=1))
         if self.complete:  # one shape for every call (compiled functions are traced once)
             samples = {k: _pad_steps(v, self.env.row_steps, edge=k == "observations") for k, v in samples.items()}
         return {**samples, "final_observations": per_task(final.observation), "tasks": list(tasks)}

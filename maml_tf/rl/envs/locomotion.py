@@ -137,6 +137,9 @@ class Locomotion(TaskEnvironment):
         self._data = [self.robot.data] + [mujoco.MjData(self.model) for _ in range(self._rows - 1)]
         self._rng = np.random.default_rng(seed)
         self._params = None
+        # Each member's forward (x) displacement in its last step: the sampler sums it over an
+        # episode (x at its end minus x at its start), which the observation leaves out.
+        self.displacement = np.zeros(self._rows)
         self._torso = self.model.body("torso").id
         space = self.robot.action_space
         self._action_spec = array_spec.BoundedArraySpec(
@@ -168,6 +171,7 @@ class Locomotion(TaskEnvironment):
         self._params = np.array([t[self.task_key] for t in tasks], np.float64)
 
     def _start(self):
+        self.displacement = np.zeros(self._rows)
         return self._restart(np.ones(self._rows, bool))
 
     def _restart(self, members):
@@ -214,10 +218,11 @@ class Locomotion(TaskEnvironment):
                 mujoco.mj_rnePostConstraint(self.model, data)
             if after_step:
                 _centre_of_mass_after_step(self.model, data)
+        self.displacement = np.array([data.qpos[0] for data in self._data]) - x_before
         if self.velocity == "com":
             x_velocity = self._state("subtree_linvel")[:, self._torso, 0]
         else:
-            x_velocity = (np.array([data.qpos[0] for data in self._data]) - x_before) / self.dt
+            x_velocity = self.displacement / self.dt
         reward = self._reward(x_velocity, action)
         return self._observe(), reward if self.batched else reward[0]
 

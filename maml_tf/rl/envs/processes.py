@@ -49,6 +49,8 @@ class ProcessBatchedEnvironment(py_environment.PyEnvironment):
         self.restart_on_termination = self._local.restart_on_termination
         self.row_steps = self._local.row_steps
         self._batch_size = int(batch_size)
+        if hasattr(self._local, "displacement"):  # a robot's x displacement per step, as one environment's
+            self.displacement = np.zeros(self._batch_size)
         self.sizes = [len(part) for part in np.array_split(np.arange(batch_size), workers)]
         self._offsets = np.cumsum(self.sizes)[:-1]
         context = multiprocessing.get_context("spawn")  # never fork a process that runs TensorFlow
@@ -109,11 +111,17 @@ class ProcessBatchedEnvironment(py_environment.PyEnvironment):
         self._local.seed(seed)
 
     def _reset(self):
+        if hasattr(self, "displacement"):
+            self.displacement = np.zeros(self._batch_size)
         return _concatenate(self._gather("reset", [()] * self.workers))
 
     def _step(self, action):
         parts = np.split(np.asarray(action), self._offsets)
-        return _concatenate(self._gather("step", [(part,) for part in parts]))
+        results = self._gather("step", [(part,) for part in parts])
+        if hasattr(self, "displacement"):  # the workers send (time step, displacement)
+            results, moves = zip(*results)
+            self.displacement = np.concatenate(moves)
+        return _concatenate(results)
 
     def close(self):
         """Stop the workers (at once if one is stuck) and release the pipes."""
@@ -185,7 +193,10 @@ def _work(connection, name, batch_size, kwargs):
             command, args = connection.recv()
             if command == "close":
                 break
-            connection.send(("result", getattr(env, command)(*args)))
+            result = getattr(env, command)(*args)
+            if command == "step" and hasattr(env, "displacement"):
+                result = (result, env.displacement)
+            connection.send(("result", result))
     except (EOFError, BrokenPipeError, KeyboardInterrupt):  # the parent is gone
         pass
     except BaseException:  # noqa: BLE001 (reported to the parent, which raises it)
