@@ -23,6 +23,10 @@ COMMITTED = sorted(n for n in os.listdir(COMMITTED_RESULTS)
 # The last commit whose results/ held the per-script layouts (schema 1) and their tables.
 BEFORE_SCHEMA = "0d2e004ac9bc920014332fbe6c82bf95e2bd68ed"
 NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:e[+-]?\d+)?|inf|nan")
+# Pages meta-tested again since the schema on another CPU model: float round-off, carried by the
+# cheetah's chaotic dynamics, changes every per-task return (the means stay within their CIs;
+# docs/reproduction.md, Figure 5), so the old table's numbers are not expected in the new one.
+REEVALUATED = {"fig5_cheetah_dir": "re-evaluated on an Intel Xeon on 2026-12-06 (first: AMD EPYC)"}
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +51,8 @@ def test_committed_table_is_what_the_renderer_makes_of_its_metrics(name, tmp_pat
 def test_the_migration_kept_every_number_of_the_old_table(name, results):
     """Each number of the table.md written before the schema (counted with repeats) is in
     today's: the migration and the renderer changed no result."""
+    if name in REEVALUATED:
+        pytest.skip(REEVALUATED[name])
     try:
         old = subprocess.run(["git", "-C", REPO_ROOT, "show", f"{BEFORE_SCHEMA}:results/{name}/table.md"],
                              capture_output=True, text=True, check=True).stdout
