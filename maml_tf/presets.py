@@ -78,7 +78,7 @@ SINUSOID = {
 # default, so that an older run's record and a new one of the same setup are identical (an
 # absent field reads as its default, maml_tf.experiments.runs).
 ADDED_LATER = {"SinusoidPreset": ("activation", "first_order", "precision"),
-               "ClassificationPreset": ("activation", "precision"),
+               "ClassificationPreset": ("activation", "precision", "authors_images"),
                "RLPreset": ("env_options", "eval_sampling", "eval_task_source", "sampling_workers")}
 
 
