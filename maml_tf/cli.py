@@ -63,7 +63,8 @@ def training_options(fn):
                           "in TF_CONFIG (same command on every machine). RL trains on one device."),
         data_dir_option,
         click.option("--verbose", type=click.IntRange(0, 2), default=None, callback=_terminal_verbosity,
-                     help="0 silent, 1 a progress bar per epoch, 2 one line per epoch (or RL iteration); "
+                     help="0 silent, 1 a progress bar per epoch, 2 one line per epoch (Table 1: and one a minute "
+                          "within it) or per RL iteration; "
                           "default 1 on a terminal, 2 when the output goes to a file or pipe."),
     ])
 

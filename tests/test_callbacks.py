@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from maml_tf.callbacks import SaveCheckpoints, TimeLimit
+from maml_tf.callbacks import ProgressLines, SaveCheckpoints, TimeLimit
 from maml_tf.experiments.checkpoints import Checkpoints
 
 STEPS = 3
@@ -51,3 +51,24 @@ def test_every_epoch_is_saved_and_a_resumed_fit_continues_its_time_and_optimizer
     assert [os.path.basename(p) for p in store.saved()] == [f"ckpt-{4 * STEPS}"]
     for a, b in zip(whole.get_weights(), resumed.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+def _fit_with_progress(every, epochs=2, initial_epoch=0):
+    lines = []
+    model = _model()
+    x = np.ones((STEPS * 2, 1), "float32")
+    model.fit(x, 2 * x, batch_size=2, epochs=epochs, initial_epoch=initial_epoch, verbose=0,
+              callbacks=[ProgressLines(STEPS, every=every, echo=lines.append)])
+    return lines
+
+
+def test_progress_lines_count_iterations_across_epochs_and_a_resumed_fit():
+    lines = _fit_with_progress(every=0, epochs=3, initial_epoch=1)  # resumed after epoch 1
+    assert [line.split(":")[0] for line in lines] == [f"iteration {i}/{3 * STEPS}"
+                                                      for i in range(STEPS + 1, 3 * STEPS + 1)]
+    assert all("loss " in line and "s per iteration" in line for line in lines)
+    assert lines[STEPS - 1].endswith("checkpoint in about 0 min")  # an epoch's last iteration
+
+
+def test_progress_lines_wait_their_interval():
+    assert _fit_with_progress(every=3600) == []

@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from maml_tf import distribute, evaluation
-from maml_tf.callbacks import SaveCheckpoints, TimeLimit
+from maml_tf.callbacks import ProgressLines, SaveCheckpoints, TimeLimit
 from maml_tf.core import MAML, precision
 from maml_tf.experiments import base
 from maml_tf.experiments.checkpoints import log, resuming
@@ -171,11 +171,12 @@ def train(preset, run_dir, data_dir=None, verbose=2, deadline=None, callbacks=()
     data = distribute.shard_episodes(
         train_tasks.dataset(preset.meta_batch_size, seed=preset.seed, start=done), strategy)
     limit = [] if deadline is None else [TimeLimit(deadline)]
+    progress = [ProgressLines(preset.steps_per_epoch)] if verbose == 2 else []  # a log file's lines
     try:
         with raise_if_diverged(run_dir):
             maml.fit(data, epochs=epochs, initial_epoch=epoch,
                      steps_per_epoch=preset.steps_per_epoch, verbose=verbose,
-                     callbacks=[*limit, ValidationCurve(validation, preset, run.log_path(PART, VALIDATION)),
+                     callbacks=[*limit, *progress, ValidationCurve(validation, preset, run.log_path(PART, VALIDATION)),
                                 keras.callbacks.CSVLogger(run.log_path(PART), append=True), *callbacks,
                                 SaveCheckpoints(checkpoints, preset.steps_per_epoch)])
     finally:  # an interrupted run's checkpointed epochs count too
