@@ -19,6 +19,8 @@ sum, so a clipped update differs from the single-device one.
 import json
 import os
 
+from maml_tf.core.arguments import one_of
+
 STRATEGIES = ("default", "mirrored", "multi-worker")
 
 _TF_CONFIG_EXAMPLE = ('{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
@@ -37,15 +39,14 @@ def strategy(name="default"):
     ``"multi-worker"`` a ``MultiWorkerMirroredStrategy`` over the cluster in
     ``TF_CONFIG``, checked first so a bad value fails here and not in a collective op.
     """
+    one_of("strategy", name, STRATEGIES)
     import tensorflow as tf  # on use: the CLI lists the strategies without loading TensorFlow
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
-    if name == "multi-worker":
-        cluster_spec()
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    raise ValueError(f"strategy must be one of {STRATEGIES}, got {name!r}.")
+    cluster_spec()  # multi-worker
+    return tf.distribute.MultiWorkerMirroredStrategy()
 
 
 def cluster_spec(environ=None):

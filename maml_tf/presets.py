@@ -6,6 +6,8 @@ smaller budget is a separate named preset, never an edit of ``paper``.
 import dataclasses
 import math
 
+from maml_tf.core.arguments import one_of
+
 
 # Meta-training precisions a preset may name (compute only, like task_parallelism): float32,
 # or mixed_bfloat16 (float32 weights, inner updates and losses; bfloat16 layers), which is
@@ -14,8 +16,7 @@ PRECISIONS = ("float32", "mixed_bfloat16")
 
 
 def _check_precision(preset):
-    if preset.precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {preset.precision!r}.")
+    one_of("precision", preset.precision, PRECISIONS)
 
 
 def _check_epochs(preset):
@@ -258,9 +259,7 @@ class RLPreset:
     sampling_workers: int = 1
 
     def __post_init__(self):
-        if self.eval_task_source not in EVAL_TASK_SOURCES:
-            raise ValueError(f"eval_task_source must be one of {', '.join(EVAL_TASK_SOURCES)}, "
-                             f"got {self.eval_task_source!r}.")
+        one_of("eval_task_source", self.eval_task_source, EVAL_TASK_SOURCES)
         if not isinstance(self.sampling_workers, int) or isinstance(self.sampling_workers, bool) \
                 or self.sampling_workers < 1:
             raise ValueError(f"sampling_workers must be a positive integer, got {self.sampling_workers!r}.")

@@ -114,7 +114,8 @@ def test_auto_picks_fused_without_conv_biases_and_composite_with():
 
 def test_unknown_batch_norm_op_is_named(monkeypatch):
     monkeypatch.setattr(functional, "BATCH_NORM_OP", "fast")
-    with pytest.raises(ValueError, match=r"BATCH_NORM_OP must be one of .*'auto'.*got 'fast'"):
+    with pytest.raises(ValueError, match=r"^functional.BATCH_NORM_OP must be one of auto, composite, fused, "
+                                         r"fused-closedform, got 'fast'\.$"):
         functional.resolve_batch_norm_op(functional.BATCH_NORM_OP, False)
 
 

@@ -77,7 +77,8 @@ def test_prepare_from_ravi_layout(source, prepared):
 def test_val_alias_and_unknown_split(prepared):
     np.testing.assert_array_equal(mini_imagenet.load("val", prepared)[0],
                                   mini_imagenet.load("validation", prepared)[0])
-    with pytest.raises(ValueError, match="'train', 'validation' \\(or 'val'\\) or 'test'"):
+    with pytest.raises(ValueError, match="^split must be one of train, validation, test, val for MiniImagenet, "
+                                         "got 'meta-test'\\.$"):
         mini_imagenet.load("meta-test", prepared)
 
 

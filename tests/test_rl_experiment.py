@@ -78,7 +78,7 @@ def test_methods_share_the_initial_weights_and_the_oracle_sees_the_task(env, obs
     for m in ("pretrained", "random"):
         for a, b in zip(learners["maml"].model.trainable_variables, learners[m].model.trainable_variables):
             np.testing.assert_array_equal(a.numpy(), b.numpy())
-    with pytest.raises(ValueError, match="Unknown method 'reptile'"):
+    with pytest.raises(ValueError, match="^method must be one of maml, pretrained, random, oracle, got 'reptile'\\.$"):
         rl.build(preset, "reptile")
 
 

@@ -33,3 +33,15 @@ def flag(name, value):
     if value is True or value is False or type(value).__name__ == "bool_":
         return bool(value)
     raise TypeError(f"{name} must be True or False, got {value!r} ({type(value).__name__}).")
+
+
+def one_of(name, value, allowed, extra=""):
+    """``value`` if it is one of ``allowed`` (names), else ValueError listing them; ``extra``
+    follows the list, e.g. " for AntDir" or " or an InnerSGD". A list value is refused too."""
+    try:
+        ok = value in allowed
+    except (TypeError, ValueError):  # unhashable against a set/dict keys, or an array's ambiguous ==
+        ok = False
+    if not ok:
+        raise ValueError(f"{name} must be one of {', '.join(map(str, allowed))}{extra}, got {value!r}.")
+    return value

@@ -16,6 +16,7 @@ import keras
 import tensorflow as tf
 
 from maml_tf.core import fused_batch_norm, keras_internals
+from maml_tf.core.arguments import one_of
 
 BATCH_NORM_MODES = ("transductive", "inductive")
 # How BN with batch statistics runs (read when a step is traced; benchmarks switch it):
@@ -46,8 +47,7 @@ def has_biased_conv(model):
 def resolve_batch_norm_op(op, biased_conv):
     """The BN op ``op`` (one of :data:`BATCH_NORM_OPS`) names for a model with or without a
     biased conv layer."""
-    if op not in BATCH_NORM_OPS:
-        raise ValueError(f"functional.BATCH_NORM_OP must be one of {BATCH_NORM_OPS}, got {op!r}.")
+    one_of("functional.BATCH_NORM_OP", op, BATCH_NORM_OPS)
     if op == "auto":
         return "composite" if biased_conv else "fused-closedform"
     return op
@@ -132,8 +132,7 @@ class FunctionalModel:
                 f"MAML needs a keras.Model, got {type(model).__name__}. Wrap your layers "
                 "in keras.Sequential([...]) or a functional keras.Model."
             )
-        if batch_norm not in BATCH_NORM_MODES:
-            raise ValueError(f"batch_norm must be one of {BATCH_NORM_MODES}, got {batch_norm!r}.")
+        one_of("batch_norm", batch_norm, BATCH_NORM_MODES)
         if not model.built:
             raise ValueError(
                 "The model has no weights yet. Build it first, e.g. pass an "

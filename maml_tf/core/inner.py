@@ -75,6 +75,4 @@ def get(rule, learning_rate):
     """An inner rule from its name (``sgd``, ``meta-sgd``, ``lslr``) or an instance."""
     if isinstance(rule, InnerSGD):
         return rule
-    if rule not in INNER_RULES:
-        raise ValueError(f"inner_rule must be one of {sorted(INNER_RULES)} or an InnerSGD, got {rule!r}.")
-    return INNER_RULES[rule](learning_rate)
+    return INNER_RULES[arguments.one_of("inner_rule", rule, INNER_RULES, " or an InnerSGD")](learning_rate)

@@ -76,10 +76,8 @@ class MAML(TrainerHooks, keras.Model):
         first_order = arguments.flag("first_order", first_order)
         multi_step_loss = arguments.flag("multi_step_loss", multi_step_loss)
         multi_step_loss_iterations = arguments.whole_number("multi_step_loss_iterations", multi_step_loss_iterations, 1)
-        if loss_reduction not in LOSS_REDUCTIONS:
-            raise ValueError(f"loss_reduction must be one of {LOSS_REDUCTIONS}, got {loss_reduction!r}.")
-        if task_parallelism not in TASK_PARALLELISM:
-            raise ValueError(f"task_parallelism must be one of {TASK_PARALLELISM}, got {task_parallelism!r}.")
+        arguments.one_of("loss_reduction", loss_reduction, LOSS_REDUCTIONS)
+        arguments.one_of("task_parallelism", task_parallelism, TASK_PARALLELISM)
         self.functional = FunctionalModel(model, batch_norm=batch_norm)
         self.model = model
         self.inner_steps = int(inner_steps)

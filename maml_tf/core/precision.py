@@ -17,6 +17,7 @@ import os
 import keras
 
 from maml_tf.core import keras_internals
+from maml_tf.core.arguments import one_of
 
 _HALF_WEIGHTS = ("float16", "bfloat16")
 
@@ -63,9 +64,7 @@ logger = logging.getLogger("maml_tf")
 
 def check_precision(name, argument="precision"):
     """``name`` if it is one of :data:`PRECISIONS`, else a one-line ``ValueError``."""
-    if name not in PRECISIONS:
-        raise ValueError(f"{argument} must be one of {', '.join(PRECISIONS)}, got {name!r}.")
-    return name
+    return one_of(argument, name, PRECISIONS)
 
 
 def native_bfloat16(cpuinfo="/proc/cpuinfo", environ=None):

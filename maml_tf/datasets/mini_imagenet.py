@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from PIL import Image
 
+from maml_tf.core.arguments import one_of
 from maml_tf.datasets import paths
 from maml_tf.datasets.errors import DatasetNotFoundError
 
@@ -178,11 +179,8 @@ def identical_images(data_dir=None):
 
 
 def _split_name(split):
-    split = SPLIT_ALIASES.get(split, split)
-    if split not in SPLIT_STEMS:
-        raise ValueError(f"Unknown MiniImagenet split {split!r}; choose 'train', 'validation' "
-                         "(or 'val') or 'test'.")
-    return split
+    one_of("split", split, (*SPLIT_STEMS, *SPLIT_ALIASES), " for MiniImagenet")
+    return SPLIT_ALIASES.get(split, split)
 
 
 def _cache_dir(data_dir, version):

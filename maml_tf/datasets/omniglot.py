@@ -19,6 +19,7 @@ import os
 
 import numpy as np
 
+from maml_tf.core.arguments import one_of
 from maml_tf.datasets import paths
 from maml_tf.datasets.errors import DatasetNotFoundError
 
@@ -157,9 +158,7 @@ def _cache_path(data_dir, size, resize="lanczos3"):
 
 
 def check_resize(resize):
-    if resize not in RESIZE_METHODS:
-        raise ValueError(f"resize must be one of {', '.join(RESIZE_METHODS)}, got {resize!r}.")
-    return resize
+    return one_of("resize", resize, RESIZE_METHODS)
 
 
 def load_characters(data_dir=None, size=28, resize="lanczos3"):
@@ -235,8 +234,7 @@ def split_characters(split, seed=SPLIT_SEED):
     permuted by ``numpy.random.RandomState(1)``; the first 1100 train, the next 100
     validate, the rest test.
     """
-    if split not in SPLIT_SIZES:
-        raise ValueError(f"Unknown Omniglot split {split!r}; choose one of {sorted(SPLIT_SIZES)}.")
+    one_of("split", split, SPLIT_SIZES, " for Omniglot")
     order = np.random.RandomState(seed).permutation(NUM_CHARACTERS)
     start = 0
     for name, count in SPLIT_SIZES.items():

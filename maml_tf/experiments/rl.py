@@ -16,6 +16,7 @@ import time
 import keras
 import numpy as np
 
+from maml_tf.core.arguments import one_of
 from maml_tf.evaluation import mean_ci95
 from maml_tf.experiments import base
 from maml_tf.experiments.checkpoints import log, resuming
@@ -38,8 +39,7 @@ def build(preset, method):
     """The learner of ``method`` with a fresh policy initialised from ``preset.seed``: every
     method starts from the same weights (the oracle's first layer is wider) and draws the
     same training tasks and action noise."""
-    if method not in METHODS:
-        raise ValueError(f"Unknown method {method!r}; choose from {METHODS}.")
+    one_of("method", method, METHODS)
     env_kwargs = {**dict(preset.env_options), **({"oracle": True} if method == "oracle" else {})}
     probe = envs.make(preset.env, **env_kwargs)
     observation_dim, action_dim = probe.observation_spec().shape[0], probe.action_spec().shape[0]

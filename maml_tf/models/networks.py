@@ -1,6 +1,8 @@
 """Networks of Section 5 (and the authors' code), built with stock Keras layers."""
 import keras
 
+from maml_tf.core.arguments import one_of
+
 
 def dense_kernel_initializer(authors_layers=False):
     """Dense kernels: Keras' Glorot uniform, or the authors' (cbfinn/maml's
@@ -41,8 +43,7 @@ def conv4(num_classes, input_shape=(28, 28, 1), filters=64, downsample="stride",
     builds that layout, which older checkpoints have). Without it, batch norm runs through the
     fused ops by default (:mod:`maml_tf.core.functional`). Without batch norm convs keep a bias.
     """
-    if downsample not in ("stride", "maxpool"):
-        raise ValueError(f"downsample must be 'stride' or 'maxpool', got {downsample!r}.")
+    one_of("downsample", downsample, ("stride", "maxpool"))
     inputs = keras.Input(input_shape)
     h = inputs
     for i in range(4):

@@ -14,6 +14,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from maml_tf.core.arguments import one_of
 from maml_tf.core.functional import FunctionalModel
 from maml_tf.experiments.checkpoints import CheckpointMismatch, Checkpoints  # noqa: F401 (CheckpointMismatch: re-exported)
 from maml_tf.models.policy import action_distribution
@@ -317,8 +318,7 @@ class TRPOLearner(PolicyLearner):
 
     def __init__(self, model, env="navigation", meta_batch_size=20, max_kl=0.01, hvp="exact", **kwargs):
         super().__init__(model, env, **kwargs)
-        if hvp not in HVP_METHODS:
-            raise ValueError(f"hvp must be one of {HVP_METHODS}, got {hvp!r}.")
+        one_of("hvp", hvp, HVP_METHODS)
         self.meta_batch_size = int(meta_batch_size)
         self.max_kl = float(max_kl)
         self.hvp = hvp
@@ -363,8 +363,7 @@ class TRPOLearner(PolicyLearner):
 
 
 def _check_sampling(sampling):
-    if sampling not in SAMPLING:
-        raise ValueError(f"sampling must be one of {SAMPLING}, got {sampling!r}.")
+    one_of("sampling", sampling, SAMPLING)
 
 
 def _check_policy(model, env, env_name, env_kwargs):

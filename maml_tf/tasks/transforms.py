@@ -10,6 +10,7 @@ rotation, scaling, pixel noise) shift the task distribution itself.
 import numpy as np
 import tensorflow as tf
 
+from maml_tf.core.arguments import one_of
 from maml_tf.core.episodes import make as make_episodes
 
 PARTS = ("support", "both")
@@ -65,8 +66,7 @@ def input_noise(std, part="support", clip=None):
     (``part="support"``: robustness) or of both sets (``"both"``: a shifted distribution);
     ``clip``: the inputs' range, e.g. ``(0, 1)`` for images."""
     check_nonnegative("input noise", std)
-    if part not in PARTS:
-        raise ValueError(f"part must be one of {PARTS}, got {part!r}.")
+    one_of("part", part, PARTS)
 
     def transform(episodes, seed):
         sx, sy, qx, qy = _arrays(episodes)

@@ -5,6 +5,7 @@ optional ``rl`` extra), so their module is imported only when one is made or nam
 """
 import importlib
 
+from maml_tf.core.arguments import one_of
 from maml_tf.rl.envs.base import TaskEnvironment
 from maml_tf.rl.envs.navigation import Navigation2D
 
@@ -16,8 +17,7 @@ ENVIRONMENTS = ("navigation", *_LOCOMOTION)
 
 def make(name, batch_size=None, **kwargs):
     """The environment registered as ``name``: one member, or ``batch_size`` stepped together."""
-    if name not in ENVIRONMENTS:
-        raise ValueError(f"Unknown environment {name!r}; choose from {sorted(ENVIRONMENTS)}.")
+    one_of("env", name, ENVIRONMENTS)
     cls = Navigation2D if name == "navigation" else getattr(_locomotion(), _LOCOMOTION[name])
     return cls(batch_size=batch_size, **kwargs)
 

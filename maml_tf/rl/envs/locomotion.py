@@ -64,6 +64,7 @@ except ModuleNotFoundError as error:
                       "is missing): pip install 'maml-tf[rl]' (in a checkout: pip install -e '.[rl]'), or make install."
                       ) from error
 
+from maml_tf.core.arguments import one_of
 from maml_tf.rl.envs.base import TaskEnvironment
 
 # What a robot observes: gymnasium's v5 observation, or rllab's (the cheetah: also the
@@ -122,9 +123,7 @@ class Locomotion(TaskEnvironment):
                  **robot_kwargs):
         for name, value, allowed in (("observation", observation, self.observations),
                                      ("velocity", velocity, VELOCITIES), ("reset_noise", reset_noise, RESET_NOISES)):
-            if value not in allowed:
-                raise ValueError(f"{name} must be one of {', '.join(allowed)} for {type(self).__name__}, "
-                                 f"got {value!r}.")
+            one_of(name, value, allowed, f" for {type(self).__name__}")
         super().__init__(batch_size, restart_on_termination, row_steps)
         self.oracle = oracle
         self.observation, self.velocity, self.reset_noise = observation, velocity, reset_noise
