@@ -92,9 +92,7 @@ def main():
     ap.add_argument("--env", default="ant-vel", choices=("ant-vel", "ant-dir"))
     ap.add_argument("--members", type=positive, default=80, help="ants stepped together")
     ap.add_argument("--rounds", type=positive, default=3, help="alternating rounds (one episode each)")
-    ap.add_argument("--out", default=None, help="append the JSON line to this file")
-    ap.add_argument("--table", metavar="JSONL", help="write the recorded runs into --readme and exit")
-    ap.add_argument("--readme", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "README.md"))
+    blocks.add_table_arguments(ap, __file__)
     a = ap.parse_args()
     if a.table:
         return write_table(a.table, a.readme)

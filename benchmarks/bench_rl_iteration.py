@@ -49,7 +49,8 @@ def learner(env, preset_name, workers, physics=None):
     if workers != 1:
         preset = dataclasses.replace(preset, sampling_workers=workers)
     if physics is not None:
-        preset = dataclasses.replace(preset, env_options=tuple({**dict(preset.env_options), "physics": physics}.items()))
+        options = {**dict(preset.env_options), "physics": physics}
+        preset = dataclasses.replace(preset, env_options=tuple(options.items()))
     algo = rl.build(preset, "maml")
     algo.timings = Timings()
     return algo, preset
@@ -135,9 +136,7 @@ def main():
     ap.add_argument("--physics", nargs="+", default=[None], choices=("gymnasium", "rllab"),
                     help="the ant's physics to compare (default the preset's; each a learner)")
     ap.add_argument("--label", default=None, help="what the run measures (default: commit, workers, physics)")
-    ap.add_argument("--out", default=None, help="append the JSON lines to this file")
-    ap.add_argument("--table", metavar="JSONL", help="write the recorded runs into --readme and exit")
-    ap.add_argument("--readme", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "README.md"))
+    blocks.add_table_arguments(ap, __file__)
     a = ap.parse_args()
     if a.table:
         return write_table(a.table, a.readme)
