@@ -39,8 +39,9 @@ How gymnasium's models differ from rllab's (returns will not match one to one):
 - Start pose. rllab's ant starts from its ``init_qpos`` (torso at 0.55, ankles
   at +-1 rad, inside their joint ranges), gymnasium's from the model's rest pose
   (torso at 0.75, ankles at 0, outside their ranges, so the legs snap into range
-  in the first steps); ``physics="rllab"`` starts from rllab's. Reset noise: rllab qpos + N(0, 0.01^2), gymnasium qpos +
-  U(-0.1, 0.1) (``reset_noise_scale``); both qvel + N(0, 0.1^2).
+  in the first steps); ``physics="rllab"`` starts from rllab's. Reset noise: rllab
+  qpos + N(0, 0.01^2), gymnasium qpos + U(-0.1, 0.1) (``reset_noise_scale``); both
+  qvel + N(0, 0.1^2).
 - Contact forces. rllab's MuJoCo 1.31 filled ``cfrc_ext`` on every step; MuJoCo
   >= 2 only in ``mj_rnePostConstraint``, which gymnasium v5 calls after every
   step, so the ant's contact cost is live (non-zero while a foot is down).
