@@ -7,11 +7,12 @@ products counted apart), the step size's product and the line search.
 
     python benchmarks/bench_rl_iteration.py --env cheetah-dir --env ant-vel --out benchmarks/rl_iteration.jsonl
     python benchmarks/bench_rl_iteration.py --env ant-vel --sampling-workers 1 2 --rounds 2   # alternated
+    python benchmarks/bench_rl_iteration.py --env ant-vel --physics gymnasium rllab --rounds 2   # alternated
     python benchmarks/bench_rl_iteration.py --table benchmarks/rl_iteration.jsonl   # README block
 
 The first iteration (tracing the compiled functions) is reported apart; the parts are the
-median over the ``--iterations`` after it. Each (env, workers) learner is built once and
-its iterations run in alternating rounds (A B A B ...), so a load change hits all alike.
+median over the ``--iterations`` after it. Each (env, workers, physics) learner is built
+once and its iterations run in alternating rounds (A B A B ...), so a load change hits all alike.
 """
 import argparse
 import json
@@ -35,8 +36,9 @@ PARTS = ("sample pre-update", "baseline and advantages", "inner step", "sample p
          "  step size", "  line search", "  (KL Hessian-vector products, in CG and step size)")
 
 
-def learner(env, preset_name, workers):
-    """The MAML-TRPO learner of ``env``'s locomotion preset, with its timings on."""
+def learner(env, preset_name, workers, physics=None):
+    """The MAML-TRPO learner of ``env``'s locomotion preset, with its timings on; ``physics``
+    (the ant's, maml_tf.rl.envs.locomotion.PHYSICS) replaces the preset's, None keeps it."""
     import dataclasses
 
     from maml_tf import presets
@@ -46,6 +48,9 @@ def learner(env, preset_name, workers):
     preset = presets.get(presets.LOCOMOTION[env], preset_name)
     if workers != 1:
         preset = dataclasses.replace(preset, sampling_workers=workers)
+    if physics is not None:
+        options = {**dict(preset.env_options), "physics": physics}
+        preset = dataclasses.replace(preset, env_options=tuple(options.items()))
     algo = rl.build(preset, "maml")
     algo.timings = Timings()
     return algo, preset
@@ -128,10 +133,10 @@ def main():
     ap.add_argument("--rounds", type=positive, default=1, help="alternating rounds over the configurations")
     ap.add_argument("--sampling-workers", type=positive, nargs="+", default=[1],
                     help="sampling worker processes to compare (each configuration a learner)")
-    ap.add_argument("--label", default=None, help="what the run measures (default: commit and workers)")
-    ap.add_argument("--out", default=None, help="append the JSON lines to this file")
-    ap.add_argument("--table", metavar="JSONL", help="write the recorded runs into --readme and exit")
-    ap.add_argument("--readme", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "README.md"))
+    ap.add_argument("--physics", nargs="+", default=[None], choices=("gymnasium", "rllab"),
+                    help="the ant's physics to compare (default the preset's; each a learner)")
+    ap.add_argument("--label", default=None, help="what the run measures (default: commit, workers, physics)")
+    blocks.add_table_arguments(ap, __file__)
     a = ap.parse_args()
     if a.table:
         return write_table(a.table, a.readme)
@@ -141,28 +146,31 @@ def main():
     configs, first, runs = {}, {}, {}
     for env in envs:
         for workers in a.sampling_workers:
-            algo, preset = learner(env, a.preset, workers)
-            start = time.perf_counter()
-            algo.train_iteration()  # traces the compiled functions
-            first[env, workers] = time.perf_counter() - start
-            configs[env, workers] = (algo, preset)
-            runs[env, workers] = []
-            print(f"{env} workers={workers}: first iteration {first[env, workers]:.1f} s", flush=True)
+            for physics in a.physics:
+                key = env, workers, physics
+                algo, preset = learner(env, a.preset, workers, physics)
+                start = time.perf_counter()
+                algo.train_iteration()  # traces the compiled functions
+                first[key] = time.perf_counter() - start
+                configs[key] = (algo, preset)
+                runs[key] = []
+                print(f"{env} workers={workers} physics={physics}: first iteration {first[key]:.1f} s", flush=True)
     for _ in range(a.rounds):
         for key, (algo, _) in configs.items():
             for _ in range(a.iterations):
                 runs[key].append(iteration(algo))
-                print(f"{key[0]} workers={key[1]}: {runs[key][-1]['seconds']:.2f} s", flush=True)
+                print(f"{key[0]} workers={key[1]} physics={key[2]}: {runs[key][-1]['seconds']:.2f} s", flush=True)
     load_after = os.getloadavg()
     machine = reporting.machine()
-    for (env, workers), (algo, preset) in configs.items():
+    for (env, workers, physics), (algo, preset) in configs.items():
+        key = env, workers, physics
         record = {"benchmark": "rl_iteration", "env": env, "preset": preset.name,
                   "batch": f"{preset.meta_batch_size} tasks x {preset.episodes_per_task} trajectories x "
                            f"{algo.horizon} steps, hvp {preset.hvp}, sampling {preset.sampling}",
-                  "label": a.label or f"{commit}, {workers} worker(s)", "commit": commit,
-                  "sampling_workers": workers, "iterations": len(runs[env, workers]),
-                  "first_seconds": first[env, workers], "median": summary(runs[env, workers]),
-                  "runs": runs[env, workers], "machine": machine, "load_average": load, "load_after": load_after,
+                  "label": a.label or f"{commit}, {workers} worker(s)" + (f", {physics} physics" if physics else ""),
+                  "commit": commit, "sampling_workers": workers, "env_options": dict(preset.env_options),
+                  "iterations": len(runs[key]), "first_seconds": first[key], "median": summary(runs[key]),
+                  "runs": runs[key], "machine": machine, "load_average": load, "load_after": load_after,
                   "command": reporting.command()}
         print(json.dumps({k: record[k] for k in ("env", "label", "first_seconds", "median")}))
         if a.out:

@@ -155,9 +155,7 @@ def main():
     ap.add_argument("--rllab", action="store_true",
                     help="also cheetah-dir's batched env.step with rllab's observation, centre-of-mass velocity "
                          "and reset noise (the authors preset) beside the default, alternated 3 times")
-    ap.add_argument("--out", default=None, help="append the JSON line to this file")
-    ap.add_argument("--table", metavar="JSONL", help="write the recorded runs into --readme and exit")
-    ap.add_argument("--readme", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "README.md"))
+    blocks.add_table_arguments(ap, __file__)
     a = ap.parse_args()
     if a.table:
         return write_table(a.table, a.readme)

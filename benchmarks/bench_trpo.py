@@ -72,9 +72,7 @@ def main():
     ap.add_argument("--tasks", type=int, default=40, help="tasks per meta-batch (paper 40)")
     ap.add_argument("--samples-per-task", type=int, default=4000, help="20 trajectories x 200 steps")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--out", default=None, help="append the JSON line to this file")
-    ap.add_argument("--table", metavar="JSONL", help="write the recorded runs into --readme and exit")
-    ap.add_argument("--readme", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "README.md"))
+    blocks.add_table_arguments(ap, __file__)
     a = ap.parse_args()
     if a.table:
         return write_table(a.table, a.readme)

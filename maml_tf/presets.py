@@ -333,12 +333,19 @@ _LOCOMOTION_AUTHORS = {
     "cheetah-dir": dict(env_options=(("observation", "rllab"), ("velocity", "com"), ("reset_noise", "rllab")),
                         eval_task_source="authors"),
 }
+# The ant's physics in every preset: rllab's ant.xml (maml_rl's vendor/mujoco_models/ant.xml,
+# the authors' ant: one RK4 step of 0.02 per action, its contact softness and start pose) on
+# gymnasium's robot (maml_tf.rl.envs.locomotion.RLLAB_ANT); it steps in 0.65 of the CPU time
+# of gymnasium's two steps of 0.01, finite and without MuJoCo warnings (benchmarks/README.md).
+_LOCOMOTION_ENV = {"ant-vel": (("physics", "rllab"),), "ant-dir": (("physics", "rllab"),)}
+
+
 def _locomotion_code(env):
     return dict(hvp="finite_difference", sampling="steps", **_LOCOMOTION_CODE[env])
 
 
 LOCOMOTION = {env: _rl_budgets(
-    RLPreset(env=env, meta_batch_size=40),
+    RLPreset(env=env, meta_batch_size=40, env_options=_LOCOMOTION_ENV.get(env, ())),
     code=_locomotion_code(env),
     **({"authors": dict(_locomotion_code(env), **_LOCOMOTION_AUTHORS[env])} if env in _LOCOMOTION_AUTHORS else {}),
     quick=dict(iterations=50, meta_batch_size=10, episodes_per_task=10, eval_tasks=20,

@@ -562,3 +562,72 @@ def test_authors_test_tasks_are_their_scripts():
     assert directions.count(1.0) == 18
     with pytest.raises(NotImplementedError, match="HalfCheetahVel has no test tasks of the authors"):
         HalfCheetahVel().authors_test_tasks(3)
+
+
+# ----------------------------------------------------------------------------- rllab's ant physics (issue 32)
+RLLAB_INIT_QPOS = [0.0, 0.0, 0.55, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, -1.0, 0.0, -1.0, 0.0, 1.0]
+
+
+def _rllab_ant_model():
+    """gymnasium's installed ant.xml with rllab's ant.xml lines that set its physics (maml_rl's
+    vendor/mujoco_models/ant.xml): the option line and the geom default's contact softness."""
+    import gymnasium.envs.mujoco
+    path = os.path.join(os.path.dirname(gymnasium.envs.mujoco.__file__), "assets", "ant.xml")
+    with open(path) as f:
+        xml = f.read()
+    for old, new in (('<option integrator="RK4" timestep="0.01"/>', '<option timestep="0.02" integrator="RK4"/>'),
+                     ('friction="1 0.5 0.5" margin="0.01"', 'friction="1 0.5 0.5" margin="0.01" solref=".02 1" '
+                                                           'solimp=".8 .8 .01"')):
+        assert xml.count(old) == 1, old  # gymnasium's asset as this test knows it
+        xml = xml.replace(old, new)
+    return mujoco.MjModel.from_xml_string(xml)
+
+
+@pytest.mark.parametrize("cls", [AntVel, AntDir])
+def test_rllab_ant_physics_steps_as_rllabs_model(cls, rng):
+    """physics="rllab": one step of 0.02 per action (dt 0.02) on the model compiled from the
+    edited XML, from the same state with the same actions, to the bit; gymnasium's physics
+    (two steps of 0.01) departs from it."""
+    env, gymnasium = (with_task(cls(seed=3, physics=p)) for p in ("rllab", "gymnasium"))
+    assert env.dt == pytest.approx(0.02) and env.robot.frame_skip == 1 and env.model.opt.timestep == 0.02
+    model = _rllab_ant_model()
+    np.testing.assert_array_equal(env.model.geom_solref, model.geom_solref)
+    np.testing.assert_array_equal(env.model.geom_solimp, model.geom_solimp)
+    env.reset()
+    gymnasium.reset()
+    data, state = mujoco.MjData(model), env._data[0]
+    data.qpos[:], data.qvel[:] = state.qpos, state.qvel
+    gymnasium.robot.set_state(state.qpos.copy(), state.qvel.copy())
+    mujoco.mj_forward(model, data)
+    for _ in range(100):
+        action = rng.uniform(-1, 1, 8)
+        observation = env.step(action.astype(np.float32)).observation
+        gymnasium.step(action.astype(np.float32))
+        data.ctrl[:] = action.astype(np.float32)
+        mujoco.mj_step(model, data)
+        mujoco.mj_rnePostConstraint(model, data)
+        for field in ("qpos", "qvel", "cfrc_ext"):
+            np.testing.assert_array_equal(getattr(state, field), getattr(data, field), err_msg=field)
+    np.testing.assert_array_equal(observation[:13], data.qpos[2:].astype(np.float32))
+    assert np.all(np.isfinite(data.qpos)) and not np.allclose(gymnasium._data[0].qpos, data.qpos, atol=1e-3)
+
+
+def test_rllab_ant_starts_from_rllabs_init_qpos():
+    """rllab's mujoco_env resets to the model's init_qpos (torso at 0.55, ankles at +-1 rad)
+    plus its noise; gymnasium's physics keeps gymnasium's rest pose."""
+    members = 200
+    env = with_task(AntVel(batch_size=members, seed=0, physics="rllab", reset_noise="rllab"))
+    env.reset()
+    noise = env._state("qpos") - RLLAB_INIT_QPOS
+    assert np.abs(noise.mean(axis=0)).max() < 4 * 0.01 / np.sqrt(members)
+    np.testing.assert_allclose(noise.std(), 0.01, rtol=0.05)
+    rest = AntVel().robot.init_qpos
+    assert rest[2] == 0.75 and np.all(rest[7:] == 0)
+    np.testing.assert_array_equal(AntVel(physics="rllab").robot.init_qpos, RLLAB_INIT_QPOS)
+
+
+def test_physics_is_checked_by_name():
+    with pytest.raises(ValueError, match="physics must be one of gymnasium for HalfCheetahDir, got 'rllab'"):
+        make("cheetah-dir", physics="rllab")
+    with pytest.raises(ValueError, match="physics must be one of gymnasium, rllab for AntVel, got 'mujoco'"):
+        make("ant-vel", physics="mujoco")

@@ -303,3 +303,20 @@ def test_scoring_a_finished_run_with_another_meta_test_leaves_its_record(tmp_pat
     more = dataclasses.replace(SMOKE, iterations=SMOKE.iterations + 1)
     rl.train(more, "pretrained", tmp_path)  # a longer budget trains on and records it
     assert RunDirectory(tmp_path).record()["hyperparameters"]["iterations"] == SMOKE.iterations + 1
+
+
+def test_every_ant_preset_steps_rllabs_ant_physics():
+    """rllab's ant.xml physics (physics="rllab": one step of 0.02 per action) in every ant
+    preset, in every method's environment and in the result's environment note; the
+    cheetah presets keep gymnasium's (their robots offer no other)."""
+    for env in ("ant-vel", "ant-dir"):
+        for name, preset in presets.LOCOMOTION[env].items():
+            assert dict(preset.env_options) == {"physics": "rllab"}, (env, name)
+    for env in ("cheetah-vel", "cheetah-dir"):
+        assert all("physics" not in dict(p.env_options) for p in presets.LOCOMOTION[env].values())
+    smoke = presets.LOCOMOTION["ant-dir"]["smoke"]
+    for method in rl.METHODS:
+        robot = rl.build(smoke, method)._make_env()
+        assert (robot.physics, robot.model.opt.timestep, robot.robot.frame_skip) == ("rllab", 0.02, 1), method
+    note = rl.environment_note("ant-dir", smoke.env_options)
+    assert "frame_skip 1 (dt 0.02 s)" in note and "physics rllab (MuJoCo step 0.02)" in note

@@ -15,8 +15,9 @@ from maml_tf.rl.learner import PolicyLearner
 from maml_tf.rl.sampler import Sampler
 
 # Restarting rows twice the horizon long: a wide policy makes the ants fall and restart
-# within their rows, so the start-state noise is drawn mid-row too, not only at the reset.
-ANT = dict(restart_on_termination=True, row_steps=400)
+# within their rows, so the start-state noise is drawn mid-row too, not only at the reset;
+# the ant presets' physics (rllab's), which the workers build from the same options.
+ANT = dict(restart_on_termination=True, row_steps=400, physics="rllab")
 
 
 @pytest.fixture(scope="module")

@@ -251,7 +251,9 @@ def environment_note(env, options=()):
         return (f"gymnasium {type(robot.robot).__name__} v5 on MuJoCo, frame_skip "
                 f"{robot.robot.frame_skip} (dt {robot.dt:g} s), horizon {robot.horizon}"
                 + (f", observation {robot.observation} ({robot.observation_spec().shape[0]} numbers), "
-                   f"velocity {robot.velocity}, reset noise {robot.reset_noise}" if options else "")
+                   f"velocity {robot.velocity}, reset noise {robot.reset_noise}"
+                   + (f", physics {robot.physics} (MuJoCo step {robot.model.opt.timestep:g})"
+                      if len(robot.physics_models) > 1 else "") if options else "")
                 + "; rllab's models in the paper: returns not comparable one to one")
     finally:
         robot.close()

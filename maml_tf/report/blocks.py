@@ -20,3 +20,13 @@ def publish_table(path, start, end, lines):
     """Write ``lines`` (a generated table) between the markers of ``path`` and print them."""
     replace_block(path, start, end, "\n".join(lines))
     print("\n".join(lines))
+
+
+def add_table_arguments(parser, script):
+    """A benchmark's run-log options: ``--out`` appends the run's JSON lines to a file,
+    ``--table JSONL`` writes the recorded runs into ``--readme`` (default: the README.md
+    beside ``script``) and exits."""
+    import os
+    parser.add_argument("--out", default=None, help="append the run's JSON line(s) to this file")
+    parser.add_argument("--table", metavar="JSONL", help="write the recorded runs into --readme and exit")
+    parser.add_argument("--readme", default=os.path.join(os.path.dirname(os.path.abspath(script)), "README.md"))

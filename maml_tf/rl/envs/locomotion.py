@@ -25,15 +25,23 @@ How gymnasium's models differ from rllab's (returns will not match one to one):
 - Time step. rllab's cheetah: MuJoCo step 0.01, one step per action, dt 0.01;
   gymnasium's: same 0.01 but ``frame_skip`` 5, dt 0.05. rllab's ant: RK4 step
   0.02, dt 0.02; gymnasium's: RK4 step 0.01, ``frame_skip`` 5, dt 0.05. The
-  defaults here restore rllab's dt: ``frame_skip=1`` (cheetah), ``2`` (ant).
+  defaults here restore rllab's dt: ``frame_skip=1`` (cheetah), ``2`` (ant);
+  the ant's ``physics="rllab"`` takes rllab's step itself, one of 0.02 per action
+  (half the RK4 steps: benchmarks/README.md, "MAML-TRPO: one locomotion meta-iteration").
+- Contacts. rllab's ant.xml softens every geom's contacts (geom default ``solref=".02 1"
+  solimp=".8 .8 .01"``), gymnasium's keeps MuJoCo's defaults (``.02 1``, ``.9 .95
+  .001``); ``physics="rllab"`` takes rllab's (``RLLAB_ANT``). MuJoCo >= 2 raises solref's
+  time constant to 2 x the time step (its ``refsafe`` flag, on here), 0.04 at rllab's step;
+  whether MuJoCo 1.31 did is not known here.
 - Gear. The cheetah's gears (120, 90, 60, 120, 60, 30) and control range +-1
   are the same. rllab's ant has gear 1 and control +-150 (normalized to +-1 by
   the wrapper), gymnasium's gear 150 and control +-1: the same torque per action.
 - Start pose. rllab's ant starts from its ``init_qpos`` (torso at 0.55, ankles
   at +-1 rad, inside their joint ranges), gymnasium's from the model's rest pose
   (torso at 0.75, ankles at 0, outside their ranges, so the legs snap into range
-  in the first steps). Reset noise: rllab qpos + N(0, 0.01^2), gymnasium qpos +
-  U(-0.1, 0.1) (``reset_noise_scale``); both qvel + N(0, 0.1^2).
+  in the first steps); ``physics="rllab"`` starts from rllab's. Reset noise: rllab
+  qpos + N(0, 0.01^2), gymnasium qpos + U(-0.1, 0.1) (``reset_noise_scale``); both
+  qvel + N(0, 0.1^2).
 - Contact forces. rllab's MuJoCo 1.31 filled ``cfrc_ext`` on every step; MuJoCo
   >= 2 only in ``mj_rnePostConstraint``, which gymnasium v5 calls after every
   step, so the ant's contact cost is live (non-zero while a foot is down).
@@ -45,7 +53,8 @@ How gymnasium's models differ from rllab's (returns will not match one to one):
 - Following rllab: ``observation="rllab"`` (cheetah), ``velocity="com"`` and
   ``reset_noise="rllab"`` restore those three of rllab's choices (maml_rl's
   ``half_cheetah_env_rand_direc.py``, ``mujoco_env.py``; the evidence for them:
-  docs/research/fig5_authors_setup.md).
+  docs/research/fig5_authors_setup.md); ``physics="rllab"`` (the ant) its ant.xml's
+  time step, contacts and start pose (``vendor/mujoco_models/ant.xml``).
 - Termination. The ant's episode ends when the torso height leaves [0.2, 1.0], as
   in both; rllab's sampler then started a new episode within its budget of steps
   (``restart_on_termination=True`` here), by default the rest of the row is padding.
@@ -77,6 +86,17 @@ VELOCITIES = ("root", "com")
 # The start state's noise: gymnasium's qpos + U(-s, s), qvel + s N(0, 1) (s its
 # reset_noise_scale), or rllab's qpos + 0.01 N(0, 1), qvel + 0.1 N(0, 1).
 RESET_NOISES = ("gymnasium", "rllab")
+# The ant's physics: gymnasium's Ant-v5 model, or rllab's ant.xml on the same robot
+# (RLLAB_ANT): one RK4 step of 0.02 per action, softer contacts, rllab's start pose.
+PHYSICS = ("gymnasium", "rllab")
+# maml_rl's vendor/mujoco_models/ant.xml where its physics differs from gymnasium's ant.xml
+# (bodies, joints, masses and torque per action are the same): <option timestep="0.02"
+# integrator="RK4"/> (gymnasium's 0.01), one step per action (no frame_skip numeric: rllab's
+# mujoco_env takes 1), the geom default's solref=".02 1" solimp=".8 .8 .01" (gymnasium's
+# none: MuJoCo's .02 1 and .9 .95 .001), and the custom numeric init_qpos that rllab's
+# mujoco_env resets to (gymnasium's asset keeps it, unused; it starts from the rest pose).
+RLLAB_ANT = dict(timestep=0.02, frame_skip=1, solref=(0.02, 1.0), solimp=(0.8, 0.8, 0.01),
+                 init_qpos=(0.0, 0.0, 0.55, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, -1.0, 0.0, -1.0, 0.0, 1.0))
 
 
 class Locomotion(TaskEnvironment):
@@ -107,6 +127,8 @@ class Locomotion(TaskEnvironment):
         observation: one of ``OBSERVATIONS`` the robot offers (``observations``).
         velocity: one of ``VELOCITIES``, the velocity the reward uses.
         reset_noise: one of ``RESET_NOISES``.
+        physics: one of ``PHYSICS`` the robot offers (``physics_models``); the ant's
+            ``"rllab"`` also sets the default ``frame_skip`` (1) and the start pose.
         **robot_kwargs: passed on to the gymnasium environment, e.g.
             ``reset_noise_scale`` or ``exclude_current_positions_from_observation``.
     """
@@ -117,19 +139,24 @@ class Locomotion(TaskEnvironment):
     task_key = None
     uses_contact_forces = False
     observations = ("gymnasium",)
+    physics_models = ("gymnasium",)
 
     def __init__(self, batch_size=None, oracle=False, frame_skip=None, seed=None, restart_on_termination=False,
                  row_steps=None, observation="gymnasium", velocity="root", reset_noise="gymnasium",
-                 **robot_kwargs):
+                 physics="gymnasium", **robot_kwargs):
         for name, value, allowed in (("observation", observation, self.observations),
-                                     ("velocity", velocity, VELOCITIES), ("reset_noise", reset_noise, RESET_NOISES)):
+                                     ("velocity", velocity, VELOCITIES), ("reset_noise", reset_noise, RESET_NOISES),
+                                     ("physics", physics, self.physics_models)):
             one_of(name, value, allowed, f" for {type(self).__name__}")
         super().__init__(batch_size, restart_on_termination, row_steps)
         self.oracle = oracle
-        self.observation, self.velocity, self.reset_noise = observation, velocity, reset_noise
-        frame_skip = self.default_frame_skip if frame_skip is None else frame_skip
+        self.observation, self.velocity, self.reset_noise, self.physics = observation, velocity, reset_noise, physics
+        if frame_skip is None:
+            frame_skip = RLLAB_ANT["frame_skip"] if physics == "rllab" else self.default_frame_skip
         with _quiet_mujoco_log():
             self.robot = self.robot_class(frame_skip=frame_skip, **robot_kwargs)
+        if physics == "rllab":
+            _use_rllab_ant_physics(self.robot)
         self.model = self.robot.model
         self._rows = 1 if batch_size is None else batch_size
         # Member 0 is the gymnasium robot's own data, so robot.set_state(...) acts on it.
@@ -247,6 +274,18 @@ class Locomotion(TaskEnvironment):
         raise NotImplementedError
 
 
+def _use_rllab_ant_physics(robot):
+    """Give gymnasium's ant rllab's ant.xml physics (``RLLAB_ANT``), in place: every geom takes
+    the default class (none sets solref / solimp), so this is the model compiled from the
+    edited XML, to the bit (tests/test_rl_envs.py)."""
+    model = robot.model
+    model.opt.timestep = RLLAB_ANT["timestep"]
+    model.geom_solref[:] = RLLAB_ANT["solref"]
+    model.geom_solimp[:, :3] = RLLAB_ANT["solimp"]
+    robot.init_qpos = np.array(RLLAB_ANT["init_qpos"])
+    robot.metadata["render_fps"] = int(np.round(1.0 / robot.dt))
+
+
 def _centre_of_mass_after_step(model, data):
     """Bring ``data.subtree_com`` and ``data.subtree_linvel`` to the state ``mj_step`` reached
     (it computes them before integrating): rllab called ``model.forward()`` after its steps.
@@ -337,10 +376,16 @@ class HalfCheetahDir(HalfCheetah):
 
 class Ant(Locomotion):
     """gymnasium's Ant-v5 at rllab's dt 0.02; costs 0.005 |a|^2 + 5e-4 |F|^2; an episode
-    ends early once the ant falls or jumps out of the healthy height range."""
+    ends early once the ant falls or jumps out of the healthy height range.
+
+    ``physics="rllab"``: rllab's ant.xml physics on the same robot (``RLLAB_ANT``): one RK4
+    step of 0.02 per action (gymnasium's physics: two of 0.01), softer contacts, rllab's
+    start pose.
+    """
 
     robot_class = AntEnv
     default_frame_skip = 2
+    physics_models = PHYSICS
     survive_bonus = 0.05
     uses_contact_forces = True
 
