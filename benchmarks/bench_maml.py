@@ -115,6 +115,11 @@ def main():
                          "fused-closedform (-bnclosedform)")
     ap.add_argument("--conv-bias", action="store_true",
                     help="conv twin with the references' conv biases (the layout until 2026-12-05; -convbias)")
+    ap.add_argument("--call", choices=("concrete", "function"), default="concrete",
+                    help="time the step traced ahead for the batch's shapes (tf.function's concrete function, "
+                         "as JAX's row times its ahead-of-time jax.jit(...).lower(...).compile()) or through "
+                         "tf.function's per-call dispatch (variant suffix -fncall; 0.1 to 0.3 ms more per call "
+                         "on the sinusoid, benchmarks/README.md)")
     ap.add_argument("--fit", type=int, default=0,
                     help="also time keras fit() with steps_per_execution=N on a task stream (sine)")
     a = ap.parse_args()
@@ -136,6 +141,7 @@ def main():
     fpmath = os.environ.get("TF_SET_ONEDNN_FPMATH_MODE", "").upper() == "BF16"
     bf16 = ("-bf16" if a.precision == "mixed_bfloat16" else "") + ("-onednnbf16" if fpmath else "")
     bf16 += ("-convbias" if a.conv_bias and cfg["kind"] == "conv4" else "") + BATCH_NORM_TAGS[a.batch_norm_op]
+    bf16 += "-fncall" if a.call == "function" else ""
     variant = f"{a.style}{'-xla' if xla else ''}{bf16}-{'FO' if first_order else 'SO'}"
     rec = dict(framework="maml-tf", version=f"tf {tf.__version__}", workload=a.workload, variant=variant,
                order=a.order, cfg=cfg, threads=dict(intra=tf.config.threading.get_intra_op_parallelism_threads(),
@@ -143,7 +149,7 @@ def main():
                rss_after_import_mb=rss_import, precision=a.precision, batch_norm_op=batch_norm_op,
                conv_bias=bool(a.conv_bias and cfg["kind"] == "conv4"),
                onednn_fpmath_mode=os.environ.get("TF_SET_ONEDNN_FPMATH_MODE", ""),
-               bfloat16_native=list(precision.native_bfloat16()))
+               bfloat16_native=list(precision.native_bfloat16()), call=a.call)
     is_sine = cfg["kind"] == "mlp"
 
     def step(episodes):
@@ -151,7 +157,7 @@ def main():
         maml.optimizer.apply(grads, maml.trainable_variables)
         return loss_value, grads
 
-    compiled = tf.function(step, jit_compile=xla)
+    function = tf.function(step, jit_compile=xla)
     evaluate = None
     if is_sine:
         ev = to_episodes(C.eval_tasks(cfg), "mlp")
@@ -159,6 +165,7 @@ def main():
         rec["pre_mse"], rec["pre_mse_noadapt"] = evaluate()
     check = to_episodes(C.sample_batch(cfg, np.random.default_rng(C.SEED_CHECK)), cfg["kind"])
     t0 = C.now()
+    compiled = function.get_concrete_function(check) if a.call == "concrete" else function
     loss_value, grads = compiled(check)
     loss_value = float(loss_value)
     rec["warmup_s"] = rec["compile_s"] = C.now() - t0

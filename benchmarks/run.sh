@@ -24,6 +24,7 @@ ours() {  # ours NAME TIMEOUT ARGS...   (GRADS=DIR: where its first meta-gradien
   else echo "FAILED or timed out: $name (see $OUT/$name.log)"; fi
 }
 ours maml-tf_sine_vectorized-xla-SO 600 --workload sine --style vectorized --iters 3000 --fit 50
+ours maml-tf_sine_vectorized-xla-fncall-SO 600 --workload sine --style vectorized --iters 3000 --call function
 ours maml-tf_sine_vectorized-SO 600 --workload sine --style vectorized --xla off --iters 3000
 ours maml-tf_sine_loop-SO       600 --workload sine --style loop --iters 1000
 ours maml-tf_sine_unrolled-SO   600 --workload sine --style unrolled --iters 1000
