@@ -248,13 +248,14 @@ def environment_note(env, options=()):
                 "of the goal or at the horizon)")
     robot = envs.make(env, **dict(options))
     try:
-        return (f"gymnasium {type(robot.robot).__name__} v5 on MuJoCo, frame_skip "
-                f"{robot.robot.frame_skip} (dt {robot.dt:g} s), horizon {robot.horizon}"
-                + (f", observation {robot.observation} ({robot.observation_spec().shape[0]} numbers), "
-                   f"velocity {robot.velocity}, reset noise {robot.reset_noise}"
-                   + (f", physics {robot.physics} (MuJoCo step {robot.model.opt.timestep:g})"
-                      if len(robot.physics_models) > 1 else "") if options else "")
-                + "; rllab's models in the paper: returns not comparable one to one")
+        note = (f"gymnasium {type(robot.robot).__name__} v5 on MuJoCo, frame_skip "
+                f"{robot.robot.frame_skip} (dt {robot.dt:g} s), horizon {robot.horizon}")
+        if options:
+            note += (f", observation {robot.observation} ({robot.observation_spec().shape[0]} numbers), "
+                     f"velocity {robot.velocity}, reset noise {robot.reset_noise}")
+            if len(robot.physics_models) > 1:  # the ant
+                note += f", physics {robot.physics} (MuJoCo step {robot.model.opt.timestep:g})"
+        return note + "; rllab's models in the paper: returns not comparable one to one"
     finally:
         robot.close()
 

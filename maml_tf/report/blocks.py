@@ -1,5 +1,6 @@
 """Generated blocks of a markdown file (the README's results summary, a benchmark's
 table): the text between two marker lines, rewritten whole."""
+import os
 
 
 def replace_block(path, start, end, text):
