@@ -108,3 +108,7 @@ def test_a_task_not_yet_trained_says_its_accuracy_is_pending():
     metrics["tasks"]["omniglot"].update(sides=sides, comparison=precision_page.compare(sides))
     assert "not measured yet" not in precision_page.summary(metrics)
     assert "not measured yet" not in precision_page.table(metrics)
+    assert "meta-gradient" not in precision_page.summary(metrics)  # no departure measured yet
+    metrics["tasks"]["omniglot"]["departure"] = {"models": {"initialisation": {"bf16": {"relative_l2": 0.5}},
+                                                            "trained": {"bf16": {"relative_l2": 0.059}}}}
+    assert precision_page.summary(metrics).endswith("points), meta-gradient 5.9% from float32's.")

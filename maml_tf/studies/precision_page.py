@@ -65,22 +65,20 @@ def answer(metrics):
 
 
 def summary(metrics):
-    """The README's line."""
+    """The README's line: per task, accuracy (bf16 vs float32), the time ratio and the
+    trained weights' meta-gradient departure."""
     parts = []
     for task, result in metrics["tasks"].items():
         c, sides = result.get("comparison"), result.get("sides", {})
-        if c:
-            parts.append(f"{TITLES.get(task, task)} {_pct(sides['mixed_bfloat16']['test']['accuracy'])} vs "
-                         f"{_pct(sides['float32']['test']['accuracy'])} ({100 * c['difference']:+.1f} +- "
-                         f"{100 * c['difference_ci95']:.1f} points)")
-        dep = result.get("departure", {}).get("models", {})
-        if dep:
-            parts.append(f"{TITLES.get(task, task)} meta-gradient departure "
-                         + ", ".join(f"{_pct(m['bf16']['relative_l2'], 1)} ({name})" for name, m in dep.items()))
+        numbers = [f"{_pct(sides['mixed_bfloat16']['test']['accuracy'])} vs "
+                   f"{_pct(sides['float32']['test']['accuracy'])} ({100 * c['difference']:+.1f} +- "
+                   f"{100 * c['difference_ci95']:.1f} points)" if c else "accuracy not measured yet"]
         if result.get("timing"):
-            parts.append(f"{result['timing']['ratio']:.2f}x the time per iteration")
-        if not c:
-            parts.append(f"{TITLES.get(task, task)} accuracy not measured yet")
+            numbers.append(f"{result['timing']['ratio']:.2f}x the time")
+        trained = result.get("departure", {}).get("models", {}).get("trained")
+        if trained:
+            numbers.append(f"meta-gradient {_pct(trained['bf16']['relative_l2'], 1)} from float32's")
+        parts.append(f"{TITLES.get(task, task)} " + ", ".join(numbers))
     return ("**Mixed bfloat16** (`maml study precision`, budgets below the paper's): bf16 vs float32 "
             + "; ".join(parts) + ".")
 
