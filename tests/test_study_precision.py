@@ -112,3 +112,9 @@ def test_a_task_not_yet_trained_says_its_accuracy_is_pending():
     metrics["tasks"]["omniglot"]["departure"] = {"models": {"initialisation": {"bf16": {"relative_l2": 0.5}},
                                                             "trained": {"bf16": {"relative_l2": 0.059}}}}
     assert precision_page.summary(metrics).endswith("points), meta-gradient 5.9% from float32's.")
+
+
+@pytest.mark.parametrize("study_verbose, keras_verbose", [(0, 0), (1, 0), (2, 2)])
+def test_a_study_never_gives_its_trainings_the_progress_bar(study_verbose, keras_verbose):
+    from maml_tf.studies import training_verbose
+    assert training_verbose(study_verbose) == keras_verbose  # 1 would be Keras' bar, a line per step in a log

@@ -7,3 +7,10 @@ and ``run(preset, run_dir, out, time_limit, verbose, echo)``, which trains what 
 (metrics.json, table.md ending in the answer, PNGs). Study modules import TensorFlow only
 inside functions, so that ``maml --help`` stays fast.
 """
+
+
+def training_verbose(verbose):
+    """A study's ``verbose`` (0 silent, 1 a line per training run and measurement, 2 also per
+    epoch) as its trainings' Keras one: 2, a line per epoch (and once a minute within long
+    ones), never the progress bar, which fills a log file with one update per step."""
+    return 2 if verbose >= 2 else 0

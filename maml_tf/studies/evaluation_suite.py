@@ -14,6 +14,8 @@ import dataclasses
 import os
 import time
 
+from maml_tf.studies import training_verbose
+
 AXES = ("out_of_distribution", "adaptation", "sample_efficiency", "robustness")
 DOMAINS = ("sinusoid", "omniglot")
 COMMITTED_ONE_SHOT = os.path.join("checkpoints", "table1_omniglot", "paper", "5way1shot")
@@ -164,7 +166,7 @@ def _sinusoid(p, run_dir, deadline, verbose, echo):
     for i, shots in enumerate(p.sinusoid_train_shots):
         methods = ("maml", "pretrained") if i == 0 else ("maml",)
         experiment = registry.create("sinusoid", p.sinusoid_budget, run_dir=os.path.join(run_dir, f"sinusoid_K{shots}"),
-                                     methods=methods, verbose=max(verbose - 1, 0), support_shots=shots)
+                                     methods=methods, verbose=training_verbose(verbose), support_shots=shots)
         tick = time.time()
         progress = experiment.train(time_limit=deadline)
         echo(f"sinusoid K={shots}: {', '.join(f'{m} {n:,}' for m, n in progress.iterations.items())} of "
@@ -218,7 +220,7 @@ def _omniglot(p, run_dir, deadline, verbose, echo):
         one = registry.open(p.omniglot_one_shot_run)
     else:
         one = registry.create("omniglot", p.omniglot_budget, setting="5way1shot",
-                              run_dir=os.path.join(run_dir, "omniglot_5way1shot"), verbose=max(verbose - 1, 0))
+                              run_dir=os.path.join(run_dir, "omniglot_5way1shot"), verbose=training_verbose(verbose))
         one.train(time_limit=deadline)
     learners["maml_K1"] = one.learners()["maml"]
     models["maml_K1"] = {"run_dir": p.omniglot_one_shot_run or os.path.join(run_dir, "omniglot_5way1shot"),
@@ -227,7 +229,7 @@ def _omniglot(p, run_dir, deadline, verbose, echo):
     echo(f"omniglot 5-way 1-shot MAML: {models['maml_K1']['iterations']:,} iterations ({models['maml_K1']['run_dir']})")
     # 5-shot MAML at the preset's budget.
     five = registry.create("omniglot", p.omniglot_budget, setting="5way5shot",
-                           run_dir=os.path.join(run_dir, "omniglot_5way5shot"), verbose=max(verbose - 1, 0),
+                           run_dir=os.path.join(run_dir, "omniglot_5way5shot"), verbose=training_verbose(verbose),
                            iterations=p.five_shot_iterations, meta_batch_size=p.five_shot_meta_batch_size,
                            steps_per_epoch=p.five_shot_steps_per_epoch,
                            validation_tasks=min(50, one.preset.validation_tasks))
@@ -243,7 +245,7 @@ def _omniglot(p, run_dir, deadline, verbose, echo):
     tick = time.time()
     classifier, done = pretrained.train(preset, os.path.join(run_dir, "omniglot_pretrained"), p.pretrained_iterations,
                                         p.pretrained_batch_size, p.pretrained_steps_per_epoch, deadline=deadline,
-                                        verbose=max(verbose - 1, 0))
+                                        verbose=training_verbose(verbose))
     echo(f"omniglot pretrained classifier: {done:,} of {p.pretrained_iterations:,} iterations "
          f"({time.time() - tick:.0f} s)")
     models["pretrained"] = {"iterations": done, "target": p.pretrained_iterations,

@@ -11,6 +11,8 @@ meta-tests every cell on the same tasks, and measures the terms on MiniImagenet 
 import dataclasses
 import os
 
+from maml_tf.studies import training_verbose
+
 FIRST, SECOND = "fo", "so"
 ORDERS = (SECOND, FIRST)
 TERMS_LOG = "gradient_terms"  # <cell>/maml/gradient_terms.csv
@@ -137,7 +139,7 @@ def train_and_measure(task, preset, task_dir, deadline, verbose, echo):
     for activation, order, seed in cells(preset):
         name = cell_name(activation, order, seed)
         cell_dir = os.path.join(task_dir, name)
-        experiment = create(task, preset, activation, order, seed, cell_dir, verbose=max(verbose - 1, 0))
+        experiment = create(task, preset, activation, order, seed, cell_dir, verbose=training_verbose(verbose))
         config = experiment.preset
         if not deadline.passed():
             started = time.time()

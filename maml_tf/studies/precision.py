@@ -11,6 +11,8 @@ directory, never trained again there): the committed MiniImagenet paper run is f
 import dataclasses
 import os
 
+from maml_tf.studies import training_verbose
+
 PRECISIONS = ("float32", "mixed_bfloat16")
 TASKS = ("omniglot", "mini_imagenet")
 SETTING = "5way1shot"
@@ -136,7 +138,7 @@ def train_and_test(task, precision, preset, side_dir, deadline, verbose, echo):
         raise ValueError(f"{side_dir} (copied from {reused}) is at iteration {RunDirectory(side_dir).iteration('maml')}, "
                          f"past the study's {config.iterations}: delete {side_dir} and copy in a checkpoint of "
                          f"iteration {config.iterations}, or train the {precision} side here (drop its reuse).")
-    experiment = registry.create(task, "paper", SETTING, run_dir=side_dir, verbose=max(verbose - 1, 0),
+    experiment = registry.create(task, "paper", SETTING, run_dir=side_dir, verbose=training_verbose(verbose),
                                  precision=precision, **dict(dict(preset.changes).get(task, ())))
     if not deadline.passed():
         started = time.time()

@@ -10,6 +10,8 @@ import dataclasses
 import os
 import time
 
+from maml_tf.studies import training_verbose
+
 
 @dataclasses.dataclass(frozen=True)
 class TaskSwitchingPreset:
@@ -98,7 +100,7 @@ def sinusoid(preset, run_dir, time_limit, verbose, say):
     from maml_tf.experiments import sinusoid as experiment
 
     exp = registry.create("sinusoid", preset.sinusoid_preset, run_dir=run_dir, methods=["maml"],
-                          verbose=max(verbose - 1, 0))
+                          verbose=training_verbose(verbose))
     progress = exp.train(time_limit=time_limit)
     iterations = progress.iterations["maml"]
     seconds = exp_seconds(run_dir)
