@@ -15,7 +15,11 @@ whose ``loss_fn``/``kl_fn`` adapt per task from the meta-parameters (second orde
 import math
 
 import tensorflow as tf
+from tensorflow.compiler.tf2xla.ops import gen_xla_ops
+from tensorflow.python.framework import ops
+from tensorflow.python.ops import control_flow_util
 
+from maml_tf.core.arguments import one_of
 from maml_tf.rl.timings import timed
 
 
@@ -33,6 +37,22 @@ def _watch(tape, params):
     """Watch tensors and ``tf.Variable``s explicitly; Keras 3 variables are neither,
     and the tape (``watch_accessed_variables=True``) watches them when read."""
     tape.watch([p for p in params if isinstance(p, (tf.Tensor, tf.Variable))])
+
+
+def _xla_dynamic_update_slice_gradient(op, grad):
+    """Gradient of ``XlaDynamicUpdateSlice(input, update, begin)``, the op ``Slice``'s gradient
+    becomes under XLA: the update's window of ``grad`` for ``update``, the rest for ``input``.
+    TensorFlow registers none, and reverse-over-reverse products (``jvp="reverse"``) under XLA
+    differentiate it (the policy's concatenated mean and log-std)."""
+    update, begin = op.inputs[1], op.inputs[2]
+    window = tf.slice(grad, begin, tf.shape(update, out_type=begin.dtype))
+    return gen_xla_ops.xla_dynamic_update_slice(grad, tf.zeros_like(update), begin), window, None
+
+
+try:
+    ops.gradient_registry.lookup("XlaDynamicUpdateSlice")
+except LookupError:  # not registered by TensorFlow (2.21) or a later import
+    tf.RegisterGradient("XlaDynamicUpdateSlice")(_xla_dynamic_update_slice_gradient)
 
 
 def conjugate_gradient(matvec, b, iterations=10, residual_tol=1e-10):
@@ -81,31 +101,57 @@ def hessian_vector_product(kl_fn, params, vector, damping=1e-5):
     return [h + damping * v for h, v in zip(hv, vector)]
 
 
-def kl_hessian_vector_product(outputs_fn, kl_of_outputs, params, vector, damping=1e-5):
+JVP_MODES = ("reverse", "forward")
+
+
+def kl_hessian_vector_product(outputs_fn, kl_of_outputs, params, vector, damping=1e-5, jvp="reverse"):
     """``(H + damping I) v`` for ``H`` the Hessian of ``kl_of_outputs(outputs_fn())`` in
     ``params`` at TRPO's trust-region centre, where the KL from the sampling policy and its
     gradient in the outputs vanish.
 
     There ``H = J^T M J`` exactly (``J`` = d outputs / d params, ``M`` = the KL's Hessian
-    in the outputs: the Fisher matrix): the product takes one forward-mode pass through
-    ``outputs_fn`` for ``J v`` (recorded for the reverse pass too: ``outputs_fn`` runs once),
-    a double backprop through the cheap ``kl_of_outputs`` for ``M``, and one reverse pass
-    for ``J^T``, instead of :func:`hessian_vector_product`'s
-    double backprop through ``outputs_fn`` (MAML's inner step makes that third order).
-    Equal to it to rounding at the centre (tests); away from the centre it drops the
-    curvature of ``outputs_fn``. ``params`` are TF or Keras variables that
-    ``outputs_fn`` reads. Graph-safe.
+    in the outputs: the Fisher matrix): the product takes ``J v``, a double backprop
+    through the cheap ``kl_of_outputs`` for ``M``, and one reverse pass for ``J^T``, instead
+    of :func:`hessian_vector_product`'s double backprop through ``outputs_fn`` (MAML's inner
+    step makes that third order). ``outputs_fn`` runs once; the tape that takes ``J^T``
+    records it. Equal to double backprop to rounding at the centre (tests); away from the
+    centre it drops the curvature of ``outputs_fn``. ``params`` are TF or Keras variables
+    that ``outputs_fn`` reads. Graph-safe.
+
+    ``jvp``: how ``J v`` is taken. "reverse" (default) differentiates the linear map
+    ``u -> J^T u`` in ``u`` (reverse over reverse, the "double-VJP" trick), which XLA
+    compiles (``tf.function(jit_compile=True)``); "forward" carries ``v`` in a
+    ``tf.autodiff.ForwardAccumulator``, the same numbers to rounding without XLA, but
+    under XLA its tangents come out zero, so it refuses to run there.
     """
+    one_of("jvp", jvp, JVP_MODES)
     # A Keras 3 variable is tracked through the tf.Variable it holds (``.value``).
     variables = [p if isinstance(p, (tf.Tensor, tf.Variable)) else p.value for p in params]
     vector = [tf.convert_to_tensor(v) for v in vector]
-    # One evaluation of outputs_fn serves both passes: the tape records it for J^T while
-    # the accumulator carries J v along (its tangents are off the tape's path to params).
-    with tf.GradientTape() as tape:
-        _watch(tape, params)
-        with tf.autodiff.ForwardAccumulator(variables, vector) as accumulator:
+    if jvp == "forward":
+        if control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph()):
+            raise ValueError("kl_hessian_vector_product(jvp='forward') under XLA (jit_compile=True) gives zero "
+                             "tangents; use jvp='reverse' there.")
+        # The accumulator carries J v along the same evaluation the tape records for J^T
+        # (its tangents are off the tape's path to params).
+        with tf.GradientTape() as tape:
+            _watch(tape, params)
+            with tf.autodiff.ForwardAccumulator(variables, vector) as accumulator:
+                outputs = outputs_fn()
+        jv = accumulator.jvp(outputs, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    else:
+        with tf.GradientTape(persistent=True) as tape:
+            _watch(tape, params)
             outputs = outputs_fn()
-    jv = tf.stop_gradient(accumulator.jvp(outputs, unconnected_gradients=tf.UnconnectedGradients.ZERO))
+        # Any cotangent u will do (J^T u is linear in it); a constant one would have XLA
+        # constant-fold whole backward passes while compiling.
+        u = tf.stop_gradient(outputs)
+        with tf.GradientTape() as dual:
+            dual.watch(u)
+            jtu = tape.gradient(outputs, params, output_gradients=u,
+                                unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        jv = dual.gradient(jtu, u, output_gradients=vector, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    jv = tf.stop_gradient(jv)
     at = tf.stop_gradient(outputs)
     with tf.GradientTape() as outer:
         outer.watch(at)
