@@ -1,6 +1,7 @@
 """MAML-TRPO (Algorithm 3, Section 5.3): the VPG inner step, the second-order outer
 gradient through it (against finite differences, float64), and a short navigation
 meta-training run."""
+import re
 import time
 
 import keras
@@ -93,7 +94,7 @@ def test_second_order_outer_gradient_matches_finite_differences(float64, rng):
         fd = (values[0] - values[1]) / (2 * eps)
         np.testing.assert_allclose(grads @ flat(direction), fd, rtol=1e-6, atol=1e-9)
 
-    first_order = MAMLTRPO(model, inner_lr=0.5, first_order=True, jit_compile=jit_compile)
+    first_order = MAMLTRPO(model, inner_lr=0.5, first_order=True)
     fo_grads = flat(_outer_gradient(first_order, pre, post, old))
     assert np.linalg.norm(fo_grads - grads) > 1e-3 * np.linalg.norm(grads)
 
@@ -142,6 +143,21 @@ def test_trpo_step_with_xla_products_is_as_exact_as_without(rng):
     error = {name: np.linalg.norm(steps[name] - exact) / np.linalg.norm(exact) for name in ("xla", "graph")}
     assert error["xla"] < 1e-3
     assert error["xla"] <= 3 * error["graph"] + 1e-5
+
+
+def test_xla_product_takes_the_data_and_weights_as_inputs(rng):
+    """The XLA-compiled product's program takes every variable and data tensor as a parameter,
+    none folded in as a compile-time constant: else it recompiles for every new batch and
+    weight (``tf.vectorized_map`` under XLA made them constants before ``trpo`` inlined it)."""
+    algo = MAMLTRPO(gaussian_mlp_policy(2, 2, hidden=(4,)), jit_compile=True)
+    pre, post = (tuple(tf.cast(t, tf.float32) for t in _batch(rng, 2, 5)) for _ in range(2))
+    centre = algo._policy_outputs(pre, post, None)
+    vector = [tf.ones_like(v) for v in algo.model.trainable_variables]
+    hlo = algo._hvp.experimental_get_compiler_ir(vector, pre, post, centre)(stage="hlo")
+    entry = hlo[hlo.index("ENTRY"):]
+    entry = entry[:entry.index("\n}")]
+    inputs = len(tf.nest.flatten((vector, pre, post, centre))) + len(algo.model.trainable_variables)
+    assert len(re.findall(r"parameter\(\d+\)", entry)) == inputs
 
 
 def test_jit_compile_must_be_a_bool():
