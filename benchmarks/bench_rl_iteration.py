@@ -37,9 +37,11 @@ PARTS = ("sample pre-update", "baseline and advantages", "inner step", "sample p
          "  step size", "  line search", "  (KL Hessian-vector products, in CG and step size)")
 
 
-# How the exact KL Hessian-vector products are computed (maml_tf.rl.trpo.kl_hessian_vector_product):
-# J v by forward mode without XLA (the product before XLA), by reverse over reverse without
-# XLA, or with XLA (the learners' default).
+# How the exact KL Hessian-vector products are computed (maml_tf.rl.trpo.kl_hessian_vector_product)
+# and how many: "forward", J v by forward mode without XLA and an 11th product for the step size
+# (the products before 2026-12-06); "reverse", by reverse over reverse without XLA; "reverse-xla",
+# with XLA (the learners' default); both with the step's curvature from conjugate gradient's
+# residual (10 products).
 PRODUCTS = ("forward", "reverse", "reverse-xla")
 PRODUCT_NOTES = {"forward": "J v by forward mode, no XLA", "reverse": "J v by reverse over reverse, no XLA",
                  "reverse-xla": "J v by reverse over reverse, XLA"}
@@ -67,6 +69,8 @@ def learner(env, preset_name, workers, physics=None, product="reverse-xla"):
     if product != "reverse-xla":
         algo._jvp = product
         algo._hvp = tf.function(algo._kl_hessian_vector_product, jit_compile=False)
+    if product == "forward":
+        algo._curvature = "product"
     algo.timings = Timings()
     return algo, preset
 
@@ -99,11 +103,15 @@ def summary(runs):
             "parts": {n: float(np.median([r["parts"].get(n, 0.0) for r in runs])) for n in names}}
 
 
+def calls(record):
+    """KL Hessian-vector products per iteration of a recorded configuration."""
+    return record["runs"][0].get("calls", {}).get("KL Hessian-vector products")
+
+
 def per_product(record):
     """Seconds per KL Hessian-vector product of a recorded configuration (a table cell)."""
     seconds = record["median"]["parts"].get(PARTS[-1])
-    calls = record["runs"][0].get("calls", {}).get("KL Hessian-vector products")
-    return f"{seconds / calls:.2f}" if seconds is not None and calls else ""
+    return f"{seconds / calls(record):.2f}" if seconds is not None and calls(record) else ""
 
 
 def write_table(jsonl, readme):
@@ -135,7 +143,8 @@ def write_table(jsonl, readme):
         m = r["machine"]
         notes.append(f"Run {i} ({r['env']}, {r['label']}): code {r['commit']}, median of {r['iterations']} "
                      f"iterations after the first, {r['sampling_workers']} sampling worker(s), KL Hessian-vector "
-                     f"products {PRODUCT_NOTES[r.get('hvp_product', 'forward')]}; {m['cpu']}, "
+                     f"products {PRODUCT_NOTES[r.get('hvp_product', 'forward')]}, {calls(r)} per iteration; "
+                     f"{m['cpu']}, "
                      f"{m['cores']} cores, load (1 min) {r['load_average'][0]:.1f} before, "
                      f"{r['load_after'][0]:.1f} after; `{r['command']}`.")
     blocks.publish_table(readme, START, END, lines + notes)

@@ -337,6 +337,37 @@ def test_trpo_step_takes_its_products_from_hvp_fn():
     np.testing.assert_allclose(steps[1], steps[0], rtol=1e-10)
 
 
+def test_trpo_step_takes_the_curvature_from_the_residual_without_another_product(rng):
+    """``curvature="residual"``: ``s^T (g - r)`` from conjugate gradient's residual instead of
+    ``s^T H s`` from one more product: the same step (float64), one product fewer."""
+    steps, products = {}, {}
+    for curvature in ("product", "residual"):
+        params, kl_fn, hessian = _quadratic_kl(np.random.default_rng(3))  # the same problem twice
+        calls = []
+
+        def hvp_fn(v):
+            calls.append(1)
+            return hessian_vector_product(kl_fn, params, v)  # noqa: B023
+
+        before = flat(params)
+        info = trpo_step(_linear_loss(np.arange(7.0), params), kl_fn, params, max_kl=0.01, cg_iterations=5,
+                         hvp_fn=hvp_fn, curvature=curvature)
+        assert info["accepted"]
+        steps[curvature], products[curvature] = flat(params) - before, len(calls)
+    np.testing.assert_allclose(steps["residual"], steps["product"], rtol=1e-10)
+    assert products == {"product": 6, "residual": 5}
+    with pytest.raises(ValueError, match="curvature must be one of product, residual, got 'hessian'"):
+        trpo_step(_linear_loss(np.arange(7.0), params), kl_fn, params, curvature="hessian")
+
+
+def test_cg_returns_the_residual_it_carries(rng):
+    a, b = _spd(rng, 8), rng.normal(size=8)
+    x, r = conjugate_gradient(lambda v: tf.linalg.matvec(tf.constant(a), v), tf.constant(b), iterations=3,
+                              return_residual=True)
+    assert np.linalg.norm(r.numpy()) > 1e-3  # 3 of 8 iterations: not converged
+    np.testing.assert_allclose(r.numpy(), b - a @ x.numpy(), rtol=1e-10, atol=1e-12)
+
+
 def test_trpo_step_restores_the_params_when_every_step_breaks_the_trust_region(rng):
     """The KL is quadratic at the start (so CG and the step size see a harmless H) but
     has a steep quartic term that even the smallest backtracked step violates."""

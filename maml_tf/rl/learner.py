@@ -324,6 +324,10 @@ class TRPOLearner(PolicyLearner):
     # How the exact product takes J v (maml_tf.rl.trpo.JVP_MODES); "forward" is the product
     # before XLA (benchmarks compare it), refused under XLA.
     _jvp = "reverse"
+    # The TRPO step's curvature (maml_tf.rl.trpo.CURVATURES) with exact products: from conjugate
+    # gradient's residual, which saves a product (equal to rounding); finite differences (mostly
+    # rounding themselves) keep rllab's extra product.
+    _curvature = "residual"
 
     def __init__(self, model, env="navigation", meta_batch_size=20, max_kl=0.01, hvp="exact", jit_compile=True,
                  **kwargs):
@@ -354,7 +358,8 @@ class TRPOLearner(PolicyLearner):
 
         stats = trpo_step(lambda: self._surrogate(*data), lambda: self._kl(*data),
                           self.model.trainable_variables, max_kl=self.max_kl,
-                          hvp_fn=hvp_fn if self.timings is None else timed_hvp, timings=self.timings)
+                          hvp_fn=hvp_fn if self.timings is None else timed_hvp, timings=self.timings,
+                          curvature=self._curvature if self.hvp == "exact" else "product")
         return {key: stats[key] for key in ("loss_before", "loss_after", "kl", "accepted", "backtracks")}
 
     def _mean_kl_gradient(self, *data):
