@@ -99,7 +99,8 @@ def test_second_order_outer_gradient_matches_finite_differences(float64, rng):
     assert np.linalg.norm(fo_grads - grads) > 1e-3 * np.linalg.norm(grads)
 
 
-@pytest.mark.parametrize("jvp, jit_compile", [("reverse", True), ("reverse", False), ("forward", False)],
+@pytest.mark.parametrize("jvp, jit_compile", [("reverse", True), ("reverse", False),
+                                               pytest.param("forward", False, marks=pytest.mark.slow)],
                          ids=["reverse-xla", "reverse", "forward"])
 def test_hessian_vector_product_is_the_exact_one_at_the_trust_region_centre(float64, rng, jvp, jit_compile,
                                                                             monkeypatch):
@@ -126,6 +127,7 @@ def test_hessian_vector_product_is_the_exact_one_at_the_trust_region_centre(floa
     np.testing.assert_allclose(flat(product), flat(exact), rtol=1e-10, atol=1e-14)
 
 
+@pytest.mark.slow
 def test_trpo_step_with_xla_products_is_as_exact_as_without(rng):
     """One MAML-TRPO step in float32 from fixed data, with XLA-compiled products and without,
     against the same step in float64: XLA's step is as close to it as the graph's (conjugate

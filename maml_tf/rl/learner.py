@@ -315,10 +315,10 @@ class TRPOLearner(PolicyLearner):
     Hessian there), ``hvp="finite_difference"`` the authors' code's float32 differences
     of the KL gradient (:func:`~maml_tf.rl.trpo.finite_difference_hessian_vector_product`).
 
-    ``jit_compile``: compile the exact product with XLA (default; about 1.6x faster at the
+    ``jit_compile``: compile the exact product with XLA (default; somewhat faster at the
     locomotion batch, benchmarks/README.md), False for TensorFlow's graph alone. XLA compiles
-    once per batch shape (about 45 s at the locomotion batch on 2 cores): the training batch
-    keeps its shape unless ``sampling="complete"``.
+    once per batch shape, about as long as tracing takes: the training batch keeps its shape
+    unless ``sampling="complete"``.
     """
 
     # How the exact product takes J v (maml_tf.rl.trpo.JVP_MODES); "forward" is the product
