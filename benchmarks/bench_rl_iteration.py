@@ -136,8 +136,8 @@ def write_table(jsonl, readme):
                      + " | ".join(per_product(r) for _, r in columns) + " |")
         lines.append("| **whole iteration** | " + " | ".join(f"**{r['median']['seconds']:.2f}**" for _, r in columns)
                      + " |")
-        lines.append("| first iteration (tracing, compiling) | " + " | ".join(f"{r['first_seconds']:.1f}" for _, r in columns)
-                     + " |")
+        lines.append("| first iteration (tracing, compiling) | "
+                     + " | ".join(f"{r['first_seconds']:.1f}" for _, r in columns) + " |")
         lines.append("")
     for i, r in enumerate(records, 1):
         m = r["machine"]
