@@ -8,6 +8,7 @@ products counted apart), the step size's product and the line search.
     python benchmarks/bench_rl_iteration.py --env cheetah-dir --env ant-vel --out benchmarks/rl_iteration.jsonl
     python benchmarks/bench_rl_iteration.py --env ant-vel --sampling-workers 1 2 --rounds 2   # alternated
     python benchmarks/bench_rl_iteration.py --env ant-vel --physics gymnasium rllab --rounds 2   # alternated
+    python benchmarks/bench_rl_iteration.py --env cheetah-dir --hvp-product forward reverse-xla --rounds 2
     python benchmarks/bench_rl_iteration.py --table benchmarks/rl_iteration.jsonl   # README block
 
 The first iteration (tracing the compiled functions) is reported apart; the parts are the
@@ -36,10 +37,23 @@ PARTS = ("sample pre-update", "baseline and advantages", "inner step", "sample p
          "  step size", "  line search", "  (KL Hessian-vector products, in CG and step size)")
 
 
-def learner(env, preset_name, workers, physics=None):
+# How the exact KL Hessian-vector products are computed (maml_tf.rl.trpo.kl_hessian_vector_product)
+# and how many: "forward", J v by forward mode without XLA and an 11th product for the step size
+# (the products before 2026-12-06); "reverse", by reverse over reverse without XLA; "reverse-xla",
+# with XLA (the learners' default); both with the step's curvature from conjugate gradient's
+# residual (10 products).
+PRODUCTS = ("forward", "reverse", "reverse-xla")
+PRODUCT_NOTES = {"forward": "J v by forward mode, no XLA", "reverse": "J v by reverse over reverse, no XLA",
+                 "reverse-xla": "J v by reverse over reverse, XLA"}
+
+
+def learner(env, preset_name, workers, physics=None, product="reverse-xla"):
     """The MAML-TRPO learner of ``env``'s locomotion preset, with its timings on; ``physics``
-    (the ant's, maml_tf.rl.envs.locomotion.PHYSICS) replaces the preset's, None keeps it."""
+    (the ant's, maml_tf.rl.envs.locomotion.PHYSICS) replaces the preset's, None keeps it;
+    ``product``: one of ``PRODUCTS``."""
     import dataclasses
+
+    import tensorflow as tf
 
     from maml_tf import presets
     from maml_tf.experiments import rl
@@ -52,6 +66,11 @@ def learner(env, preset_name, workers, physics=None):
         options = {**dict(preset.env_options), "physics": physics}
         preset = dataclasses.replace(preset, env_options=tuple(options.items()))
     algo = rl.build(preset, "maml")
+    if product != "reverse-xla":
+        algo._jvp = product
+        algo._hvp = tf.function(algo._kl_hessian_vector_product, jit_compile=False)
+    if product == "forward":
+        algo._curvature = "product"
     algo.timings = Timings()
     return algo, preset
 
@@ -84,6 +103,17 @@ def summary(runs):
             "parts": {n: float(np.median([r["parts"].get(n, 0.0) for r in runs])) for n in names}}
 
 
+def calls(record):
+    """KL Hessian-vector products per iteration of a recorded configuration."""
+    return record["runs"][0].get("calls", {}).get("KL Hessian-vector products")
+
+
+def per_product(record):
+    """Seconds per KL Hessian-vector product of a recorded configuration (a table cell)."""
+    seconds = record["median"]["parts"].get(PARTS[-1])
+    return f"{seconds / calls(record):.2f}" if seconds is not None and calls(record) else ""
+
+
 def write_table(jsonl, readme):
     """One table per environment: a column per recorded configuration, seconds and share."""
     records = reporting.read_json_lines(jsonl)
@@ -102,15 +132,19 @@ def write_table(jsonl, readme):
                 cells.append("" if s is None else f"{s:.2f} ({100 * s / r['median']['seconds']:.0f}%)")
             label = name.strip() if not name.startswith("  ") else "&nbsp;&nbsp;" + name.strip()
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        lines.append("| &nbsp;&nbsp;(one product: their median seconds / calls) | "
+                     + " | ".join(per_product(r) for _, r in columns) + " |")
         lines.append("| **whole iteration** | " + " | ".join(f"**{r['median']['seconds']:.2f}**" for _, r in columns)
                      + " |")
-        lines.append("| first iteration (tracing) | " + " | ".join(f"{r['first_seconds']:.1f}" for _, r in columns)
-                     + " |")
+        lines.append("| first iteration (tracing, compiling) | "
+                     + " | ".join(f"{r['first_seconds']:.1f}" for _, r in columns) + " |")
         lines.append("")
     for i, r in enumerate(records, 1):
         m = r["machine"]
         notes.append(f"Run {i} ({r['env']}, {r['label']}): code {r['commit']}, median of {r['iterations']} "
-                     f"iterations after the first, {r['sampling_workers']} sampling worker(s); {m['cpu']}, "
+                     f"iterations after the first, {r['sampling_workers']} sampling worker(s), KL Hessian-vector "
+                     f"products {PRODUCT_NOTES[r.get('hvp_product', 'forward')]}, {calls(r)} per iteration; "
+                     f"{m['cpu']}, "
                      f"{m['cores']} cores, load (1 min) {r['load_average'][0]:.1f} before, "
                      f"{r['load_after'][0]:.1f} after; `{r['command']}`.")
     blocks.publish_table(readme, START, END, lines + notes)
@@ -135,7 +169,10 @@ def main():
                     help="sampling worker processes to compare (each configuration a learner)")
     ap.add_argument("--physics", nargs="+", default=[None], choices=("gymnasium", "rllab"),
                     help="the ant's physics to compare (default the preset's; each a learner)")
-    ap.add_argument("--label", default=None, help="what the run measures (default: commit, workers, physics)")
+    ap.add_argument("--hvp-product", nargs="+", default=["reverse-xla"], choices=PRODUCTS,
+                    help="how the KL Hessian-vector products are computed, to compare (each a learner)")
+    ap.add_argument("--label", default=None,
+                    help="what the run measures (default: commit, workers, physics, product)")
     blocks.add_table_arguments(ap, __file__)
     a = ap.parse_args()
     if a.table:
@@ -147,28 +184,32 @@ def main():
     for env in envs:
         for workers in a.sampling_workers:
             for physics in a.physics:
-                key = env, workers, physics
-                algo, preset = learner(env, a.preset, workers, physics)
-                start = time.perf_counter()
-                algo.train_iteration()  # traces the compiled functions
-                first[key] = time.perf_counter() - start
-                configs[key] = (algo, preset)
-                runs[key] = []
-                print(f"{env} workers={workers} physics={physics}: first iteration {first[key]:.1f} s", flush=True)
+                for product in a.hvp_product:
+                    key = env, workers, physics, product
+                    algo, preset = learner(env, a.preset, workers, physics, product)
+                    start = time.perf_counter()
+                    algo.train_iteration()  # traces the compiled functions
+                    first[key] = time.perf_counter() - start
+                    configs[key] = (algo, preset)
+                    runs[key] = []
+                    print(f"{key}: first iteration {first[key]:.1f} s", flush=True)
     for _ in range(a.rounds):
         for key, (algo, _) in configs.items():
             for _ in range(a.iterations):
                 runs[key].append(iteration(algo))
-                print(f"{key[0]} workers={key[1]} physics={key[2]}: {runs[key][-1]['seconds']:.2f} s", flush=True)
+                print(f"{key}: {runs[key][-1]['seconds']:.2f} s", flush=True)
     load_after = os.getloadavg()
     machine = reporting.machine()
-    for (env, workers, physics), (algo, preset) in configs.items():
-        key = env, workers, physics
+    compared = len(a.hvp_product) > 1
+    for (env, workers, physics, product), (algo, preset) in configs.items():
+        key = env, workers, physics, product
         record = {"benchmark": "rl_iteration", "env": env, "preset": preset.name,
                   "batch": f"{preset.meta_batch_size} tasks x {preset.episodes_per_task} trajectories x "
                            f"{algo.horizon} steps, hvp {preset.hvp}, sampling {preset.sampling}",
-                  "label": a.label or f"{commit}, {workers} worker(s)" + (f", {physics} physics" if physics else ""),
+                  "label": a.label or f"{commit}, {workers} worker(s)" + (f", {physics} physics" if physics else "")
+                  + (f", product {product}" if compared else ""),
                   "commit": commit, "sampling_workers": workers, "env_options": dict(preset.env_options),
+                  "hvp_product": product,
                   "iterations": len(runs[key]), "first_seconds": first[key], "median": summary(runs[key]),
                   "runs": runs[key], "machine": machine, "load_average": load, "load_after": load_after,
                   "command": reporting.command()}

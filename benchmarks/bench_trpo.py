@@ -1,11 +1,14 @@
 """MAML-TRPO's outer step (Section 5.3): seconds per KL Hessian-vector product, the
 product conjugate gradient calls 11 times per meta-iteration, at the paper's
 locomotion batch (40 tasks x 20 trajectories x 200 steps; half-cheetah's 17
-observations and 6 actions; 100-100 policy), computed two ways on the same data in
+observations and 6 actions; 100-100 policy), computed four ways on the same data in
 alternating rounds: double backprop through the second-order KL
-(``trpo.hessian_vector_product``) and forward- plus reverse-mode through the policy
-outputs (``trpo.kl_hessian_vector_product``, what the learners use). Random states
-and actions: the cost does not depend on them.
+(``trpo.hessian_vector_product``), and the Fisher form ``J^T M J`` through the policy
+outputs (``trpo.kl_hessian_vector_product``) with ``J v`` by forward mode (the product
+before XLA), by reverse over reverse, and by reverse over reverse compiled with XLA (what
+the learners use). Each product's largest difference from the forward-mode one (relative
+to that product's largest entry) and its first call (tracing, and compiling for XLA) are
+recorded too. Random states and actions: the cost does not depend on them.
 
     python benchmarks/bench_trpo.py --out benchmarks/trpo.jsonl
     python benchmarks/bench_trpo.py --table benchmarks/trpo.jsonl   # README block
@@ -27,8 +30,11 @@ from maml_tf.report import blocks  # noqa: E402
 START, END = "<!-- GENERATED: bench_trpo.py -->", "<!-- END GENERATED: bench_trpo.py -->"
 
 
+REFERENCE = "forward + reverse"  # the product before XLA: the ratios and differences are against it
+
+
 def products(tasks, samples_per_task, observation_dim, action_dim):
-    """The two compiled products of one MAML-TRPO problem, and their argument."""
+    """The compiled products of one MAML-TRPO problem, and their argument."""
     import tensorflow as tf
 
     from maml_tf.models.policy import gaussian_mlp_policy
@@ -36,7 +42,11 @@ def products(tasks, samples_per_task, observation_dim, action_dim):
     from maml_tf.rl.trpo import hessian_vector_product
 
     rng = np.random.default_rng(0)
-    algo = MAMLTRPO(gaussian_mlp_policy(observation_dim, action_dim), env="cheetah-vel", inner_lr=0.1)
+    model = gaussian_mlp_policy(observation_dim, action_dim)
+    learners = {name: MAMLTRPO(model, env="cheetah-vel", inner_lr=0.1, jit_compile=xla)
+                for name, xla in [(REFERENCE, False), ("reverse + reverse", False), ("reverse + reverse, XLA", True)]}
+    learners[REFERENCE]._jvp = "forward"
+    algo = learners[REFERENCE]
 
     def batch():
         shape = (tasks, samples_per_task)
@@ -47,23 +57,31 @@ def products(tasks, samples_per_task, observation_dim, action_dim):
 
     pre, post = batch(), batch()
     centre = algo._policy_outputs(pre, post, None)
-    variables = algo.model.trainable_variables
+    variables = model.trainable_variables
     vector = [tf.constant(rng.normal(size=tuple(v.shape)), tf.float32) for v in variables]
     double_backprop = tf.function(
         lambda v: hessian_vector_product(lambda: algo._mean_kl(pre, post, centre), variables, v))
-    return {"double backprop": double_backprop,
-            "forward + reverse": lambda v: algo._hvp(v, pre, post, centre)}, vector
+    fns = {"double backprop": double_backprop}
+    for name, learner in learners.items():
+        fns[name] = lambda v, learner=learner: learner._hvp(v, pre, post, centre)
+    return fns, vector
 
 
 def write_table(jsonl, readme):
     records = reporting.read_json_lines(jsonl)
-    rows = ["| batch | double backprop s | forward + reverse s | ratio | rounds | load (1 min) before | machine |",
-            "|---|---|---|---|---|---|---|"]
-    for r in records:
-        m = r["machine"]
-        rows.append(f"| {r['tasks']} tasks x {r['samples_per_task']} states | {r['seconds']['double backprop']:.2f} | "
-                    f"{r['seconds']['forward + reverse']:.2f} | {r['ratio']:.2f} | {r['rounds']} | "
-                    f"{r['load_average'][0]:.1f} | {m['cpu']}, {m['cores']} cores |")
+    rows = [f"| run | batch | product | s per product | {REFERENCE} / this | max difference from {REFERENCE} "
+            "| first call s | rounds | load (1 min) before, after | machine |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    for i, r in enumerate(records, 1):
+        m, seconds = r["machine"], r["seconds"]
+        for name, s in seconds.items():
+            error = r.get("max_relative_difference", {}).get(name)
+            first = r.get("first_seconds", {}).get(name)
+            after = f", {r['load_after'][0]:.1f}" if "load_after" in r else ""
+            rows.append(f"| {i} | {r['tasks']} tasks x {r['samples_per_task']} states | {name} | {s:.2f} | "
+                        f"{seconds[REFERENCE] / s:.2f} | {'' if error is None else f'{error:.1e}'} | "
+                        f"{'' if first is None else f'{first:.1f}'} | {r['rounds']} | "
+                        f"{r['load_average'][0]:.1f}{after} | {m['cpu']}, {m['cores']} cores |")
     blocks.publish_table(readme, START, END, rows)
 
 
@@ -81,8 +99,14 @@ def main():
             ap.error(f"--{name.replace('_', '-')} must be positive")
     load = os.getloadavg()
     fns, vector = products(a.tasks, a.samples_per_task, 17, 6)
-    for fn in fns.values():
-        fn(vector)  # trace and warm up
+    first, results = {}, {}
+    for name, fn in fns.items():  # trace (and compile) and warm up
+        start = time.perf_counter()
+        results[name] = np.concatenate([np.ravel(t.numpy()) for t in fn(vector)])
+        first[name] = time.perf_counter() - start
+    reference = results[REFERENCE]
+    differences = {name: float(np.max(np.abs(r - reference)) / np.max(np.abs(reference)))
+                   for name, r in results.items()}
     times = {name: [] for name in fns}
     for _ in range(a.rounds):
         for name, fn in fns.items():
@@ -91,9 +115,11 @@ def main():
             times[name].append(time.perf_counter() - start)
     seconds = {name: float(np.median(t)) for name, t in times.items()}
     record = {"benchmark": "trpo_hvp", "tasks": a.tasks, "samples_per_task": a.samples_per_task,
-              "rounds": a.rounds, "seconds": seconds,
-              "ratio": seconds["forward + reverse"] / seconds["double backprop"],
-              "machine": reporting.machine(), "load_average": load, "command": reporting.command()}
+              "rounds": a.rounds, "seconds": seconds, "first_seconds": first,
+              "max_relative_difference": differences,
+              "ratio": seconds[REFERENCE] / seconds["double backprop"],
+              "machine": reporting.machine(), "load_average": load, "load_after": os.getloadavg(),
+              "command": reporting.command()}
     print(json.dumps(record))
     if a.out:
         reporting.append_json_line(a.out, record)

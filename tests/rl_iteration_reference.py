@@ -16,27 +16,90 @@ CONFIGS = {"cheetah-dir exact episodes": dict(env="cheetah-dir", hvp="exact", sa
            "cheetah-vel finite_difference steps": dict(env="cheetah-vel", hvp="finite_difference", sampling="steps")}
 
 
-def weights_after_one_iteration(env, hvp, sampling, **options):
-    """Flat list per variable of the policy's weights after one meta-iteration, and its diagnostics."""
+def small_policy(env):
+    """A function building the tests' policy for ``env`` (one hidden layer of 8, seeded)."""
     import keras
 
     from maml_tf.models.policy import gaussian_mlp_policy
     from maml_tf.rl import envs
-    from maml_tf.rl.maml_trpo import MAMLTRPO
 
     with envs.make(env) as probe:
         dims = probe.observation_spec().shape[0], probe.action_spec().shape[0]
-    keras.utils.set_random_seed(3)
-    model = gaussian_mlp_policy(*dims, hidden=(8,))
-    algo = MAMLTRPO(model, env=env, meta_batch_size=2, episodes_per_task=2, hvp=hvp, sampling=sampling, seed=1,
-                    **options)
-    stats = algo.train_iteration()
+
+    def make():
+        keras.utils.set_random_seed(3)
+        return gaussian_mlp_policy(*dims, hidden=(8,))
+
+    return make
+
+
+def _learner(env, hvp, sampling, **options):
+    from maml_tf.rl.maml_trpo import MAMLTRPO
+
+    return MAMLTRPO(small_policy(env)(), env=env, meta_batch_size=2, episodes_per_task=2, hvp=hvp, sampling=sampling,
+                    seed=1, **options)
+
+
+def weights_after_one_iteration(env, hvp, sampling, **options):
+    """Flat list per variable of the policy's weights after one meta-iteration, and its diagnostics."""
+    algo = _learner(env, hvp, sampling, **options)
     try:
-        return [v.numpy().ravel().tolist() for v in model.trainable_variables], \
+        stats = algo.train_iteration()
+        return [v.numpy().ravel().tolist() for v in algo.model.trainable_variables], \
             {k: stats[k] for k in ("pre_update_return", "post_update_return", "loss_before", "loss_after", "kl")}
     finally:
-        if hasattr(algo, "close"):
-            algo.close()
+        algo.close()
+
+
+def trpo_data_of_one_iteration(env, hvp, sampling, **options):
+    """What the first meta-iteration gives its TRPO step: the data ``(pre, post, old_outputs)``
+    and the weights before the step (a list of arrays)."""
+    algo = _learner(env, hvp, sampling, **options)
+    captured = {}
+
+    def capture(*data):
+        captured["data"], captured["before"] = data, [v.numpy() for v in algo.model.trainable_variables]
+        return {}
+
+    algo._trpo_step = capture
+    try:
+        algo.train_iteration()
+    finally:
+        algo.close()
+    return captured["data"], captured["before"]
+
+
+def trpo_steps_against_float64(make_policy, data, before, learner_options, variants):
+    """The TRPO step (change of the flat weights) that each of ``variants`` (name -> MAMLTRPO
+    options) takes from the float32 weights ``before`` on the fixed ``data`` (a meta-iteration's
+    ``(pre, post, old_outputs)``), and ``"float64"``: the same step from a float64 twin of the
+    policy (the data cast), the reference that float32 rounding is measured against."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from maml_tf.rl.maml_trpo import MAMLTRPO
+
+    def step(model, options, data):
+        learner = MAMLTRPO(model, **learner_options, **options)
+        for v, b in zip(model.trainable_variables, before):
+            v.assign(tf.cast(b, v.dtype))
+        learner._trpo_step(*data)
+        return np.concatenate([(v.numpy().astype(np.float64) - b).ravel()
+                               for v, b in zip(model.trainable_variables, before)])
+
+    model = make_policy()
+    steps = {name: step(model, options, data) for name, options in variants.items()}
+    floatx, policy = keras.config.floatx(), keras.config.dtype_policy()
+    keras.config.set_floatx("float64")
+    keras.config.set_dtype_policy("float64")
+    try:
+        steps["float64"] = step(make_policy(), {"jit_compile": False},
+                                tf.nest.map_structure(lambda t: tf.cast(t, tf.float64), data))
+    finally:
+        keras.config.set_floatx(floatx)
+        keras.config.set_dtype_policy(policy)
+    return steps
 
 
 if __name__ == "__main__":

@@ -197,10 +197,12 @@ def test_hvp_of_a_gaussian_policy_kl_matches_finite_differences(rng, inner_step,
     _assert_products_match_finite_differences(hvp, grad, params, rng)
 
 
+@pytest.mark.parametrize("jvp, jit_compile", [("reverse", False), ("reverse", True), ("forward", False)],
+                         ids=["reverse", "reverse-xla", "forward"])
 @pytest.mark.parametrize("inner_step", [False, True], ids=["policy", "maml"])
-def test_fisher_form_product_matches_finite_differences_at_the_centre(rng, inner_step):
-    """kl_hessian_vector_product (J^T M J v, compiled) against central differences of the
-    KL's gradient where TRPO evaluates it: the sampling policy is the current one."""
+def test_fisher_form_product_matches_finite_differences_at_the_centre(rng, inner_step, jvp, jit_compile):
+    """kl_hessian_vector_product (J^T M J v, compiled, with XLA too) against central differences
+    of the KL's gradient where TRPO evaluates it: the sampling policy is the current one."""
     params = _gaussian_policy_params(rng)
     obs, _, _, old, effective = _policy_problem(rng, params, inner_step)
     old_outputs = tf.concat([_policy(old, obs).mean(), tf.math.log(_policy(old, obs).stddev())], -1)
@@ -220,8 +222,47 @@ def test_fisher_form_product_matches_finite_differences_at_the_centre(rng, inner
             kl = kl_of_outputs(outputs_fn())
         return flat(tape.gradient(kl, params))
 
-    hvp = tf.function(lambda v: kl_hessian_vector_product(outputs_fn, kl_of_outputs, params, v, damping=0.0))
+    hvp = tf.function(lambda v: kl_hessian_vector_product(outputs_fn, kl_of_outputs, params, v, damping=0.0, jvp=jvp),
+                      jit_compile=jit_compile)
     _assert_products_match_finite_differences(hvp, grad, params, rng)
+
+
+def test_forward_mode_product_refuses_xla_and_a_bad_jvp_is_named(rng):
+    """Under XLA the forward-mode tangents come out zero (the product would be the damping
+    alone): refused with a message; an unknown ``jvp`` names the allowed ones."""
+    params = _gaussian_policy_params(rng)
+    obs = tf.constant(rng.normal(size=(4, 3)))
+    outputs_fn = lambda: _policy(params, obs).mean()  # noqa: E731
+    vector = [tf.ones_like(p) for p in params]
+    product = tf.function(lambda v: kl_hessian_vector_product(outputs_fn, tf.reduce_sum, params, v, jvp="forward"),
+                          jit_compile=True)
+    with pytest.raises(ValueError, match="jvp='reverse'"):
+        product(vector)
+    with pytest.raises(ValueError, match="jvp must be one of reverse, forward, got 'backward'"):
+        kl_hessian_vector_product(outputs_fn, tf.reduce_sum, params, vector, jvp="backward")
+
+
+def test_xla_dynamic_update_slice_has_its_gradient(rng):
+    """The gradient registered for XLA's dynamic update slice (Slice's gradient under XLA,
+    differentiated by the reverse-over-reverse product): ``grad`` outside the window for the
+    input, the window for the update."""
+    from tensorflow.compiler.tf2xla.ops import gen_xla_ops
+
+    base, update, weights = (tf.constant(rng.normal(size=s)) for s in [(4, 5), (2, 3), (4, 5)])
+    begin = tf.constant([1, 2])
+
+    @tf.function(jit_compile=True)
+    def gradients(base, update):
+        with tf.GradientTape() as tape:
+            tape.watch([base, update])
+            loss = tf.reduce_sum(weights * gen_xla_ops.xla_dynamic_update_slice(base, update, begin))
+        return tape.gradient(loss, [base, update])
+
+    d_base, d_update = gradients(base, update)
+    window = np.zeros((4, 5), bool)
+    window[1:3, 2:5] = True
+    np.testing.assert_array_equal(d_base.numpy(), np.where(window, 0.0, weights.numpy()))
+    np.testing.assert_array_equal(d_update.numpy(), weights.numpy()[1:3, 2:5])
 
 
 # ----------------------------------------------------------------------------- TRPO step
@@ -294,6 +335,37 @@ def test_trpo_step_takes_its_products_from_hvp_fn():
         steps.append(flat(params) - before)
     assert len(calls) >= 2
     np.testing.assert_allclose(steps[1], steps[0], rtol=1e-10)
+
+
+def test_trpo_step_takes_the_curvature_from_the_residual_without_another_product(rng):
+    """``curvature="residual"``: ``s^T (g - r)`` from conjugate gradient's residual instead of
+    ``s^T H s`` from one more product: the same step (float64), one product fewer."""
+    steps, products = {}, {}
+    for curvature in ("product", "residual"):
+        params, kl_fn, hessian = _quadratic_kl(np.random.default_rng(3))  # the same problem twice
+        calls = []
+
+        def hvp_fn(v):
+            calls.append(1)
+            return hessian_vector_product(kl_fn, params, v)  # noqa: B023
+
+        before = flat(params)
+        info = trpo_step(_linear_loss(np.arange(7.0), params), kl_fn, params, max_kl=0.01, cg_iterations=5,
+                         hvp_fn=hvp_fn, curvature=curvature)
+        assert info["accepted"]
+        steps[curvature], products[curvature] = flat(params) - before, len(calls)
+    np.testing.assert_allclose(steps["residual"], steps["product"], rtol=1e-10)
+    assert products == {"product": 6, "residual": 5}
+    with pytest.raises(ValueError, match="curvature must be one of product, residual, got 'hessian'"):
+        trpo_step(_linear_loss(np.arange(7.0), params), kl_fn, params, curvature="hessian")
+
+
+def test_cg_returns_the_residual_it_carries(rng):
+    a, b = _spd(rng, 8), rng.normal(size=8)
+    x, r = conjugate_gradient(lambda v: tf.linalg.matvec(tf.constant(a), v), tf.constant(b), iterations=3,
+                              return_residual=True)
+    assert np.linalg.norm(r.numpy()) > 1e-3  # 3 of 8 iterations: not converged
+    np.testing.assert_allclose(r.numpy(), b - a @ x.numpy(), rtol=1e-10, atol=1e-12)
 
 
 def test_trpo_step_restores_the_params_when_every_step_breaks_the_trust_region(rng):

@@ -31,6 +31,7 @@ class JointTRPO(TRPOLearner):
         meta_batch_size: tasks per iteration.
         max_kl: TRPO trust region (0.01).
         hvp: "exact" or "finite_difference" Hessian-vector products (see ``MAMLTRPO``).
+        jit_compile: XLA for the exact products (True) or not (False).
         **kwargs: the rest of :class:`~maml_tf.rl.learner.PolicyLearner`'s arguments.
     """
 

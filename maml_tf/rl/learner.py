@@ -314,17 +314,35 @@ class TRPOLearner(PolicyLearner):
     trust-region centre (:func:`~maml_tf.rl.trpo.kl_hessian_vector_product`, the KL's
     Hessian there), ``hvp="finite_difference"`` the authors' code's float32 differences
     of the KL gradient (:func:`~maml_tf.rl.trpo.finite_difference_hessian_vector_product`).
+
+    ``jit_compile``: compile the exact product with XLA (default; somewhat faster at the
+    locomotion batch, benchmarks/README.md), False for TensorFlow's graph alone. XLA compiles
+    once per batch shape, about as long as tracing takes: the training batch keeps its shape
+    unless ``sampling="complete"``.
     """
 
-    def __init__(self, model, env="navigation", meta_batch_size=20, max_kl=0.01, hvp="exact", **kwargs):
+    # How the exact product takes J v (maml_tf.rl.trpo.JVP_MODES); "forward" is the product
+    # before XLA (benchmarks compare it), refused under XLA.
+    _jvp = "reverse"
+    # The TRPO step's curvature (maml_tf.rl.trpo.CURVATURES) with exact products: from conjugate
+    # gradient's residual, which saves a product (equal to rounding); finite differences (mostly
+    # rounding themselves) keep rllab's extra product.
+    _curvature = "residual"
+
+    def __init__(self, model, env="navigation", meta_batch_size=20, max_kl=0.01, hvp="exact", jit_compile=True,
+                 **kwargs):
         super().__init__(model, env, **kwargs)
         one_of("hvp", hvp, HVP_METHODS)
+        if not isinstance(jit_compile, bool):
+            raise ValueError(f"jit_compile must be True (XLA for the KL Hessian-vector products) or False, "
+                             f"got {jit_compile!r}.")
         self.meta_batch_size = int(meta_batch_size)
         self.max_kl = float(max_kl)
         self.hvp = hvp
+        self.jit_compile = jit_compile
         self._surrogate = tf.function(self._surrogate_loss)
         self._kl = tf.function(self._mean_kl)
-        self._hvp = tf.function(self._kl_hessian_vector_product)
+        self._hvp = tf.function(self._kl_hessian_vector_product, jit_compile=jit_compile)
         self._kl_gradient = tf.function(self._mean_kl_gradient)
 
     def _trpo_step(self, *data):
@@ -340,7 +358,8 @@ class TRPOLearner(PolicyLearner):
 
         stats = trpo_step(lambda: self._surrogate(*data), lambda: self._kl(*data),
                           self.model.trainable_variables, max_kl=self.max_kl,
-                          hvp_fn=hvp_fn if self.timings is None else timed_hvp, timings=self.timings)
+                          hvp_fn=hvp_fn if self.timings is None else timed_hvp, timings=self.timings,
+                          curvature=self._curvature if self.hvp == "exact" else "product")
         return {key: stats[key] for key in ("loss_before", "loss_after", "kl", "accepted", "backtracks")}
 
     def _mean_kl_gradient(self, *data):
@@ -359,7 +378,7 @@ class TRPOLearner(PolicyLearner):
         valid = self._valid_states(*data)
         return kl_hessian_vector_product(lambda: self._policy_outputs(*data),
                                          lambda outputs: _mean_kl_from(data[-1], outputs, valid),
-                                         self.model.trainable_variables, vector)
+                                         self.model.trainable_variables, vector, jvp=self._jvp)
 
 
 def _check_sampling(sampling):

@@ -26,6 +26,7 @@ class MAMLTRPO(TRPOLearner):
             form at the trust-region centre, differentiating through the inner step) or
             "finite_difference" (the authors' code, whose float32 differences leave
             mostly the damping: a KL-limited gradient step).
+        jit_compile: compile the exact products with XLA (True) or not (False).
         **kwargs: the rest of :class:`~maml_tf.rl.learner.PolicyLearner`'s arguments
             (``env``, ``episodes_per_task``, ``inner_lr``, ``first_order``, ``gamma``,
             ``gae_lambda``, ``seed``, ``env_kwargs``, ``sampling``).

@@ -12,10 +12,16 @@ Vectors are lists of tensors parallel to ``params`` (the gradient's own shape), 
 nothing is flattened and the same code serves a plain policy and a MAML meta-policy,
 whose ``loss_fn``/``kl_fn`` adapt per task from the meta-parameters (second order).
 """
+import contextlib
 import math
 
 import tensorflow as tf
+from tensorflow.compiler.tf2xla.ops import gen_xla_ops
+from tensorflow.python.framework import ops
+from tensorflow.python.ops import control_flow_util
+from tensorflow.python.ops.parallel_for import control_flow_ops as pfor_ops
 
+from maml_tf.core.arguments import one_of
 from maml_tf.rl.timings import timed
 
 
@@ -35,14 +41,47 @@ def _watch(tape, params):
     tape.watch([p for p in params if isinstance(p, (tf.Tensor, tf.Variable))])
 
 
-def conjugate_gradient(matvec, b, iterations=10, residual_tol=1e-10):
+def _xla_dynamic_update_slice_gradient(op, grad):
+    """Gradient of ``XlaDynamicUpdateSlice(input, update, begin)``, the op ``Slice``'s gradient
+    becomes under XLA: the update's window of ``grad`` for ``update``, the rest for ``input``.
+    TensorFlow registers none, and reverse-over-reverse products (``jvp="reverse"``) under XLA
+    differentiate it (the policy's concatenated mean and log-std)."""
+    update, begin = op.inputs[1], op.inputs[2]
+    window = tf.slice(grad, begin, tf.shape(update, out_type=begin.dtype))
+    return gen_xla_ops.xla_dynamic_update_slice(grad, tf.zeros_like(update), begin), window, None
+
+
+try:
+    ops.gradient_registry.lookup("XlaDynamicUpdateSlice")
+except LookupError:  # not registered by TensorFlow (2.21) or a later import
+    tf.RegisterGradient("XlaDynamicUpdateSlice")(_xla_dynamic_update_slice_gradient)
+
+
+@contextlib.contextmanager
+def _vectorized_map_inlined():
+    """While tracing for XLA, ``tf.vectorized_map`` builds its ops in the caller's graph
+    instead of a nested ``tf.function`` (what it does under XLA). Through that nested function's
+    gradient, XLA's constant analysis takes the function's inputs (the data, the variables) for
+    compile-time constants: the product recompiled for every new batch and weight (about 30 s
+    per meta-iteration at the locomotion batch) and folded the data into the program."""
+    original = pfor_ops._is_under_xla_context
+    pfor_ops._is_under_xla_context = lambda: False
+    try:
+        yield
+    finally:
+        pfor_ops._is_under_xla_context = original
+
+
+def conjugate_gradient(matvec, b, iterations=10, residual_tol=1e-10, return_residual=False):
     """Approximate ``x = A^-1 b`` for symmetric positive-definite ``A`` given as
     ``matvec(v) = A v``, as rllab's ``krylov.cg``.
 
     ``b`` is a tensor or a nest of tensors (a list parallel to the parameters in
     TRPO); ``x`` and the vectors passed to ``matvec`` have its structure. Stops after
     ``iterations`` products or once ``|r|^2 < residual_tol``. Graph-safe: the loop
-    becomes a ``tf.while_loop`` inside ``tf.function``.
+    becomes a ``tf.while_loop`` inside ``tf.function``. ``return_residual``: return
+    ``(x, r)``, ``r = b - A x`` as the recurrences carry it (to rounding: ``A x = b - r``
+    without another product).
     """
     x = tf.nest.map_structure(tf.zeros_like, b)
     r = p = b
@@ -58,7 +97,7 @@ def conjugate_gradient(matvec, b, iterations=10, residual_tol=1e-10):
         new_rdotr = _dot(r, r)
         p = _axpy(new_rdotr / rdotr, p, r)
         rdotr = new_rdotr
-    return x
+    return (x, r) if return_residual else x
 
 
 def hessian_vector_product(kl_fn, params, vector, damping=1e-5):
@@ -81,31 +120,63 @@ def hessian_vector_product(kl_fn, params, vector, damping=1e-5):
     return [h + damping * v for h, v in zip(hv, vector)]
 
 
-def kl_hessian_vector_product(outputs_fn, kl_of_outputs, params, vector, damping=1e-5):
+JVP_MODES = ("reverse", "forward")
+
+
+def kl_hessian_vector_product(outputs_fn, kl_of_outputs, params, vector, damping=1e-5, jvp="reverse"):
     """``(H + damping I) v`` for ``H`` the Hessian of ``kl_of_outputs(outputs_fn())`` in
     ``params`` at TRPO's trust-region centre, where the KL from the sampling policy and its
     gradient in the outputs vanish.
 
     There ``H = J^T M J`` exactly (``J`` = d outputs / d params, ``M`` = the KL's Hessian
-    in the outputs: the Fisher matrix): the product takes one forward-mode pass through
-    ``outputs_fn`` for ``J v`` (recorded for the reverse pass too: ``outputs_fn`` runs once),
-    a double backprop through the cheap ``kl_of_outputs`` for ``M``, and one reverse pass
-    for ``J^T``, instead of :func:`hessian_vector_product`'s
-    double backprop through ``outputs_fn`` (MAML's inner step makes that third order).
-    Equal to it to rounding at the centre (tests); away from the centre it drops the
-    curvature of ``outputs_fn``. ``params`` are TF or Keras variables that
-    ``outputs_fn`` reads. Graph-safe.
+    in the outputs: the Fisher matrix): the product takes ``J v``, a double backprop
+    through the cheap ``kl_of_outputs`` for ``M``, and one reverse pass for ``J^T``, instead
+    of :func:`hessian_vector_product`'s double backprop through ``outputs_fn`` (MAML's inner
+    step makes that third order). ``outputs_fn`` runs once; the tape that takes ``J^T``
+    records it. Equal to double backprop to rounding at the centre (tests); away from the
+    centre it drops the curvature of ``outputs_fn``. ``params`` are TF or Keras variables
+    that ``outputs_fn`` reads. Graph-safe.
+
+    ``jvp``: how ``J v`` is taken. "reverse" (default) differentiates the linear map
+    ``u -> J^T u`` in ``u`` (reverse over reverse, the "double-VJP" trick), which XLA
+    compiles (``tf.function(jit_compile=True)``); "forward" carries ``v`` in a
+    ``tf.autodiff.ForwardAccumulator``, the same numbers to rounding without XLA, but
+    under XLA its tangents come out zero, so it refuses to run there.
     """
+    one_of("jvp", jvp, JVP_MODES)
+    under_xla = control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
+    with _vectorized_map_inlined() if under_xla else contextlib.nullcontext():
+        return _kl_hessian_vector_product(outputs_fn, kl_of_outputs, params, vector, damping, jvp, under_xla)
+
+
+def _kl_hessian_vector_product(outputs_fn, kl_of_outputs, params, vector, damping, jvp, under_xla):
     # A Keras 3 variable is tracked through the tf.Variable it holds (``.value``).
     variables = [p if isinstance(p, (tf.Tensor, tf.Variable)) else p.value for p in params]
     vector = [tf.convert_to_tensor(v) for v in vector]
-    # One evaluation of outputs_fn serves both passes: the tape records it for J^T while
-    # the accumulator carries J v along (its tangents are off the tape's path to params).
-    with tf.GradientTape() as tape:
-        _watch(tape, params)
-        with tf.autodiff.ForwardAccumulator(variables, vector) as accumulator:
+    if jvp == "forward":
+        if under_xla:
+            raise ValueError("kl_hessian_vector_product(jvp='forward') under XLA (jit_compile=True) gives zero "
+                             "tangents; use jvp='reverse' there.")
+        # The accumulator carries J v along the same evaluation the tape records for J^T
+        # (its tangents are off the tape's path to params).
+        with tf.GradientTape() as tape:
+            _watch(tape, params)
+            with tf.autodiff.ForwardAccumulator(variables, vector) as accumulator:
+                outputs = outputs_fn()
+        jv = accumulator.jvp(outputs, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    else:
+        with tf.GradientTape(persistent=True) as tape:
+            _watch(tape, params)
             outputs = outputs_fn()
-    jv = tf.stop_gradient(accumulator.jvp(outputs, unconnected_gradients=tf.UnconnectedGradients.ZERO))
+        # Any cotangent u will do (J^T u is linear in it); a constant one would have XLA
+        # constant-fold whole backward passes while compiling.
+        u = tf.stop_gradient(outputs)
+        with tf.GradientTape() as dual:
+            dual.watch(u)
+            jtu = tape.gradient(outputs, params, output_gradients=u,
+                                unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        jv = dual.gradient(jtu, u, output_gradients=vector, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    jv = tf.stop_gradient(jv)
     at = tf.stop_gradient(outputs)
     with tf.GradientTape() as outer:
         outer.watch(at)
@@ -149,8 +220,14 @@ def finite_difference_hessian_vector_product(grad_fn, params, vector, base_eps=1
             for plus, minus, v in zip(*grads, vector)]
 
 
+# How trpo_step takes the curvature s^T H s that scales its step: "product", one more
+# Hessian-vector product (rllab's); "residual", s^T (g - r) from conjugate gradient's residual
+# r (H s = g - r, to rounding), which saves that product.
+CURVATURES = ("product", "residual")
+
+
 def trpo_step(loss_fn, kl_fn, params, max_kl=0.01, cg_iterations=10, backtrack_ratio=0.8,
-              max_backtracks=15, damping=1e-5, hvp_fn=None, timings=None):
+              max_backtracks=15, damping=1e-5, hvp_fn=None, timings=None, curvature="product"):
     """One TRPO update of the variables ``params`` (TF or Keras), in place.
 
     The direction is the natural gradient ``s = H^-1 g`` (``g`` the gradient of
@@ -180,7 +257,9 @@ def trpo_step(loss_fn, kl_fn, params, max_kl=0.01, cg_iterations=10, backtrack_r
     ``max_backtracks`` if rejected), ``accepted`` and ``step_size`` (``beta``).
     ``timings`` (a :class:`~maml_tf.rl.timings.Timings`) gets the seconds of the loss and
     its gradient, conjugate gradient, the step size's product and the line search.
+    ``curvature``: one of ``CURVATURES``.
     """
+    one_of("curvature", curvature, CURVATURES)
     if not tf.executing_eagerly():
         raise RuntimeError("trpo_step runs eagerly (its line search assigns and restores "
                            "variables); compile loss_fn and kl_fn with tf.function instead.")
@@ -194,12 +273,13 @@ def trpo_step(loss_fn, kl_fn, params, max_kl=0.01, cg_iterations=10, backtrack_r
 
     hvp = hvp_fn or (lambda v: hessian_vector_product(kl_fn, params, v, damping))  # noqa: E731
     with timed(timings, "conjugate gradient"):
-        direction = conjugate_gradient(hvp, grads, cg_iterations)
+        direction, residual = conjugate_gradient(hvp, grads, cg_iterations, return_residual=True)
     with timed(timings, "step size"):
+        h_direction = hvp(direction) if curvature == "product" else _axpy(-1.0, residual, grads)
         # rllab's guards: +1e-8 against s = 0, and a unit step if the curvature is NaN
         # (or negative, where rllab's np.sqrt also gives NaN).
-        curvature = float(_dot(direction, hvp(direction))) + 1e-8
-        step_size = math.sqrt(2.0 * max_kl / curvature) if curvature > 0 else 1.0
+        s_h_s = float(_dot(direction, h_direction)) + 1e-8
+        step_size = math.sqrt(2.0 * max_kl / s_h_s) if s_h_s > 0 else 1.0
 
     with timed(timings, "line search"):
         old = [tf.identity(p) for p in params]
