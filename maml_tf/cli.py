@@ -21,7 +21,8 @@ from maml_tf.presets import PRECISIONS
 DATASETS = ("omniglot", "mini_imagenet")
 PRESETS_HELP = ("Budget and method (maml_tf/presets.py): paper | code (the authors' code's settings) | quick | "
                 "smoke; authors: the code's settings on the authors' data too (Omniglot images), test "
-                "(navigation) or environment (cheetah-dir).")
+                "(navigation) or environment (cheetah-dir); code_stream, authors_stream (navigation): code, "
+                "authors with the authors' training sampler (a stream of episodes per task).")
 
 
 @click.group()

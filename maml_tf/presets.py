@@ -296,6 +296,12 @@ NAVIGATION = _rl_budgets(
     # last one), returns averaged over them. Training is the code preset's, so its run
     # directory may be evaluated with this preset.
     authors=dict(_NAVIGATION_CODE, eval_sampling="complete", eval_task_source="authors"),
+    # The code preset with the authors' training sampler too (maml_rl's VectorizedSampler, one
+    # environment per goal: episodes back to back until the goals' complete episodes hold
+    # 20 x 20 x 100 steps, each goal's unfinished last one dropped, where "steps" drops each of
+    # 20 rows' last); "authors_stream" meta-tests it as "authors" does.
+    code_stream=dict(_NAVIGATION_CODE, sampling="stream"),
+    authors_stream=dict(_NAVIGATION_CODE, sampling="stream", eval_sampling="complete", eval_task_source="authors"),
     # A tenth of the meta-iterations, half the tasks per meta-batch.
     quick=dict(iterations=50, meta_batch_size=10),
     # For tests: seconds.

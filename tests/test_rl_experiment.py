@@ -219,6 +219,22 @@ def test_runs_recorded_before_the_authors_options_read_as_before(tmp_path):
     assert preset_of(authors) == presets.LOCOMOTION["cheetah-dir"]["authors"]
 
 
+def test_the_stream_presets_are_code_and_authors_with_the_authors_training_sampler(tmp_path):
+    """code_stream / authors_stream change only the sampler (issue 32); a code_stream run may be
+    meta-tested with the authors' protocol (authors_stream), not scored as a "steps" run."""
+    for base, stream in (("code", "code_stream"), ("authors", "authors_stream")):
+        a, b = (dataclasses.asdict(presets.NAVIGATION[n]) for n in (base, stream))
+        assert {k: b[k] for k in a if a[k] != b[k]} == {"name": stream, "sampling": "stream"}
+    assert rl.build(presets.NAVIGATION["code_stream"], "maml").sampling == "stream"
+    run = RunDirectory(tmp_path)
+    run.start("navigation", presets.NAVIGATION["code_stream"], rl.FREE_FIELDS)
+    run.check("navigation", presets.NAVIGATION["authors_stream"], rl.FREE_FIELDS)
+    with pytest.raises(RunDirectoryMismatch, match="sampling: 'stream' there, 'steps' now"):
+        run.check("navigation", presets.NAVIGATION["authors"], rl.FREE_FIELDS)
+    with pytest.raises(ValueError, match="^sampling must be one of episodes, steps, complete, stream, got 'flow'.$"):
+        rl.build(dataclasses.replace(presets.NAVIGATION["code_stream"], sampling="flow"), "maml")
+
+
 def test_authors_test_tasks_and_per_direction_returns():
     nav = dataclasses.replace(SMOKE, eval_task_source="authors")
     np.random.seed(1)

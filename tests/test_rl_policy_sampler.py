@@ -287,6 +287,85 @@ def test_complete_sampling_through_the_learner_on_navigation():
     assert learner.sample(tasks, seed=3)["valid"].shape[-1] == 100  # the learner's own sampling unchanged
 
 
+# ----------------------------------------------------------------------------- the authors' training sampler
+def _episodes(valid, ends, timesteps):
+    """One stream's complete episodes' lengths, and the length of the unfinished one after them."""
+    last_end = np.flatnonzero(ends)
+    lengths = np.diff(np.concatenate([[-1], last_end]))
+    np.testing.assert_array_equal(timesteps[last_end], lengths - 1)  # each counted from its own start
+    return lengths, int(valid.size - valid.sum())
+
+
+def test_stream_rows_fill_the_budget_of_all_tasks_together_as_rllabs_vectorized_sampler():
+    """maml_rl's training sampler (sandbox/rocky/tf/samplers/vectorized_sampler.py:71-114):
+    one environment per task, all stepped together until the steps of the paths completed
+    in all of them reach tasks x budget; a path ends at done or after max_path_length steps
+    (vec_env_executor.py:22-27), and each environment's running path is dropped. Budget 200
+    per task, 3 tasks: episodes of 45 (completed 180 at step 200, 225 at 225), of 150 (cut
+    to 100 by the horizon) and of 40 then 10 (completed 10 floor(n / 10)): 580 steps at 200,
+    590 at 210, 600 at 220, so every stream runs 220 steps; the unfinished episodes (40
+    steps of the first stream, 20 of the second) are not valid."""
+    from maml_tf.rl.learner import env_steps, mean_returns
+    env = ScriptedLengths(3, restart_on_termination=True, row_steps=300)
+    sampler = Sampler(env, gaussian_mlp_policy(1, 1, hidden=(4,)), stream_steps=200)
+    out = sampler.sample([{"lengths": [45]}, {"lengths": [150]}, {"lengths": [40, 10]}], seed=0)
+    assert out["rewards"].shape == (3, 1, 300)  # padded to the row: one shape for every call
+    np.testing.assert_array_equal(out["rewards"].sum(axis=(1, 2)), [220, 220, 220])  # reward 1 per step taken
+    np.testing.assert_array_equal(out["valid"].sum(axis=(1, 2)), [180, 200, 220])
+    assert env_steps(out) == 600
+    expected = [([45] * 4, 40), ([100] * 2, 20), ([40] + [10] * 18, 0)]
+    for task, (lengths, unfinished) in enumerate(expected):
+        valid, ends, timesteps = (out[k][task, 0, :220] for k in ("valid", "ends", "timesteps"))
+        assert valid[:len(valid) - unfinished].all()  # only the final partial episode is not valid
+        got, got_unfinished = _episodes(valid, ends, timesteps)
+        np.testing.assert_array_equal(got, lengths)
+        assert got_unfinished == unfinished
+        if unfinished:  # the dropped episode is one episode, from its own step 0
+            np.testing.assert_array_equal(timesteps[-unfinished:], np.arange(unfinished))
+        assert out["valid"][task, 0, 220:].sum() == out["rewards"][task, 0, 220:].sum() == 0
+    np.testing.assert_allclose(mean_returns(out), [45, 100, 220 / 19])
+    # rows of the horizon ("steps", 2 rows per task) drop each row's unfinished episode instead
+    rows = _scripted({}, [[45], [45], [150], [150], [40, 10], [40, 10]])
+    assert rows["valid"].sum() == 2 * 90 + 2 * 100 + 100 + 100
+
+
+def test_a_stream_needs_its_budget_and_an_environment_whose_row_holds_it():
+    model = gaussian_mlp_policy(1, 1, hidden=(4,))
+    for env in (ScriptedLengths(2, restart_on_termination=True, row_steps=250),  # < budget + horizon
+                ScriptedLengths(2)):  # rows of one episode each
+        with pytest.raises(ValueError, match=r"stream_steps=200 needs .* row_steps >= stream_steps \+ horizon"):
+            Sampler(env, model, stream_steps=200)
+
+
+def test_stream_sampling_through_the_learner_on_navigation():
+    """Navigation with a noisy policy: the goal (0.05, 0) reached in two steps or overshot
+    (then the episode runs the horizon), (0.5, -0.5) never reached. One stream per goal of
+    at least the budget (3 x 100 steps) and under budget + horizon, the same for both; their
+    complete episodes hold the budget of both goals together, one step fewer would not."""
+    from maml_tf.rl.learner import PolicyLearner, env_steps
+    keras.utils.set_random_seed(0)
+    learner = PolicyLearner(gaussian_mlp_policy(2, 2, hidden=(8,)), "navigation", episodes_per_task=3,
+                            sampling="stream")
+    tasks = [{"goal": np.array([0.05, 0.0])}, {"goal": np.array([0.5, -0.5])}]
+    weights = _constant_policy_weights(learner.model, [[0.25, 0.0], [-1.0, 1.0]], log_std=-3.0)
+    out = learner.sample(tasks, seed=3, weights=weights)
+    assert out["valid"].shape == (2, 1, 400)
+    taken = (out["rewards"] != 0).sum(axis=(1, 2))  # navigation's reward is < 0 at every step taken
+    assert taken[0] == taken[1] and 300 <= taken[0] < 400
+    length = int(taken[0])
+    completed = [np.flatnonzero(out["ends"][t, 0, :length]) + 1 for t in range(2)]
+    assert sum(c[-1] for c in completed) == env_steps(out) >= 2 * 300
+    assert sum(c[c < length].max(initial=0) for c in completed) < 2 * 300  # one step fewer: not enough
+    for task in range(2):
+        lengths, unfinished = _episodes(*(out[k][task, 0, :length] for k in ("valid", "ends", "timesteps")))
+        assert lengths.max() <= 100 and unfinished < 100
+    assert _episodes(*(out[k][0, 0, :length] for k in ("valid", "ends", "timesteps")))[0].min() < 10  # reached
+    np.testing.assert_array_equal(_episodes(*(out[k][1, 0, :length] for k in ("valid", "ends", "timesteps")))[0],
+                                  100)  # never reached: each cut by the horizon
+    with pytest.raises(ValueError, match="sampling must be one of episodes, steps, complete, stream, got 'streams'"):
+        PolicyLearner(gaussian_mlp_policy(2, 2, hidden=(8,)), "navigation", sampling="streams")
+
+
 def test_adapting_on_batches_of_different_lengths_traces_at_most_twice():
     """Whole-episode batches differ in length per call (the authors' navigation test): the
     compiled inner step generalises after the second length instead of retracing for each,

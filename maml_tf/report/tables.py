@@ -231,6 +231,9 @@ def rl(doc):
         + ("trajectories counted as a budget of steps per task (trajectories x horizon), an episode that "
            "ends early restarting within it, returns averaged over complete episodes (rllab's sampler); "
            if s.get("sampling") == "steps" else "")
+        + ("trajectories counted as a budget of steps (trajectories x horizon) per task, one stream of "
+           "episodes back to back per task until the complete episodes of all tasks fill it, each task's "
+           "unfinished last episode dropped (rllab's VectorizedSampler); " if s.get("sampling") == "stream" else "")
         + ("at test every episode started within that budget runs to its end and none is dropped "
            "(the authors' test sampler); " if s.get("eval_sampling") == "complete" else "")
         + ("the test tasks are the authors' test script's (maml_rl, np.random.seed(1)); "

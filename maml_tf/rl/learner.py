@@ -35,8 +35,12 @@ HVP_METHODS = ("exact", "finite_difference")
 # trajectories); "steps", a budget of episodes x horizon steps that episodes ending
 # early leave to new ones, the one a row's end cuts short dropped (the authors' code:
 # rllab's sampler); or "complete", the same budget with every episode started within it
-# run to its end (the authors' test: rllab's whole paths, averaged with none dropped).
-SAMPLING = ("episodes", "steps", "complete")
+# run to its end (the authors' test: rllab's whole paths, averaged with none dropped); or
+# "stream", the authors' training sampler (rllab's VectorizedSampler, one environment per
+# task): each task one stream of episodes back to back, all tasks stepping together until
+# their complete episodes hold tasks x episodes x horizon steps, each task's unfinished
+# last episode dropped.
+SAMPLING = ("episodes", "steps", "complete", "stream")
 
 
 class PolicyLearner:
@@ -48,16 +52,16 @@ class PolicyLearner:
         env: a name from ``maml_tf.rl.envs.ENVIRONMENTS``; ``env_kwargs`` go to ``make``
             (e.g. ``{"oracle": True}``: the task parameters appended to the observation).
         episodes_per_task: trajectories per task in training (20 in the paper); with
-            ``sampling="steps"`` a budget of ``episodes_per_task x horizon`` steps.
+            ``sampling="steps"`` or ``"stream"`` a budget of ``episodes_per_task x horizon`` steps.
         inner_lr: step size alpha of the inner policy-gradient step in training (0.1);
             :meth:`adapt` takes it first, then half of it, unless told other step sizes.
         first_order: treat the inner gradient as a constant where it is differentiated.
         gamma, gae_lambda: discount (0.99) and GAE lambda (1: returns minus baseline).
         seed: tasks and action noise of training iteration k are a function of (seed, k).
         sampling: one of ``SAMPLING``: in training and at test (unless told another),
-            "steps" and "complete" restart an episode that ends early (the navigation
-            goal reached, the ant fallen) in the same batch row, so a task gets more,
-            shorter episodes.
+            "steps", "complete" and "stream" restart an episode that ends early (the
+            navigation goal reached, the ant fallen) in the same batch row, so a task gets
+            more, shorter episodes.
         sampling_workers: processes that step the environments' physics in parallel
             (:class:`~maml_tf.rl.envs.processes.ProcessBatchedEnvironment`; the same
             trajectories for any number); 1 steps them in this process.
@@ -258,17 +262,23 @@ class PolicyLearner:
 
     def _sampler(self, num_tasks, episodes, sampling):
         _check_sampling(sampling)
-        key = (num_tasks * episodes, sampling)
+        budget = episodes * self.horizon if sampling == "stream" else None  # steps per task
+        if budget:  # one member per task, its row the whole budget
+            members, key = num_tasks, (num_tasks, episodes, sampling)
+        else:
+            members, key = num_tasks * episodes, (num_tasks * episodes, sampling)
         if key in self._samplers and getattr(self._samplers[key].env, "closed", False):
             del self._samplers[key]  # its workers were stopped by an error or Ctrl-C: start new ones
         if key not in self._samplers:
             rows = {"row_steps": 2 * self.horizon} if sampling == "complete" else {}
+            if budget:  # the stream stops within budget + horizon - 1 steps (Sampler)
+                rows = {"row_steps": budget + self.horizon}
             options = dict(self.env_kwargs, restart_on_termination=sampling != "episodes", **rows)
             if self.sampling_workers > 1:
-                env = ProcessBatchedEnvironment(self.env_name, key[0], min(self.sampling_workers, key[0]), **options)
+                env = ProcessBatchedEnvironment(self.env_name, members, min(self.sampling_workers, members), **options)
             else:
-                env = envs.make(self.env_name, batch_size=key[0], **options)
-            self._samplers[key] = Sampler(env, self.model)
+                env = envs.make(self.env_name, batch_size=members, **options)
+            self._samplers[key] = Sampler(env, self.model, stream_steps=budget)
         return self._samplers[key]
 
     def close(self):

@@ -78,22 +78,34 @@ class Sampler:
             own), and the row stops once all have (the authors' test sampler, rllab's
             whole paths until a budget of steps: none cut short, none dropped).
         model: the policy (``gaussian_mlp_policy``), run functionally.
+        stream_steps: None, or the authors' training sampler (rllab's ``VectorizedSampler``,
+            one environment per task): ``env`` has one restarting member per task, its row
+            one stream of episodes (each ending at done or after ``horizon`` steps of its
+            own; ``row_steps`` at least ``stream_steps + horizon``); all step together
+            until the complete episodes of all tasks hold ``tasks * stream_steps`` steps,
+            and each task's unfinished last episode is dropped.
     """
 
-    def __init__(self, env, model):
+    def __init__(self, env, model, stream_steps=None):
         if not env.batched:
             raise ValueError("Sampler needs a batched environment, e.g. make(name, batch_size=B).")
         self.env = env
         self.model = model
         self.horizon = env.horizon
-        self.complete = env.restart_on_termination and env.row_steps > env.horizon
+        self.stream_steps = None if stream_steps is None else int(stream_steps)
+        if self.stream_steps is not None and (self.stream_steps < 1 or not env.restart_on_termination
+                                              or env.row_steps < self.stream_steps + self.horizon):
+            raise ValueError(f"stream_steps={stream_steps!r} needs a positive budget and an environment restarting "
+                             f"on termination with row_steps >= stream_steps + horizon ({self.horizon}); got "
+                             f"restart_on_termination={env.restart_on_termination}, row_steps={env.row_steps}.")
+        self.complete = self.stream_steps is None and env.restart_on_termination and env.row_steps > env.horizon
         self.policy = PerTaskGaussianPolicy(model, env.time_step_spec(), env.action_spec())
         self._steps, self._displacements = [], []
         observers = [self._steps.append]
         if hasattr(env, "displacement"):  # a robot: its x displacement per step (not observed)
             observers.append(lambda _: self._displacements.append(np.array(env.displacement, np.float64)))
         self.driver = py_driver.PyDriver(env, self.policy, observers=observers,
-                                         max_steps=self.horizon * env.batch_size)
+                                         max_steps=(self.stream_steps or self.horizon) * env.batch_size)
         self._one_step = py_driver.PyDriver(env, self.policy, observers=observers, max_steps=env.batch_size)
 
     def sample(self, tasks, seed, weights=None):
@@ -114,7 +126,9 @@ class Sampler:
         (the steps of the one the horizon cuts short are not valid, as rllab's sampler
         discarded unfinished paths), or, with rows longer than the horizon, the episodes
         that start within it, each complete (T is then the row length ``row_steps``, the
-        steps after all of them ended not valid: reward 0, the last observation repeated).
+        steps after all of them ended not valid: reward 0, the last observation repeated),
+        or, with ``stream_steps``, one row per task holding its stream (T is ``row_steps``:
+        the complete episodes valid, the unfinished last one and the padding not).
         A robot's environment (one with ``displacement``) adds ``displacements``, its forward
         (x) displacement in each step, which the policy does not observe (see :func:`maml_tf.rl.learner.movement`).
         """
@@ -135,6 +149,11 @@ class Sampler:
             while (len(self._steps) < self.env.row_steps
                    and _running_since(np.stack([s.discount for s in self._steps], axis=1)).min() < self.horizon):
                 final, _ = self._one_step.run(final)
+        if self.stream_steps:  # rllab's loop: on until the complete episodes hold the whole budget
+            completed = _completed_steps(np.stack([s.discount for s in self._steps], axis=1))
+            while completed.sum() < members * self.stream_steps:  # ends within stream_steps + horizon - 1
+                final, _ = self._one_step.run(final)
+                completed = np.where(self._steps[-1].discount == 0, len(self._steps), completed)
 
         def per_task(values):  # [B, ...] -> [tasks, rows, ...]
             return values.reshape((num_tasks, episodes) + values.shape[1:])
@@ -151,7 +170,7 @@ class Sampler:
                    "rewards": gather("reward"), **episode}
         if self._displacements:
             samples["displacements"] = per_task(np.stack(self._displacements, axis=1))
-        if self.complete:  # one shape for every call (compiled functions are traced once)
+        if self.complete or self.stream_steps:  # one shape for every call (compiled functions are traced once)
             samples = {k: _pad_steps(v, self.env.row_steps, edge=k == "observations") for k, v in samples.items()}
         return {**samples, "final_observations": per_task(final.observation), "tasks": list(tasks)}
 
@@ -195,6 +214,12 @@ def _episode_starts(discounts):
 def _running_since(discounts):
     """The step each member's running episode (the one its next step belongs to) started at, [B]."""
     return np.where(discounts[:, -1] == 0, discounts.shape[-1], _episode_starts(discounts)[:, -1])
+
+
+def _completed_steps(discounts):
+    """Each member's steps up to the end of its last complete episode (discount 0), [B]."""
+    terminal = discounts == 0
+    return np.where(terminal.any(axis=-1), discounts.shape[-1] - np.argmax(terminal[:, ::-1], axis=-1), 0)
 
 
 def _pad_steps(values, length, edge=False):

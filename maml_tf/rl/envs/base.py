@@ -39,7 +39,8 @@ class TaskEnvironment(py_environment.PyEnvironment):
     also ends once it has run ``horizon`` steps of its own (a time limit, discount 0 at
     its last step like a termination) and the next one starts. The sampler's "complete"
     rows use this to finish every episode started within a budget of ``horizon`` steps
-    (the authors' test sampler: whole episodes, none cut short).
+    (the authors' test sampler: whole episodes, none cut short), its "stream" rows to
+    hold a task's whole budget of steps (the authors' training sampler).
 
     Every environment is natively batched: with ``batch_size=B`` it steps B
     members as one call and returns [B, ...] arrays (tf-agents' batched
