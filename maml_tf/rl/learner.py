@@ -270,9 +270,12 @@ class PolicyLearner:
         if key in self._samplers and getattr(self._samplers[key].env, "closed", False):
             del self._samplers[key]  # its workers were stopped by an error or Ctrl-C: start new ones
         if key not in self._samplers:
-            rows = {"row_steps": 2 * self.horizon} if sampling == "complete" else {}
             if budget:  # the stream stops within budget + horizon - 1 steps (Sampler)
                 rows = {"row_steps": budget + self.horizon}
+            elif sampling == "complete":
+                rows = {"row_steps": 2 * self.horizon}
+            else:
+                rows = {}
             options = dict(self.env_kwargs, restart_on_termination=sampling != "episodes", **rows)
             if self.sampling_workers > 1:
                 env = ProcessBatchedEnvironment(self.env_name, members, min(self.sampling_workers, members), **options)
