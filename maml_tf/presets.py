@@ -353,7 +353,11 @@ def _locomotion_code(env):
 LOCOMOTION = {env: _rl_budgets(
     RLPreset(env=env, meta_batch_size=40, env_options=_LOCOMOTION_ENV.get(env, ())),
     code=_locomotion_code(env),
-    **({"authors": dict(_locomotion_code(env), **_LOCOMOTION_AUTHORS[env])} if env in _LOCOMOTION_AUTHORS else {}),
+    **({"authors": dict(_locomotion_code(env), **_LOCOMOTION_AUTHORS[env]),
+        # The authors' configuration and environment with exact products instead of rllab's
+        # finite differences: tells the environment's part from the products' (issue 32).
+        "authors_exact": dict(_locomotion_code(env), **_LOCOMOTION_AUTHORS[env], hvp="exact")}
+       if env in _LOCOMOTION_AUTHORS else {}),
     quick=dict(iterations=50, meta_batch_size=10, episodes_per_task=10, eval_tasks=20,
                eval_episodes_per_task=10),
     smoke=dict(iterations=2, meta_batch_size=2, episodes_per_task=2, eval_tasks=2,

@@ -197,6 +197,14 @@ def test_the_authors_preset_is_the_code_preset_with_the_authors_environment_or_t
         dataclasses.replace(table["code"], eval_task_source="paper")
 
 
+def test_authors_exact_is_the_authors_preset_with_exact_products():
+    from maml_tf.experiments import registry
+    authors, exact = (dataclasses.asdict(registry.preset("cheetah-dir", n)) for n in ("authors", "authors_exact"))
+    assert {k: exact[k] for k in authors if authors[k] != exact[k]} == {"name": "authors_exact", "hvp": "exact"}
+    assert rl.build(presets.LOCOMOTION["cheetah-dir"]["authors_exact"], "maml").hvp == "exact"
+    assert registry.result_name("cheetah-dir", "authors_exact") == "fig5_cheetah_dir_authors_exact"
+
+
 def test_runs_recorded_before_the_authors_options_read_as_before(tmp_path):
     """A record written before env_options / eval_sampling / eval_task_source existed (the
     committed code runs) is the same preset; the new fields stay out of records at their
