@@ -200,7 +200,8 @@ def test_the_authors_preset_is_the_code_preset_with_the_authors_environment_or_t
 def test_authors_exact_is_the_authors_preset_with_exact_products():
     from maml_tf.experiments import registry
     authors, exact = (dataclasses.asdict(registry.preset("cheetah-dir", n)) for n in ("authors", "authors_exact"))
-    assert {k: exact[k] for k in authors if authors[k] != exact[k]} == {"name": "authors_exact", "hvp": "exact"}
+    assert {k: exact[k] for k in authors if authors[k] != exact[k]} == {"name": "authors_exact", "hvp": "exact",
+                                                                           "iterations": 500}
     assert rl.build(presets.LOCOMOTION["cheetah-dir"]["authors_exact"], "maml").hvp == "exact"
     assert registry.result_name("cheetah-dir", "authors_exact") == "fig5_cheetah_dir_authors_exact"
 
