@@ -180,11 +180,17 @@ sampling_workers_option = click.option(
                    "bfloat16 (weights, inner updates, losses in float32), faster only on CPUs with native "
                    "bfloat16 (amx_bf16 / avx512_bf16). Sinusoid and Table 1 only; a run may resume in another.")
 @sampling_workers_option
+@click.option("--seed", type=click.IntRange(min=0), default=None,
+              help="Training seed (default: the preset's, 0): initial weights, training tasks, sampling. "
+                   "Another seed trains into checkpoints/<figure>/<preset>_seed<N>[/<setting>] unless "
+                   "--run-dir is given; a run directory resumes only with its own seed.")
 @click.pass_context
 def train(ctx, experiment, preset, setting, methods, run_dir, time_limit, until, strategy, data_dir, verbose,
-          precision, sampling_workers):
+          precision, sampling_workers, seed):
     """Train EXPERIMENT (resuming its run directory), then meta-test it into RUN_DIR/metrics.json."""
     with library_errors(ctx):
+        if seed is not None and seed != registry.preset(experiment, preset, setting).seed and run_dir is None:
+            run_dir = registry.default_run_dir(experiment, f"{preset}_seed{seed}", setting)
         if precision and registry.spec(experiment).implementation.startswith("rl:"):
             raise registry.UsageProblem(f"--precision is for sinusoid, omniglot and mini_imagenet, not {experiment} "
                                         "(RL trains in float32).", "--precision")
@@ -193,7 +199,8 @@ def train(ctx, experiment, preset, setting, methods, run_dir, time_limit, until,
                                         "--sampling-workers")
         run = registry.create(experiment, preset, setting, run_dir, data_dir, methods, verbose,
                               **({"precision": precision} if precision else {}),
-                              **({"sampling_workers": sampling_workers} if sampling_workers else {}))
+                              **({"sampling_workers": sampling_workers} if sampling_workers else {}),
+                              **({"seed": seed} if seed is not None else {}))
         run.check()  # before any work: a refused directory stays as it was
         progress = run.train(until, time_limit, strategy, callbacks=_callbacks(run))
         click.echo(f"{'finished' if progress.finished else 'stopped at a checkpoint (run again to resume)'}: "

@@ -297,6 +297,24 @@ def test_sampling_workers_are_for_rl_and_positive(tmp_path):
 
 
 
+def test_train_with_another_seed(tmp_path, monkeypatch):
+    """--seed trains another run (other initial weights) into its own default directory, recorded in
+    run.json; a directory trained with one seed refuses to resume with another."""
+    from maml_tf.experiments import registry
+    monkeypatch.setattr(registry, "RUN_ROOT", str(tmp_path))
+    ok(invoke("train", "navigation", "--preset", "smoke", "--until", "1"))
+    ok(invoke("train", "navigation", "--preset", "smoke", "--until", "1", "--seed", "3"))
+    runs = {name: json.load(open(tmp_path / "fig4_navigation" / name / "run.json")) for name in ("smoke", "smoke_seed3")}
+    assert [runs[n]["hyperparameters"].get("seed", 0) for n in ("smoke", "smoke_seed3")] == [0, 3]
+    weights = [registry.open(str(tmp_path / "fig4_navigation" / n)).learners()["maml"].model.get_weights()[0]
+               for n in ("smoke", "smoke_seed3")]
+    assert not np.allclose(*weights)
+    result = invoke("train", "navigation", "--preset", "smoke", "--until", "2", "--seed", "4",
+                    "--run-dir", tmp_path / "fig4_navigation" / "smoke_seed3")
+    assert result.exit_code != 0 and "seed: 3 there, 4 now" in result.output and "Traceback" not in result.output
+    assert invoke("train", "navigation", "--preset", "smoke", "--seed", "-1").exit_code == 2
+
+
 def test_reproduce_fig5_passes_sampling_workers_to_the_preset(tmp_path, monkeypatch):
     from maml_tf.experiments import registry
     made = {}
