@@ -114,12 +114,16 @@ def test_closed_form_second_order_meta_gradient_equals_composite(first_order):
     assert _relative(fused, composite) < 1e-5
 
 
-def test_fused_meta_gradient_equals_composite_under_xla():
-    """XLA reorders float32 sums: the composite's own meta-gradient moved by 2.7e-4 (relative)
-    between XLA and not in a probe, fused against composite under XLA by 2.8e-5."""
+def test_fused_meta_gradient_under_xla_is_as_exact_as_the_composite():
+    """XLA reorders float32 sums, by how much depends on the CPU: against the float64 exact
+    meta-gradient, the composite under XLA missed by 2.9e-3 (relative) and the fused op by
+    2.7e-4 on an AMD EPYC (both about 1e-5 without XLA; 2026-12-06); on an Intel Xeon the two
+    differed from each other by 2.8e-5. A lost second-order term misses by far more."""
+    _, exact = _meta_gradient("float64", "composite")
     _, composite = _meta_gradient("float32", "composite", xla=True)
     _, fused = _meta_gradient("float32", "fused", xla=True)
-    assert _relative(fused, composite) < 1e-4
+    assert _relative(fused, exact) < 5e-3
+    assert _relative(fused, exact) <= 2 * _relative(composite, exact) + 1e-5
 
 
 @contextlib.contextmanager
