@@ -182,8 +182,9 @@ sampling_workers_option = click.option(
 @sampling_workers_option
 @click.option("--seed", type=click.IntRange(min=0), default=None,
               help="Seed (default: the preset's, 0): initial weights, training tasks, sampling, and the test "
-                   "tasks drawn from it (not the authors' fixed ones). Another seed trains into checkpoints/<figure>/<preset>_seed<N>[/<setting>] unless "
-                   "--run-dir is given; a run directory resumes only with its own seed.")
+                   "tasks drawn from it (not the authors' fixed ones). Another seed trains into "
+                   "checkpoints/<figure>/<preset>_seed<N>[/<setting>] unless --run-dir is given; a run "
+                   "directory resumes only with its own seed.")
 @click.pass_context
 def train(ctx, experiment, preset, setting, methods, run_dir, time_limit, until, strategy, data_dir, verbose,
           precision, sampling_workers, seed):
