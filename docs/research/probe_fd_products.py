@@ -23,7 +23,6 @@ import tensorflow as tf  # noqa: E402
 
 from maml_tf import reporting  # noqa: E402
 from maml_tf.experiments import registry, rl  # noqa: E402
-from maml_tf.rl import learner as learner_module  # noqa: E402
 from maml_tf.rl.trpo import conjugate_gradient, finite_difference_hessian_vector_product  # noqa: E402
 
 
@@ -47,18 +46,19 @@ def main():
     algo = rl.load(preset, "maml", args.run_dir) if args.run_dir else rl.build(preset, "maml")
     captured = {}
 
-    def capture(self, *data):  # the batch TRPO steps on; no step is taken
+    def capture(*data):  # the batch TRPO steps on; no step is taken
         captured["data"] = data
         return {"loss_before": 0.0, "loss_after": 0.0, "kl": 0.0, "accepted": False, "backtracks": 0}
 
-    learner_module.TRPOLearner._trpo_step = capture
+    algo._trpo_step = capture
     algo.train_iteration()
     data, variables = captured["data"], algo.model.trainable_variables
     with tf.GradientTape() as tape:
         loss = algo._surrogate(*data)
     g = tape.gradient(loss, variables)
     exact = lambda v: algo._hvp(v, *data)  # noqa: E731
-    fd = lambda v: finite_difference_hessian_vector_product(lambda: algo._kl_gradient(*data), variables, v)  # noqa: E731
+    fd = lambda v: finite_difference_hessian_vector_product(  # noqa: E731
+        lambda: algo._kl_gradient(*data), variables, v)
 
     theta = flat(variables)
     norm = math.sqrt(float(np.sum(theta ** 2)))
