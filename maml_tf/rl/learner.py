@@ -262,20 +262,16 @@ class PolicyLearner:
 
     def _sampler(self, num_tasks, episodes, sampling):
         _check_sampling(sampling)
-        budget = episodes * self.horizon if sampling == "stream" else None  # steps per task
-        if budget:  # one member per task, its row the whole budget
+        if sampling == "stream":  # one member per task, its row the budget of steps per task
+            budget = episodes * self.horizon
             members, key = num_tasks, (num_tasks, episodes, sampling)
+            rows = {"row_steps": budget + self.horizon}  # the stream stops within budget + horizon - 1 steps
         else:
-            members, key = num_tasks * episodes, (num_tasks * episodes, sampling)
+            budget, members, key = None, num_tasks * episodes, (num_tasks * episodes, sampling)
+            rows = {"row_steps": 2 * self.horizon} if sampling == "complete" else {}
         if key in self._samplers and getattr(self._samplers[key].env, "closed", False):
             del self._samplers[key]  # its workers were stopped by an error or Ctrl-C: start new ones
         if key not in self._samplers:
-            if budget:  # the stream stops within budget + horizon - 1 steps (Sampler)
-                rows = {"row_steps": budget + self.horizon}
-            elif sampling == "complete":
-                rows = {"row_steps": 2 * self.horizon}
-            else:
-                rows = {}
             options = dict(self.env_kwargs, restart_on_termination=sampling != "episodes", **rows)
             if self.sampling_workers > 1:
                 env = ProcessBatchedEnvironment(self.env_name, members, min(self.sampling_workers, members), **options)
