@@ -68,3 +68,24 @@ def test_step_sizes_are_named_per_method_only_when_they_differ():
     assert tables.format_step_sizes(sizes) == ("maml 0.1/0.05, pretrained 0.2/0.1, random 1/0.5, "
                                                 "oracle 0.1/0.05")
     assert tables.format_step_sizes(dict.fromkeys(sizes, [0.1, 0.05])) == "0.1, 0.05"
+
+
+@pytest.mark.slow
+def test_method_option_trains_and_reports_only_the_chosen_methods(tmp_path):
+    """``--method maml --method random``: a page of those two rows; pretrained and oracle
+    neither train (no checkpoint) nor appear."""
+    out, run_dir = tmp_path / "results", tmp_path / "checkpoints"
+    result = CliRunner().invoke(load_reproduce_script("fig5_locomotion").main, [
+        "--task", "cheetah-vel", "--preset", "smoke", "--method", "maml", "--method", "random",
+        "--out", str(out), "--run-dir", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    assert "[pretrained]" not in result.output and "[maml] iteration 2/2" in result.output
+    with open(out / "metrics.json") as f:
+        rows = json.load(f)["rows"]
+    assert [r["method"] for r in rows] == ["maml", "random"]
+    assert sorted(p.name for p in run_dir.iterdir() if p.is_dir()) == ["maml"]
+    table = (out / "table.md").read_text()
+    assert "| maml |" in table and "| random |" in table and "| pretrained |" not in table and "| oracle |" not in table
+    bad = CliRunner().invoke(load_reproduce_script("fig5_locomotion").main,
+                             ["--task", "cheetah-vel", "--method", "reptile"])
+    assert bad.exit_code == 2 and "Invalid value for '--method'" in bad.output

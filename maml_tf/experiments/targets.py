@@ -137,18 +137,19 @@ def _synthetic_mini_imagenet(preset, run_dir):
 
 
 def rl(target, preset="paper", setting=(), run_dir=None, out=None, time_limit=None, until=None, strategy=None,
-       data_dir=None, verbose=2, echo=print, sampling_workers=None):
+       data_dir=None, verbose=2, echo=print, sampling_workers=None, methods=()):
     """Figures 4 and 5: MAML-TRPO and its baselines in one environment (fig5: ``setting``, the
     task), trained under one time limit, meta-tested on fixed tasks. ``sampling_workers``:
-    processes stepping the environments (default: the preset's)."""
+    processes stepping the environments (default: the preset's); ``methods``: some (default all)."""
     from maml_tf.experiments import rl as experiments_rl
     from maml_tf.report import plots, render, tables
 
     env = _environment(target, setting)
-    experiment = registry.create(env, preset, run_dir=run_dir, verbose=verbose,
+    experiment = registry.create(env, preset, run_dir=run_dir, methods=methods or None, verbose=verbose,
                                  **({"sampling_workers": sampling_workers} if sampling_workers else {}))
     config = experiment.preset
-    echo(f"{', '.join(experiments_rl.TRAINED)}: {config.iterations} iterations of {config.meta_batch_size} tasks x "
+    trained = ", ".join(m for m in experiment.methods if m in experiments_rl.TRAINED) or "nothing to train"
+    echo(f"{trained}: {config.iterations} iterations of {config.meta_batch_size} tasks x "
          f"{config.episodes_per_task} trajectories; checkpoints in {experiment.run_dir}")
     progress = experiment.train(until, time_limit, strategy, callbacks=[print_progress(config, echo)] if verbose else ())
     _say_unfinished(progress, echo)
@@ -159,10 +160,11 @@ def rl(target, preset="paper", setting=(), run_dir=None, out=None, time_limit=No
     doc = experiment.document(experiment.evaluate(learners))
     out = _out(out, env, preset)
     echo(render.write(doc, out))
-    if env == "navigation":
+    drawn_methods = [m for m in ("maml", "pretrained") if m in learners]
+    if env == "navigation" and drawn_methods:
         goals = experiments_rl.test_tasks(config)[:PATH_TASKS]
         drawn = {m: experiments_rl.paths(config, learners[m], goals, config.step_sizes(m), seed=config.seed)
-                 for m in ("maml", "pretrained")}
+                 for m in drawn_methods}
         iterations = {r["method"]: r["budget"]["iterations"] for r in doc["rows"]}
         plots.navigation_paths(drawn, [g["goal"] for g in goals], config.eval_inner_steps, iterations,
                                os.path.join(out, "fig4_paths.png"))
