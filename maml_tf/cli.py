@@ -22,7 +22,8 @@ DATASETS = ("omniglot", "mini_imagenet")
 PRESETS_HELP = ("Budget and method (maml_tf/presets.py): paper | code (the authors' code's settings) | quick | "
                 "smoke; authors: the code's settings on the authors' data too (Omniglot images), test "
                 "(navigation) or environment (cheetah-dir); code_stream, authors_stream (navigation): code, "
-                "authors with the authors' training sampler (a stream of episodes per task).")
+                "authors with the authors' training sampler (a stream of episodes per task); code_exact, "
+                "authors_exact (cheetah-dir): code, authors with exact TRPO products, 500 iterations.")
 
 
 @click.group()

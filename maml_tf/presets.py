@@ -357,7 +357,11 @@ LOCOMOTION = {env: _rl_budgets(
         # The authors' configuration and environment with exact products instead of rllab's
         # finite differences: tells the environment's part from the products' (issue 32).
         # Trained to the paper's 500 iterations (the authors' evaluated checkpoint is their 100th).
-        "authors_exact": dict(_locomotion_code(env), **_LOCOMOTION_AUTHORS[env], hvp="exact", iterations=500)}
+        "authors_exact": dict(_locomotion_code(env), **_LOCOMOTION_AUTHORS[env], hvp="exact", iterations=500),
+        # authors_exact on our environment (meta-tested on the same authors' directions): the
+        # two differ in the environment alone, this and the paper preset in the configuration.
+        "code_exact": dict(_locomotion_code(env), hvp="exact", iterations=500,
+                           eval_task_source=_LOCOMOTION_AUTHORS[env]["eval_task_source"])}
        if env in _LOCOMOTION_AUTHORS else {}),
     quick=dict(iterations=50, meta_batch_size=10, episodes_per_task=10, eval_tasks=20,
                eval_episodes_per_task=10),

@@ -206,6 +206,15 @@ def test_authors_exact_is_the_authors_preset_with_exact_products():
     assert registry.result_name("cheetah-dir", "authors_exact") == "fig5_cheetah_dir_authors_exact"
 
 
+def test_code_exact_differs_from_authors_exact_in_the_environment_alone():
+    from maml_tf.experiments import registry
+    code, authors = (dataclasses.asdict(registry.preset("cheetah-dir", n)) for n in ("code_exact", "authors_exact"))
+    assert {k for k in code if code[k] != authors[k]} == {"name", "env_options"}
+    assert code["env_options"] == () and code["eval_task_source"] == "authors" and code["max_kl"] == 0.02
+    with pytest.raises(registry.UsageProblem, match="not a preset of ant-dir"):
+        registry.preset("ant-dir", "code_exact")
+
+
 def test_runs_recorded_before_the_authors_options_read_as_before(tmp_path):
     """A record written before env_options / eval_sampling / eval_task_source existed (the
     committed code runs) is the same preset; the new fields stay out of records at their
