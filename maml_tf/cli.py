@@ -311,10 +311,10 @@ TARGET_OPTIONS = {
                           "1-shot, which needs ~7 GB)."),
     ],
     "rl": [sampling_workers_option,
-           click.option("--method", "methods", multiple=True, type=click.Choice(("maml", "pretrained", "random",
-                                                                              "oracle")),
-                        help="Method(s) to train and meta-test (repeatable; default all four): e.g. --method maml "
-                             "for a preset that studies MAML alone; the page holds these rows only.")],
+           click.option("--method", "methods", multiple=True,
+                        help="Method(s) to train and meta-test (repeatable; default all four: maml, pretrained, "
+                             "random, oracle): e.g. --method maml for a preset that studies MAML alone; the page "
+                             "holds these rows only.")],
     "step_sizes": [
         click.option("--first", type=float, multiple=True, default=(0.05, 0.1, 0.2, 0.5, 1.0), show_default=True,
                      help="Candidate step sizes of the first gradient step."),

@@ -87,5 +87,6 @@ def test_method_option_trains_and_reports_only_the_chosen_methods(tmp_path):
     table = (out / "table.md").read_text()
     assert "| maml |" in table and "| random |" in table and "| pretrained |" not in table and "| oracle |" not in table
     bad = CliRunner().invoke(load_reproduce_script("fig5_locomotion").main,
-                             ["--task", "cheetah-vel", "--method", "reptile"])
-    assert bad.exit_code == 2 and "Invalid value for '--method'" in bad.output
+                             ["--task", "cheetah-vel", "--method", "reptile", "--run-dir", str(tmp_path / "bad")])
+    assert bad.exit_code == 2 and "cheetah-vel has no method reptile; choose from maml, pretrained" in bad.output
+    assert "Traceback" not in bad.output and not (tmp_path / "bad").exists()
