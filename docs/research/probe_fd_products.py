@@ -11,7 +11,6 @@ the two TRPO directions' cosine. Appends one JSON line to ``--out``.
 """
 import argparse
 import json
-import math
 import os
 import sys
 
@@ -23,7 +22,8 @@ import tensorflow as tf  # noqa: E402
 
 from maml_tf import reporting  # noqa: E402
 from maml_tf.experiments import registry, rl  # noqa: E402
-from maml_tf.rl.trpo import conjugate_gradient, finite_difference_hessian_vector_product  # noqa: E402
+from maml_tf.rl.trpo import (conjugate_gradient, finite_difference_eps,  # noqa: E402
+                             finite_difference_hessian_vector_product)
 
 
 def flat(tensors):
@@ -60,9 +60,8 @@ def main():
     fd = lambda v: finite_difference_hessian_vector_product(  # noqa: E731
         lambda: algo._kl_gradient(*data), variables, v)
 
-    theta = flat(variables)
-    norm = math.sqrt(float(np.sum(theta ** 2)))
-    eps = np.float32(1e-8 / (norm + 1e-8))
+    norm = float(np.linalg.norm(flat(variables)))
+    eps = np.float32(finite_difference_eps(variables))  # the products' own perturbation size
     moved = [np.mean((v.numpy() + eps * gv.numpy()) != v.numpy()) for v, gv in zip(variables, g)]
     sizes = [int(np.prod(v.shape)) for v in variables]
     row = {"probe": "fd_products", "experiment": args.experiment, "preset": args.preset,

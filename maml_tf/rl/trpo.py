@@ -191,6 +191,12 @@ def _kl_hessian_vector_product(outputs_fn, kl_of_outputs, params, vector, dampin
     return [h + damping * v for h, v in zip(hv, vector)]
 
 
+def finite_difference_eps(params, base_eps=1e-8):
+    """rllab's ``FiniteDifferenceHvp`` perturbation size at ``params``: ``base_eps / |theta|``."""
+    norm = math.sqrt(sum(float(tf.reduce_sum(tf.square(tf.cast(p, tf.float64)))) for p in params))
+    return base_eps / (norm + 1e-8)
+
+
 def finite_difference_hessian_vector_product(grad_fn, params, vector, base_eps=1e-8, damping=1e-5):
     """``(H + damping I) v`` as the MAML authors' TRPO computed it: rllab's
     ``FiniteDifferenceHvp``, the default of the ``ConjugateGradientOptimizer`` that
@@ -207,8 +213,7 @@ def finite_difference_hessian_vector_product(grad_fn, params, vector, base_eps=1
     """
     params = list(params)
     theta = [tf.identity(p) for p in params]
-    norm = math.sqrt(sum(float(tf.reduce_sum(tf.square(tf.cast(t, tf.float64)))) for t in theta))
-    eps = base_eps / (norm + 1e-8)
+    eps = finite_difference_eps(theta, base_eps)
     grads = []
     for sign in (1.0, -1.0):
         for p, t, v in zip(params, theta, vector):
