@@ -14,6 +14,7 @@ import sys
 
 import click
 
+from maml_tf import import_tensorflow_quietly
 from maml_tf.distribute import STRATEGIES
 from maml_tf.experiments import registry
 from maml_tf.presets import PRECISIONS
@@ -81,27 +82,6 @@ def _terminal_verbosity(ctx, param, value):
 def data_dir_option(fn):
     return click.option("--data-dir", type=click.Path(file_okay=False), default=None,
                         help="TFDS data directory (default $TFDS_DATA_DIR or ~/tensorflow_datasets).")(fn)
-
-
-def import_tensorflow_quietly():
-    """Import TensorFlow and Keras and probe the devices with the C++ stderr silenced: since
-    TF 2.16 the start-up lines (CUDA probe, "failed call to cuInit", the oneDNN notice) are
-    written by absl before TF_CPP_MIN_LOG_LEVEL applies. Setting TF_CPP_MIN_LOG_LEVEL
-    yourself keeps them. Python errors still show: the descriptor is restored first."""
-    import maml_tf
-    if maml_tf.TF_LOG_REQUESTED or "tensorflow" in sys.modules:
-        return
-    sys.stderr.flush()
-    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(null, 2)
-        import keras  # noqa: F401
-        import tensorflow as tf
-        tf.config.list_logical_devices()  # the CUDA probe happens here
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(null)
 
 
 @contextlib.contextmanager

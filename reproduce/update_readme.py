@@ -13,7 +13,8 @@ import click
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from maml_tf.cli import import_tensorflow_quietly, library_errors  # noqa: E402
+from maml_tf import import_tensorflow_quietly  # noqa: E402
+from maml_tf.cli import library_errors  # noqa: E402
 from maml_tf.experiments import registry  # noqa: E402
 
 import_tensorflow_quietly()  # before maml_tf.report imports it

@@ -122,3 +122,27 @@ def test_bad_sampling_workers_name_the_argument(workers):
         PolicyLearner(model, sampling_workers=workers)
     with pytest.raises(ValueError, match="sampling_workers must be a positive integer"):
         presets.RLPreset(sampling_workers=workers)
+
+
+def _worker_stderr(**env_vars):
+    """The stderr of a fresh process that starts two navigation workers and closes them."""
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    code = ("import maml_tf; maml_tf.import_tensorflow_quietly()\n"
+            "from maml_tf.rl.envs.processes import ProcessBatchedEnvironment\n"
+            "ProcessBatchedEnvironment('navigation', 2, 2).close()\n")
+    environment = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**environment, "PYTHONPATH": root, **env_vars})
+    assert done.returncode == 0, done.stderr
+    return done.stderr
+
+
+@pytest.mark.slow
+def test_workers_start_tensorflow_as_quietly_as_the_parent():
+    """TensorFlow's C++ start-up lines stay off the output in every worker too (each imports
+    TensorFlow through tf-agents), unless the user set TF_CPP_MIN_LOG_LEVEL."""
+    assert "absl::InitializeLog" not in _worker_stderr() and "oneDNN" not in _worker_stderr()
+    asked = _worker_stderr(TF_CPP_MIN_LOG_LEVEL="0")
+    assert asked.count("absl::InitializeLog") >= 3 or asked.count("cpu_feature_guard") >= 3, asked

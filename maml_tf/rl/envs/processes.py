@@ -8,12 +8,12 @@ one seeded stream, so the members start (and restart, after an ant falls) exactl
 one environment of all of them: any number of workers gives the same trajectories.
 """
 import multiprocessing
-import signal
 import traceback
 
 import numpy as np
 
-from maml_tf.rl import tf_agents_missing
+import maml_tf
+from maml_tf.rl import tf_agents_missing, worker
 
 try:
     from tf_agents.environments import py_environment
@@ -58,8 +58,9 @@ class ProcessBatchedEnvironment(py_environment.PyEnvironment):
         try:
             for size in self.sizes:
                 parent, child = context.Pipe()
-                process = context.Process(target=_work, args=(child, name, size, kwargs), daemon=True,
-                                          name=f"sampling worker {len(self._processes)}")
+                process = context.Process(target=worker.start,
+                                          args=(child, name, size, kwargs, maml_tf.TF_LOG_REQUESTED),
+                                          daemon=True, name=f"sampling worker {len(self._processes)}")
                 process.start()
                 child.close()
                 self._connections.append(parent)
@@ -174,9 +175,9 @@ def _concatenate(time_steps):
     return ts.TimeStep(*(np.concatenate(parts) for parts in zip(*time_steps)))
 
 
-def _work(connection, name, batch_size, kwargs):
-    """A worker's loop: build its environment, then run the parent's commands until told to close."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which closes the workers
+def work(connection, name, batch_size, kwargs):
+    """A worker's loop (started by :func:`maml_tf.rl.worker.start`): build its environment,
+    then run the parent's commands until told to close."""
     env = None
     try:
         from maml_tf.rl import envs
