@@ -6,8 +6,9 @@ directions, MAML vs pretrained, random initialisation, oracle.
     python reproduce/fig5_locomotion.py --task cheetah-dir --time-limit 120 # resumable
     python reproduce/fig5_locomotion.py --task cheetah-dir --preset code    # the authors' run
 
-The robots are gymnasium's v5 MuJoCo models at rllab's time step (see
-maml_tf/rl/envs/locomotion.py), not the paper's rllab models: absolute returns differ.
+The robots are gymnasium's v5 MuJoCo models at rllab's time step, the ant with rllab's
+contacts and start pose (maml_tf/rl/envs/locomotion.py), not the paper's rllab models:
+absolute returns differ.
 Writes results/fig5_<task>/ (metrics.json, table.md, fig5_returns.png); the latest
 checkpoint of each method goes to checkpoints/fig5_<task>/<preset>/ and the same
 command resumes from it. ``--preset code`` is the authors' evaluated configuration
