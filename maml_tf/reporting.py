@@ -41,14 +41,29 @@ def machine():
 
 
 def command():
-    """The command line that produced a result, as typed; the project's scripts are named
-    from the checkout's root (``reproduce/...``), wherever the copy that ran them was."""
-    script = sys.argv[0]
+    """The command line that produced a result, as a user types it (:func:`program_name`)."""
+    return " ".join([program_name(sys.argv[0])] + sys.argv[1:])
+
+
+def program_name(script):
+    """How a user types ``script``: ``maml`` for the command line interface (the installed
+    ``maml`` or ``python -m maml_tf.cli``, from any checkout or worktree), the project's
+    scripts from the checkout's root (``reproduce/...``), wherever the copy that ran them was."""
+    parts = os.path.normpath(script).split(os.sep)
+    if parts[-2:] == ["maml_tf", "cli.py"] or parts[-1] == "maml":
+        return "maml"
     if os.path.exists(script):
         folder = os.path.basename(os.path.dirname(os.path.abspath(script)))
-        script = (os.path.join(folder, os.path.basename(script)) if folder in ("reproduce", "benchmarks")
-                  else os.path.relpath(script))
-    return " ".join([script] + sys.argv[1:])
+        return (os.path.join(folder, os.path.basename(script)) if folder in ("reproduce", "benchmarks")
+                else os.path.relpath(script))
+    return script
+
+
+def as_typed(command_line):
+    """A recorded command line as :func:`command` writes it now: records made before it
+    named the CLI ``maml`` hold the path of the file that ran (``../wt/x/maml_tf/cli.py``)."""
+    script, _, arguments = command_line.partition(" ")
+    return " ".join(filter(None, [program_name(script), arguments]))
 
 
 TRAINING_HISTORY = "commands.jsonl"  # in a checkpoint directory: which command trained what

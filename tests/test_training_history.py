@@ -61,3 +61,17 @@ def test_each_run_records_its_machine_and_the_table_names_where_a_row_trained(tm
     older = [{k: v for k, v in r.items() if k != "machine"} for r in runs]  # kept before machines were
     assert trained_on({"training_history": older, "machine": {"cpu": "evaluator"}}, doc) == "evaluator"
     assert trained_on({"training_history": None, "machine": None}, doc) == "page's"
+
+
+def test_the_cli_is_recorded_as_maml_from_any_checkout_or_worktree(tmp_path, monkeypatch):
+    """``python -m maml_tf.cli`` from a worktree and the installed script record what a user
+    types (``maml``), and so do records made before: the pages render them the same."""
+    for script in ("/work/wt/train/maml_tf/cli.py", "/repo/.venv/bin/maml", "maml"):
+        monkeypatch.setattr(sys, "argv", [script, "train", "ant-vel", "--until", "100"])
+        assert reporting.command() == "maml train ant-vel --until 100"
+    monkeypatch.setattr(sys, "argv", ["/elsewhere/reproduce/fig5_locomotion.py", "--task", "ant-dir"])
+    assert reporting.command() == "/elsewhere/reproduce/fig5_locomotion.py --task ant-dir"  # not a file here
+    assert reporting.as_typed("../wt/train2/maml_tf/cli.py train ant-vel --until 100") == "maml train ant-vel --until 100"
+    assert reporting.as_typed("reproduce/fig4_navigation.py") == "reproduce/fig4_navigation.py"
+    old = {"from_iteration": 0, "to_iteration": 100, "command": "../wt/train/maml_tf/cli.py train ant-vel", "date": "d"}
+    assert history_lines([old], 100) == ["- 0 -> 100: `maml train ant-vel` (d)"]

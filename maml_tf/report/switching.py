@@ -6,6 +6,7 @@ import os
 import numpy as np
 
 from maml_tf.evaluation.protocol import mean_ci95
+from maml_tf.reporting import as_typed
 from maml_tf.report.plots import _band, _pyplot, _save
 
 TITLES = {"sinusoid": "Sinusoid regression (MAML, K = {shots})", "omniglot": "Omniglot 5-way 1-shot (MAML, conv4)",
@@ -40,7 +41,7 @@ def revisit(pattern):
 def table(doc):
     p = doc["preset"]
     lines = ["# Task switching: can MAML switch back and forth between tasks?", "",
-             f"Command: `{doc['command']}`  ",
+             f"Command: `{as_typed(doc['command'])}`  ",
              f"Preset `{p['name']}`; chains' tasks drawn with seed {p['seed']} (apart from the test tasks). "
              "Each link adapts to its task with the model's inner rule either from the meta-learned weights "
              "(**reset**, the paper's protocol) or from the weights the previous link ended at (**no reset**). "

@@ -1,6 +1,8 @@
 """A results file's ``table.md``, from its records only: one layout per experiment kind
 (Table 1 classification, Figure 3 regression, Figures 4 / 5 RL, the Figure 4 step-size
 search), sharing the cells, budget marks and command histories."""
+from maml_tf.reporting import as_typed
+
 RL_TITLES = {"navigation": "Figure 4: 2D navigation", "cheetah-vel": "Figure 5: half-cheetah, goal velocity",
              "cheetah-dir": "Figure 5: half-cheetah, goal direction", "ant-vel": "Figure 5: ant, goal velocity",
              "ant-dir": "Figure 5: ant, goal direction"}
@@ -57,7 +59,7 @@ def history_lines(runs, iterations):
         if run["from_iteration"] > reached:
             lines.append(_unrecorded(reached, run["from_iteration"]))
         where = f", {run['machine']}" if run.get("machine") else ""
-        lines.append(f"- {run['from_iteration']:,} -> {run['to_iteration']:,}: `{run['command']}` ({run['date']}{where})")
+        lines.append(f"- {run['from_iteration']:,} -> {run['to_iteration']:,}: `{as_typed(run['command'])}` ({run['date']}{where})")
         reached = max(reached, run["to_iteration"])
     if iterations > reached:
         lines.append(_unrecorded(reached, iterations))
@@ -125,7 +127,7 @@ def classification(doc):
         lines.append(f"- {r['setting']} ({r['method']}): " + ", ".join(f"{a:.1f}" for a in r["metric"]["mean"]))
     lines += ["", "Commands: each row's evaluation, then the training runs behind its checkpoint."]
     for r in rows:
-        lines += ["", f"{r['setting']} ({r['method']}), evaluated by `{r['command']}`:", ""] + history(r)
+        lines += ["", f"{r['setting']} ({r['method']}), evaluated by `{as_typed(r['command'])}`:", ""] + history(r)
     return lines
 
 
@@ -165,7 +167,7 @@ def regression(doc):
     lines = [
         "# Sinusoid regression (Figure 3), MSE after 1 / 5 / 10 gradient steps",
         "",
-        f"Command: `{doc['command']}`  ",
+        f"Command: `{as_typed(doc['command'])}`  ",
         f"Preset `{first['preset']}`: inner_lr {s['inner_lr']}, {s['inner_steps']} inner step(s), "
         f"K={s['support_shots']} in training"
         + ("; the authors' weights: kernels truncated normal (std 0.01), biases zero"
@@ -219,7 +221,7 @@ def rl(doc):
     lines = [
         f"# {RL_TITLES[rows[0]['setting']]}: mean return after 0..{steps - 1} gradient steps",
         "",
-        f"Command: `{doc['command']}`  ",
+        f"Command: `{as_typed(doc['command'])}`  ",
         f"Preset `{rows[0]['preset']}`: {s['iterations']} iterations of {s['meta_batch_size']} tasks x "
         f"{s['episodes_per_task']} trajectories (paper: {paper_budget['iterations']} of "
         f"{paper_budget['meta_batch_size']} x {paper_budget['episodes_per_task']}; the pretrained and oracle "
@@ -356,7 +358,7 @@ def step_size_search(doc):
     lines = [
         "# Figure 4, 2D navigation: meta-test step sizes selected on validation goals",
         "",
-        f"Command: `{doc['command']}`  ",
+        f"Command: `{as_typed(doc['command'])}`  ",
         f"Checkpoints `{search['checkpoints']}` (preset `{rows[0]['preset']}`; training iterations "
         + ", ".join(f"{k} {v}" for k, v in iterations.items())
         + "). Candidates: first step " + ", ".join(f"{a:g}" for a in search["candidates"]["first"])

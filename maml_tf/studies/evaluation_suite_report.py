@@ -4,6 +4,8 @@ import os
 
 import numpy as np
 
+from maml_tf.reporting import as_typed
+
 PLOTS = ("out_of_distribution.png", "adaptation.png", "sample_efficiency.png", "robustness.png")
 COLORS = {"maml": "tab:blue", "pretrained": "tab:orange", "scratch": "tab:gray"}
 MAML_COLORS = ("tab:blue", "tab:purple", "tab:cyan")
@@ -71,7 +73,7 @@ def page(doc):
              "the same tasks for every method. "
              + ("" if doc["complete"] else "**PARTIAL: some trainings stopped at the time limit before their budget "
                                            "(see Models).** "), "",
-             f"Command: `{doc['command']}` (preset `{p['name']}`), {doc['seconds'] / 60:.1f} min of wall time "
+             f"Command: `{as_typed(doc['command'])}` (preset `{p['name']}`), {doc['seconds'] / 60:.1f} min of wall time "
              f"for this invocation (models already trained in its run directory are loaded, not trained again). Machine: {doc['machine']['cpu']}, {doc['machine']['cores']} cores, "
              f"TensorFlow {doc['machine']['tensorflow']}; shared the 2 cores with other runs, so the times are noisy.",
              "", "MiniImagenet is not part of this run (its 5-way 1-shot model was still training; no time left).", ""]

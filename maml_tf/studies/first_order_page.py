@@ -176,7 +176,7 @@ def table(metrics):
     """The results page (Markdown)."""
     budget, machine = metrics["budget"], metrics["machine"]
     lines = ["# First-order MAML with a smooth activation", "",
-             f"Command: `{metrics['command']}` (preset `{metrics['preset']}`). Machine: {machine['cpu']}, "
+             f"Command: `{reporting.as_typed(metrics['command'])}` (preset `{metrics['preset']}`). Machine: {machine['cpu']}, "
              f"{machine['cores']} cores, TensorFlow {machine['tensorflow']}; shared the 2 cores with other "
              "runs, so seconds per iteration are noisy.", "",
              f"Grid: activations {', '.join(budget['activations'])} x first / second order x seeds "

@@ -92,7 +92,7 @@ def table(metrics):
     native = ("native bfloat16: " + ", ".join(machine.get("bfloat16_flags", []))
               if machine.get("bfloat16_native") else "bfloat16 emulated (no amx_bf16 / avx512_bf16)")
     lines = ["# Mixed bfloat16 against float32 for meta-training", "",
-             f"Command: `{metrics['command']}` (preset `{metrics['preset']}`). Machine: {machine['cpu']}, "
+             f"Command: `{reporting.as_typed(metrics['command'])}` (preset `{metrics['preset']}`). Machine: {machine['cpu']}, "
              f"{machine['cores']} cores, {native}, TensorFlow {machine['tensorflow']}; the 2 cores were shared "
              "with other runs, so seconds are noisy: the in-process timing alternates the precisions.", "",
              "Both precisions: the paper preset (same seed, so the same initial weights and task stream), "
