@@ -1,5 +1,6 @@
 """maml-tf: Model-Agnostic Meta-Learning (Finn, Abbeel & Levine, 2017) for TensorFlow/Keras 3."""
 import os
+import sys
 
 # Whether the user asked for TensorFlow's C++ log themselves; if not, keep its CUDA-probe noise
 # off CPU machines (the ``maml`` command also hides what this variable no longer filters).
@@ -13,7 +14,6 @@ def import_tensorflow_quietly(user_asked=None):
     written by absl before TF_CPP_MIN_LOG_LEVEL applies. Setting TF_CPP_MIN_LOG_LEVEL
     yourself keeps them (``user_asked``: whether you did, for a worker process that inherited
     the variable from this package). Python errors still show: the descriptor is restored first."""
-    import sys
     if (TF_LOG_REQUESTED if user_asked is None else user_asked) or "tensorflow" in sys.modules:
         return
     sys.stderr.flush()

@@ -143,6 +143,7 @@ def _worker_stderr(**env_vars):
 def test_workers_start_tensorflow_as_quietly_as_the_parent():
     """TensorFlow's C++ start-up lines stay off the output in every worker too (each imports
     TensorFlow through tf-agents), unless the user set TF_CPP_MIN_LOG_LEVEL."""
-    assert "absl::InitializeLog" not in _worker_stderr() and "oneDNN" not in _worker_stderr()
+    quiet = _worker_stderr()
+    assert "absl::InitializeLog" not in quiet and "oneDNN" not in quiet, quiet
     asked = _worker_stderr(TF_CPP_MIN_LOG_LEVEL="0")
     assert asked.count("absl::InitializeLog") >= 3 or asked.count("cpu_feature_guard") >= 3, asked

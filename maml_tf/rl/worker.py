@@ -3,11 +3,12 @@ from that module so that the worker starts TensorFlow, which tf-agents imports, 
 as its parent did, before anything else imports it."""
 import signal
 
+import maml_tf
+
 
 def start(connection, name, batch_size, kwargs, tf_log_requested):
     """Run the worker loop of ``processes`` in this new process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which closes the workers
-    import maml_tf
     maml_tf.import_tensorflow_quietly(user_asked=tf_log_requested)
     from maml_tf.rl.envs import processes
     processes.work(connection, name, batch_size, kwargs)
